@@ -1,0 +1,137 @@
+"""What every CAM method shares: the hook, the per-call capture, normalization, the result.
+
+The hook is registered once on the target layer and reused for every frame.
+While an explanation runs it replaces the layer's output with a copy of a
+detached leaf that requires grad: the forward pass builds an autograd graph only
+from that layer on (the parameters are frozen), and the class score's gradient
+is taken with ``torch.autograd.grad`` with respect to that leaf alone, so the
+backward pass never reaches the parameters and no ``.grad`` is ever filled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from livecam.errors import LivecamError
+from livecam.zoo.analysis import Head
+
+
+class ActivationHook:
+    """A forward hook on one layer, registered once, switched on per explanation.
+
+    While ``enabled``, each call stores the layer's output as ``activation`` (a
+    detached tensor, a leaf that requires grad when ``needs_grad`` and grad mode
+    is on) and hands the rest of the network a copy of it, so that in-place
+    operations downstream (``F.relu(x, inplace=True)``) cannot change what was
+    stored. While disabled it does nothing.
+    """
+
+    def __init__(self, layer: nn.Module, needs_grad: bool) -> None:
+        self.needs_grad = needs_grad
+        self.enabled = False
+        self.activation: torch.Tensor | None = None
+        self._handle = layer.register_forward_hook(self._hook)
+
+    def _hook(self, _module: nn.Module, _inputs: tuple, output: object) -> torch.Tensor | None:
+        if not self.enabled:
+            return None
+        if not isinstance(output, torch.Tensor):
+            raise LivecamError(f"the target layer outputs {type(output).__name__}, not a tensor; pick another with --layer")
+        leaf = output.detach()
+        if self.needs_grad and torch.is_grad_enabled():
+            leaf.requires_grad_(True)
+        self.activation = leaf
+        return leaf.clone()
+
+    def remove(self) -> None:
+        self._handle.remove()
+        self.activation = None
+
+
+@dataclass
+class Capture:
+    """One forward pass as a method sees it: A, the logits and the explained classes."""
+
+    activation: torch.Tensor  # A: (N, K, h, w), as the model computed it
+    logits: torch.Tensor  # (N, classes)
+    classes: torch.Tensor  # (N,) int64
+    _grads: torch.Tensor | None = field(default=None, repr=False)
+
+    def class_scores(self) -> torch.Tensor:
+        """y^c: the pre-softmax score of each sample's explained class, (N,)."""
+        return self.logits.gather(1, self.classes[:, None]).squeeze(1)
+
+    def gradients(self) -> torch.Tensor:
+        """d y^c / d A, (N, K, h, w), by a backward pass that stops at A.
+
+        Samples are independent (eval mode), so one backward of the summed
+        scores gives every sample's gradient.
+        """
+        if self._grads is None:
+            if not self.activation.requires_grad:
+                raise RuntimeError("this method declared needs_grad=False but asked for gradients")
+            (self._grads,) = torch.autograd.grad(self.class_scores().sum(), self.activation)
+        return self._grads
+
+
+class CamMethod:
+    """One explanation method: its paper's formula in ``compute``.
+
+    ``compute`` returns the method's low-resolution map (N, h, w) in float32,
+    as its paper defines it (for Grad-CAM, after the ReLU); the caller
+    upsamples and normalizes.
+    """
+
+    name: str = ""
+    needs_grad: bool = True
+
+    def __init__(self, head: Head) -> None:
+        """Methods that need the classifier head (CAM) check and keep it here."""
+
+    def compute(self, cap: Capture) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def normalize_maps(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Min-max normalize each (h, w) map of (N, h, w) to [0, 1], in float32.
+
+    A flat map (max - min <= eps, all-zero maps included) becomes all zeros,
+    never NaN.
+    """
+    m = maps.float()
+    flat = m.flatten(1)
+    lo = flat.amin(dim=1)[:, None, None]
+    span = (flat.amax(dim=1)[:, None, None] - lo)
+    ok = span > eps
+    return torch.where(ok, (m - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(m))
+
+
+def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear (N, h, w) -> (N, H, W), in float32."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps.float()
+    return F.interpolate(maps.float()[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+@dataclass
+class Explanation:
+    """The result of explaining a batch.
+
+    ``cams``: (N, H, W) float32 in [0, 1] on the model's device (H, W: the
+    input's size unless asked otherwise); ``raw``: the method's map at the
+    layer's resolution, before upsampling and normalization; ``classes`` (N,)
+    the explained classes; ``scores`` (N,) their softmax probabilities;
+    ``logits`` (N, classes).
+    """
+
+    cams: torch.Tensor
+    classes: torch.Tensor
+    scores: torch.Tensor
+    logits: torch.Tensor
+    raw: torch.Tensor
+    method: str
+    layer: str

@@ -1,0 +1,206 @@
+"""The command line (click): the only place that prints or exits.
+
+Bad input raises :class:`LivecamError` anywhere below; here it becomes one line
+on stderr and exit code 2. Ctrl-C (or SIGTERM) ends a run between frames with
+the recording complete, and exit code 130.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from livecam import __version__
+from livecam.errors import LivecamError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+# Kept here (not imported from the torch-heavy modules) so that --help is quick;
+# tests check that they match livecam.cams.METHODS and livecam.render.COLORMAPS.
+METHOD_NAMES = ("gradcam", "cam")
+COLORMAP_NAMES = ("jet", "turbo", "inferno", "magma", "plasma", "viridis", "hot", "parula", "bone")
+
+
+def _one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
+    click.echo(f"livecam: error: {_one_line(message)}", err=True)
+    sys.exit(code)
+
+
+class LivecamGroup(click.Group):
+    """``livecam [run] OPTIONS``: ``run`` is the default command, so ``livecam --source 0`` works."""
+
+    default_command = "run"
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args:
+            args = [self.default_command, "--help"]
+        elif args[0] not in self.commands and args[0] != "--version":
+            args = [self.default_command, *args]
+        return super().parse_args(ctx, args)
+
+    def main(self, args=None, prog_name=None, **extra):  # noqa: ANN001 - click's signature
+        try:
+            code = super().main(args=args, prog_name=prog_name or "livecam", standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+            code = 0
+        except click.ClickException as exc:
+            _fail(f"{exc.format_message()} (see 'livecam --help')", exc.exit_code or EXIT_USAGE)
+        except LivecamError as exc:
+            _fail(str(exc))
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            click.echo("livecam: interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception as exc:  # noqa: BLE001 - a bug: one line unless debugging
+            if os.environ.get("LIVECAM_DEBUG"):
+                raise
+            _fail(f"internal error: {type(exc).__name__}: {exc} (set LIVECAM_DEBUG=1 to see the traceback, "
+                  "and please report it)", 1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=LivecamGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="livecam")
+def main() -> None:
+    """livecam: see what an image classifier looks at, live."""
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="livecam: %(message)s", stream=sys.stderr)
+
+
+def _raise_interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+RUN_EPILOG = """\b
+Examples:
+  livecam --source 0                                  explain the webcam live
+  livecam --source demo --output demo.mp4 --no-show   annotate the built-in clip
+  livecam --source video.mp4 --output out.mp4         annotate a recorded video
+  livecam --source photos/ --class tabby --no-show --output cats.mp4
+
+\b
+In the window, q or Esc quits. Ctrl-C stops a run between frames; the
+recording then holds every processed frame and plays to the end.
+Bad input exits with code 2 and one line saying what to do.
+"""
+
+
+@main.command("run", context_settings=CONTEXT_SETTINGS, epilog=RUN_EPILOG)
+@click.option("--source", "-s", required=True, metavar="SOURCE",
+              help="What to explain: a camera index (0), a video file, an image or a folder of images, "
+                   "a stream URL (rtsp://, http://, ...), or 'demo' for the built-in clip.")
+@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
+              help="efficientnet_lite0 (real ImageNet weights, shipped) or a torchvision classification "
+                   "model by name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...).")
+@click.option("--weights", metavar="FILE|random",
+              help="A state dict for the model, saved with torch.save(model.state_dict(), FILE) and loaded "
+                   "with weights_only=True. Default: the model's ImageNet weights (shipped for "
+                   "efficientnet_lite0; torchvision's cache or download otherwise). 'random': untrained.")
+@click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True,
+              help="gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), no backward "
+                   "pass, for models whose head is global average pooling and one Linear layer.")
+@click.option("--layer", metavar="MODULE.PATH",
+              help="The layer to explain, as a module path (e.g. layer4, features.7). "
+                   "Default: the last feature map before the pooling head.")
+@click.option("--class", "class_", metavar="NAME|INDEX",
+              help="Explain this ImageNet class in every frame, by name (case-insensitive, e.g. 'tabby') "
+                   "or index. Default: each frame's most probable class.")
+@click.option("--topk", type=click.IntRange(1, 10), default=3, show_default=True,
+              help="How many of the most probable classes to label on each frame.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto (CUDA when available), cpu, cuda or cuda:N.")
+@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
+              help="Record the annotated video (.mp4, .avi, .mkv or .mov) at the source's size and frame "
+                   "rate; for cameras and streams, the rate measured over the first frames.")
+@click.option("--overwrite", is_flag=True, help="Replace the --output file if it exists.")
+@click.option("--show/--no-show", default=None,
+              help="Show the annotated frames in a window. Default: show when a display exists.")
+@click.option("--max-frames", type=click.IntRange(min=1), metavar="N", help="Stop after N frames.")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Opacity of the heatmap over the frame.")
+@click.option("--colormap", type=click.Choice(COLORMAP_NAMES), default="jet", show_default=True,
+              help="The heatmap's colour map.")
+@click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
+              help="Frame rate of the recording (default: the source's; 2 for images).")
+@click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
+def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
+                class_: str | None, topk: int, device: str, output: Path | None, overwrite: bool,
+                show: bool | None, max_frames: int | None, alpha: float, colormap: str, fps: float | None,
+                verbose: int) -> None:
+    """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
+
+    Each frame gets the heatmap of where the classifier looked, blended over it,
+    with the most probable classes and a speed readout. The result is shown in a
+    window and/or recorded to --output.
+    """
+    _setup_logging(verbose)
+    from tqdm import tqdm
+
+    from livecam.engine import Engine
+    from livecam.pipeline import run
+    from livecam.render import Annotator
+    from livecam.sinks import Sink, VideoFileSink, WindowSink, has_display
+    from livecam.sources import open_source
+    from livecam.zoo import RANDOM, load_model, resolve_class
+
+    show_window = has_display() if show is None else show
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    with contextlib.ExitStack() as stack:
+        src = stack.enter_context(open_source(source))
+        sinks: list[Sink] = []
+        recorder = None
+        if output is not None:
+            recorder = stack.enter_context(
+                VideoFileSink(output, fps=fps or src.fps, overwrite=overwrite, source_path=src.path))
+            sinks.append(recorder)
+        if show_window:
+            sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}")))
+        loaded = load_model(model_name, weights=weights, device=device)
+        if weights == RANDOM:
+            logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
+        target = resolve_class(class_, loaded.class_names) if class_ is not None else None
+        engine = Engine(loaded, method=method, layer=layer, target_class=target, topk=topk,
+                        annotator=Annotator(colormap, alpha))
+        stack.callback(engine.close)
+        if not sinks:
+            logging.warning("nothing is shown or recorded (no display); pass --output FILE to record")
+        what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
+        click.echo(f"livecam: {loaded.name} ({loaded.weights}) on {loaded.device}, {method} of {what} "
+                   f"at layer {engine.explainer.layer}; source: {src.description}", err=True)
+        total = min(filter(None, (src.frame_count, max_frames)), default=None)
+        with tqdm(total=total, unit="frame", disable=None, file=sys.stderr, leave=False) as bar:
+            report = run(src, engine, sinks, max_frames=max_frames, on_frame=lambda _: bar.update())
+    _summary(report, recorder)
+    if report.interrupted:
+        sys.exit(EXIT_INTERRUPTED)
+
+
+def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSink (imported lazily)
+    stages = ", ".join(f"{stage} {report.median_ms(stage):.1f} ms" for stage in report.stage_times
+                       if report.stage_times[stage])
+    ended = " (interrupted)" if report.interrupted else ""
+    click.echo(f"livecam: {report.frames} frames in {report.seconds:.1f} s, "
+               f"{report.fps:.1f} FPS end to end{ended}")
+    if stages:
+        click.echo(f"livecam: per frame (median): {stages}")
+    if recorder is not None:
+        if recorder.frames_written:
+            click.echo(f"livecam: wrote {recorder.path} ({recorder.frames_written} frames, "
+                       f"{recorder.size[0]}x{recorder.size[1]}, {recorder.fps:.1f} fps)")
+        else:
+            click.echo(f"livecam: no frame was processed, so {recorder.path} was not written")

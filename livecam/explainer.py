@@ -1,0 +1,122 @@
+"""The Explainer: a model, a method and a target layer, ready to explain batches."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
+from livecam.errors import LivecamError
+from livecam.zoo import LoadedModel, Preprocess, inspect_model
+from livecam.zoo.analysis import suggest
+
+ClassSpec = int | Sequence[int] | torch.Tensor | None
+
+
+class Explainer:
+    """Explain a classifier's decisions with a CAM method.
+
+    ``model`` is a :class:`LoadedModel` or any ``nn.Module`` classifier; a plain
+    module is put in eval mode and its parameters are frozen (the backward pass
+    never needs them). ``layer`` names the target module (dotted path); by
+    default it is the last spatial feature map before the pooling head.
+
+    The hook on the target layer is registered here, once, and reused for every
+    call; ``remove()`` (or leaving a ``with`` block) takes it off.
+    """
+
+    def __init__(
+        self,
+        model: LoadedModel | nn.Module,
+        method: str = "gradcam",
+        layer: str | None = None,
+        input_size: tuple[int, int] = (224, 224),
+    ) -> None:
+        if method not in METHODS:
+            raise LivecamError(
+                f"unknown method '{method}'{suggest(method, list(METHODS))}; choose one of {', '.join(METHODS)}"
+            )
+        if isinstance(model, LoadedModel):
+            self.module = model.module
+            self.preprocess = model.preprocess
+            same_layer = layer is None or layer == model.target_layer
+            self.info = model.info if same_layer else inspect_model(model.module, model.preprocess.size, layer)
+        else:
+            self.module = model.eval().requires_grad_(False)
+            self.preprocess = Preprocess(tuple(input_size))
+            self.info = inspect_model(model, tuple(input_size), layer)
+        self.method = METHODS[method](self.info.head)
+        self.layer = self.info.target_layer
+        self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self.method.needs_grad)
+
+    @property
+    def device(self) -> torch.device:
+        param = next(self.module.parameters(), None)
+        return param.device if param is not None else torch.device("cpu")
+
+    def __call__(
+        self,
+        x: torch.Tensor,
+        classes: ClassSpec = None,
+        size: tuple[int, int] | None = None,
+        upsample: bool = True,
+    ) -> Explanation:
+        """Explain a normalized float batch ``x`` of shape (N, 3, H, W).
+
+        ``classes``: the class to explain per sample (an int for all, a
+        sequence or tensor of N), by default each sample's top-1. The maps come
+        back at ``size`` (default: the input's H, W), or at the layer's own
+        resolution with ``upsample=False``.
+        """
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise LivecamError(f"expected a batch of images (N, 3, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+        x = x.detach().to(self.device)
+        self.hook.enabled = True
+        try:
+            with torch.set_grad_enabled(self.method.needs_grad):
+                logits = self.module(x)
+            activation = self.hook.activation
+        finally:
+            self.hook.enabled = False
+            self.hook.activation = None
+        if activation is None:
+            raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
+        chosen = self._classes(classes, logits)
+        raw = self.method.compute(Capture(activation, logits, chosen)).detach()
+        logits = logits.detach()
+        maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
+        return Explanation(
+            cams=normalize_maps(maps),
+            classes=chosen,
+            scores=torch.softmax(logits.float(), dim=1).gather(1, chosen[:, None]).squeeze(1),
+            logits=logits,
+            raw=raw,
+            method=self.method.name,
+            layer=self.layer,
+        )
+
+    @staticmethod
+    def _classes(classes: ClassSpec, logits: torch.Tensor) -> torch.Tensor:
+        n, k = logits.shape
+        if classes is None:
+            return logits.detach().argmax(dim=1)
+        chosen = torch.as_tensor(classes, dtype=torch.long, device=logits.device).reshape(-1)
+        if chosen.numel() == 1:
+            chosen = chosen.expand(n)
+        if chosen.numel() != n:
+            raise LivecamError(f"got {chosen.numel()} classes for a batch of {n}; give one class or one per image")
+        if bool(((chosen < 0) | (chosen >= k)).any()):
+            raise LivecamError(f"class indices must lie in 0 to {k - 1}")
+        return chosen
+
+    def remove(self) -> None:
+        """Take the hook off the model."""
+        self.hook.remove()
+
+    def __enter__(self) -> Explainer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()

@@ -1,0 +1,111 @@
+"""Drawing in uint8: colour maps, blending, class labels and the FPS readout.
+
+Everything here works on uint8 BGR images with OpenCV: a float32 full-frame
+overlay costs several times more on a CPU (ARCHITECTURE.md, fact 5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from livecam.errors import LivecamError
+
+COLORMAPS: dict[str, int] = {
+    "jet": cv2.COLORMAP_JET,
+    "turbo": cv2.COLORMAP_TURBO,
+    "inferno": cv2.COLORMAP_INFERNO,
+    "magma": cv2.COLORMAP_MAGMA,
+    "plasma": cv2.COLORMAP_PLASMA,
+    "viridis": cv2.COLORMAP_VIRIDIS,
+    "hot": cv2.COLORMAP_HOT,
+    "parula": cv2.COLORMAP_PARULA,
+    "bone": cv2.COLORMAP_BONE,
+}
+DEFAULT_COLORMAP = "jet"
+FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def cam_to_uint8(cam: np.ndarray) -> np.ndarray:
+    """A map in [0, 1] (any float dtype) to uint8 0..255, rounded; NaN becomes 0."""
+    cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0)
+    return np.clip(np.rint(cam * 255.0), 0, 255).astype(np.uint8)
+
+
+def heatmap(cam: np.ndarray, size: tuple[int, int], colormap: str = DEFAULT_COLORMAP) -> np.ndarray:
+    """Colour a (h, w) map in [0, 1] as a BGR uint8 image of ``size`` = (width, height).
+
+    The map is quantized to uint8 at its own (usually small) resolution and
+    upsampled bilinearly in uint8, then coloured through OpenCV's lookup table.
+    """
+    if colormap not in COLORMAPS:
+        raise LivecamError(f"unknown colour map '{colormap}'; choose one of {', '.join(COLORMAPS)}")
+    small = cam_to_uint8(cam)
+    if (small.shape[1], small.shape[0]) != tuple(size):
+        small = cv2.resize(small, size, interpolation=cv2.INTER_LINEAR)
+    return cv2.applyColorMap(small, COLORMAPS[colormap])
+
+
+def blend(frame: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
+    """(1 - alpha) * frame + alpha * heat, in uint8."""
+    return cv2.addWeighted(frame, 1.0 - alpha, heat, alpha, 0.0)
+
+
+def _text_scale(height: int) -> tuple[float, int]:
+    scale = max(0.4, height / 720.0 * 0.8)
+    return scale, max(1, int(round(scale * 2)))
+
+
+def draw_text_box(image: np.ndarray, lines: list[str], corner: str = "top-left") -> None:
+    """Draw white text lines on a dark box in a corner of ``image``, in place."""
+    if not lines:
+        return
+    scale, thick = _text_scale(image.shape[0])
+    sizes = [cv2.getTextSize(line, FONT, scale, thick) for line in lines]
+    line_h = max(h + base for (_, h), base in sizes) + 4
+    box_w = max(w for (w, _), _ in sizes) + 12
+    box_h = line_h * len(lines) + 6
+    x0 = 6
+    y0 = 6 if corner == "top-left" else max(0, image.shape[0] - box_h - 6)
+    x1, y1 = min(image.shape[1], x0 + box_w), min(image.shape[0], y0 + box_h)
+    roi = image[y0:y1, x0:x1]
+    roi[:] = (roi * 0.35).astype(np.uint8)  # darken, keep a hint of the scene
+    for i, line in enumerate(lines):
+        y = y0 + 3 + line_h * (i + 1) - 6
+        cv2.putText(image, line, (x0 + 6, y), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
+
+
+@dataclass(frozen=True)
+class Label:
+    name: str
+    score: float
+    explained: bool = False
+
+    def text(self) -> str:
+        mark = "> " if self.explained else "  "
+        return f"{mark}{self.name} {self.score * 100:.1f}%"
+
+
+class Annotator:
+    """Heatmap over the frame, the top classes in a corner and a speed readout."""
+
+    def __init__(self, colormap: str = DEFAULT_COLORMAP, alpha: float = 0.5) -> None:
+        if colormap not in COLORMAPS:
+            raise LivecamError(f"unknown colour map '{colormap}'; choose one of {', '.join(COLORMAPS)}")
+        if not 0.0 <= alpha <= 1.0:
+            raise LivecamError(f"--alpha must lie between 0 and 1, got {alpha}")
+        self.colormap = colormap
+        self.alpha = alpha
+
+    def annotate(
+        self, frame: np.ndarray, cam: np.ndarray, labels: list[Label], readout: str | None = None
+    ) -> np.ndarray:
+        """A new uint8 image: ``frame`` with ``cam`` blended over it and the text drawn."""
+        height, width = frame.shape[:2]
+        out = blend(frame, heatmap(cam, (width, height), self.colormap), self.alpha)
+        draw_text_box(out, [label.text() for label in labels], "top-left")
+        if readout:
+            draw_text_box(out, [readout], "bottom-left")
+        return out

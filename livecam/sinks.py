@@ -1,0 +1,186 @@
+"""Where annotated frames go: a window and a video file.
+
+Each sink is a context manager with ``write(annotated)`` and
+``stop_requested`` (the user closed the window or pressed q). A sink never
+reaches into the engine: it sees the output image and the source frame.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import cv2
+import numpy as np
+
+from livecam.errors import LivecamError
+
+if TYPE_CHECKING:
+    from livecam.engine import Annotated
+
+FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+RATE_WINDOW_S = 2.0  # a live source's rate is measured over this much of its start ...
+RATE_WINDOW_FRAMES = 60  # ... or this many frames, whichever comes first
+FALLBACK_FPS = 25.0
+
+
+class Sink:
+    stop_requested: bool = False
+
+    def write(self, annotated: Annotated) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def check_output_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
+    """Refuse an output path that cannot be written or would destroy the user's data."""
+    suffix = path.suffix.lower()
+    if suffix not in FOURCC:
+        raise LivecamError(
+            f"cannot record to {path}: the output must be a video file ending in {', '.join(FOURCC)}"
+        )
+    if path.is_dir():
+        raise LivecamError(f"{path} is a folder; give --output a video file name such as {path / 'out.mp4'}")
+    parent = path.parent
+    if not parent.is_dir():
+        raise LivecamError(f"cannot record to {path}: the folder {parent} does not exist; create it or choose another --output")
+    if source_path is not None and path.exists() and path.resolve() == source_path.resolve():
+        raise LivecamError(f"--output {path} is the source itself; choose another file name")
+    if path.exists() and not overwrite:
+        raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --output")
+    return path
+
+
+def measured_fps(timestamps: list[float]) -> float:
+    """Frames per second from the capture times of consecutive frames."""
+    if len(timestamps) < 2 or timestamps[-1] <= timestamps[0]:
+        return FALLBACK_FPS
+    fps = (len(timestamps) - 1) / (timestamps[-1] - timestamps[0])
+    return float(min(max(fps, 1.0), 240.0))
+
+
+class VideoFileSink(Sink):
+    """Record annotated frames to a video file, safely.
+
+    Frames go to a hidden partial file beside the target, which replaces the
+    target only when the sink closes (also after Ctrl-C), so an existing file
+    is never lost to a run that fails, and the finished file is complete and
+    playable. With ``fps=None`` (live sources) the rate is measured over the
+    first frames before the file is opened, so the recording plays in real time.
+    """
+
+    def __init__(self, path: str | os.PathLike, fps: float | None, overwrite: bool = False,
+                 source_path: Path | None = None) -> None:
+        self.path = check_output_path(Path(path), overwrite, source_path)
+        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        try:
+            self.partial.open("wb").close()
+        except OSError as exc:
+            raise LivecamError(f"cannot write {self.path} ({exc.strerror or exc}); choose another --output") from None
+        self.fps = fps
+        self.size: tuple[int, int] | None = None
+        self.frames_written = 0
+        self._writer: cv2.VideoWriter | None = None
+        self._pending: list[tuple[np.ndarray, float]] = []
+
+    def _open(self, size: tuple[int, int]) -> None:
+        fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
+        writer = cv2.VideoWriter(str(self.partial), fourcc, float(self.fps or FALLBACK_FPS), size)
+        if not writer.isOpened():
+            raise LivecamError(f"OpenCV could not open a video writer for {self.path}; try an .avi or .mp4 file name")
+        self._writer, self.size = writer, size
+
+    def _put(self, image: np.ndarray) -> None:
+        assert self._writer is not None and self.size is not None
+        if (image.shape[1], image.shape[0]) != self.size:
+            image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames_written += 1
+
+    def _flush_pending(self) -> None:
+        if not self._pending:
+            return
+        if self.fps is None:
+            self.fps = measured_fps([stamp for _, stamp in self._pending])
+        first = self._pending[0][0]
+        self._open((first.shape[1], first.shape[0]))
+        for image, _ in self._pending:
+            self._put(image)
+        self._pending.clear()
+
+    def write(self, annotated: Annotated) -> None:
+        image, stamp = annotated.image, annotated.frame.timestamp
+        if self._writer is not None:
+            self._put(image)
+            return
+        self._pending.append((image, stamp))
+        span = stamp - self._pending[0][1]
+        if self.fps is not None or span >= RATE_WINDOW_S or len(self._pending) >= RATE_WINDOW_FRAMES:
+            self._flush_pending()
+
+    def close(self) -> None:
+        """Finish the file: write what is pending, close it, move it into place."""
+        try:
+            self._flush_pending()
+        finally:
+            if self._writer is not None:
+                self._writer.release()
+                self._writer = None
+            if self.frames_written:
+                os.replace(self.partial, self.path)
+            else:
+                self.partial.unlink(missing_ok=True)
+
+
+def has_display() -> bool:
+    """Can OpenCV open a window here?"""
+    info = cv2.getBuildInformation()
+    gui = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.strip().startswith("GUI:")), "")
+    if not gui or gui.upper() == "NONE":
+        return False
+    if platform.system() in ("Windows", "Darwin"):
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+                or os.environ.get("QT_QPA_PLATFORM") == "offscreen")
+
+
+class WindowSink(Sink):
+    """Show frames in a window; q, Esc or closing the window asks the loop to stop."""
+
+    QUIT_KEYS = {ord("q"), ord("Q"), 27}
+
+    def __init__(self, title: str = "livecam") -> None:
+        if not has_display():
+            raise LivecamError(
+                "no display to show a window on (no DISPLAY, or OpenCV built without a GUI); "
+                "pass --no-show, and --output FILE to record"
+            )
+        self.title = title
+        self._shown = False
+        cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
+
+    def write(self, annotated: Annotated) -> None:
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self.stop_requested = True  # the user closed the window
+            return
+        cv2.imshow(self.title, annotated.image)
+        self._shown = True
+        if (cv2.waitKey(1) & 0xFF) in self.QUIT_KEYS:
+            self.stop_requested = True
+
+    def close(self) -> None:
+        try:
+            cv2.destroyWindow(self.title)
+            cv2.waitKey(1)
+        except cv2.error:
+            pass

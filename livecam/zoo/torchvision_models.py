@@ -1,0 +1,128 @@
+"""torchvision's classification models by name, and loading weights from files.
+
+Nothing here downloads at import or in tests: torchvision's default weights are
+read from the torch hub cache, and downloaded only when they are missing there
+and the user asked for them (a clear error otherwise).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from livecam.errors import LivecamError
+
+DOWNLOAD_TIMEOUT_S = 30.0
+
+
+def torchvision_names() -> list[str]:
+    import torchvision
+
+    return sorted(torchvision.models.list_models(module=torchvision.models))
+
+
+def imagenet_categories() -> list[str]:
+    """The 1000 ImageNet class names, from torchvision's weight metadata (offline)."""
+    import torchvision
+
+    return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def default_weights(name: str):
+    """torchvision's default ``WeightsEnum`` member for ``name``."""
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def build(name: str) -> nn.Module:
+    """An untrained torchvision model (no download)."""
+    import torchvision
+
+    return torchvision.models.get_model(name, weights=None)
+
+
+def cached_weights_path(name: str) -> Path:
+    """Where torch.hub keeps torchvision's default weights for ``name``."""
+    url = default_weights(name).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+
+
+def default_state_dict(name: str) -> dict[str, torch.Tensor]:
+    """torchvision's default weights for ``name``: from the cache, else downloaded."""
+    cached = cached_weights_path(name)
+    if cached.is_file():
+        return read_state_dict(cached)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
+    try:
+        return default_weights(name).get_state_dict(progress=False)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise LivecamError(
+            f"torchvision's weights for '{name}' are not cached at {cached} and could not be downloaded "
+            f"({reason}); copy them there, pass --weights FILE (a state dict), "
+            "or --weights random for an untrained model"
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from a file saved with ``torch.save``, loaded with ``weights_only=True``.
+
+    Accepts a bare state dict, a checkpoint holding one under ``state_dict`` or
+    ``model``, and the ``module.`` prefix that DataParallel adds.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise LivecamError(f"weights file {path} does not exist; pass the path of a state dict saved with torch.save")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt, not a torch file, or pickled code
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LivecamError(
+            f"could not read weights file {path} as a state dict ({reason[:160]}); "
+            "save one with torch.save(model.state_dict(), path)"
+        ) from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise LivecamError(
+            f"weights file {path} holds a {type(obj).__name__}, not a state dict of tensors; "
+            "save one with torch.save(model.state_dict(), path)"
+        )
+    if all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_weights(module: nn.Module, state: dict[str, torch.Tensor], model_name: str, source: str) -> None:
+    """``module.load_state_dict(state, strict=True)`` with an error that says what does not fit."""
+    own = module.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    reshaped = [k for k in own if k in state and own[k].shape != state[k].shape]
+    if missing or unexpected or reshaped:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {missing[0]})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {unexpected[0]})")
+        if reshaped:
+            k = reshaped[0]
+            parts.append(
+                f"{len(reshaped)} of another shape (e.g. {k}: {tuple(state[k].shape)} in the file, "
+                f"{tuple(own[k].shape)} in the model)"
+            )
+        raise LivecamError(
+            f"weights {source} do not fit model '{model_name}': {', '.join(parts)}; "
+            "pass weights saved from this architecture or pick the matching --model"
+        )
+    module.load_state_dict(state, strict=True)
