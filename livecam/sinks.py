@@ -7,8 +7,11 @@ reaches into the engine: it sees the output image and the source frame.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
+import subprocess
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +19,8 @@ import cv2
 import numpy as np
 
 from livecam.errors import LivecamError
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from livecam.engine import Annotated
@@ -44,13 +49,12 @@ class Sink:
 
 def check_output_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
     """Refuse an output path that cannot be written or would destroy the user's data."""
-    suffix = path.suffix.lower()
-    if suffix not in FOURCC:
+    if path.is_dir():
+        raise LivecamError(f"{path} is a folder; give --output a video file name such as {path / 'out.mp4'}")
+    if path.suffix.lower() not in FOURCC:
         raise LivecamError(
             f"cannot record to {path}: the output must be a video file ending in {', '.join(FOURCC)}"
         )
-    if path.is_dir():
-        raise LivecamError(f"{path} is a folder; give --output a video file name such as {path / 'out.mp4'}")
     parent = path.parent
     if not parent.is_dir():
         raise LivecamError(f"cannot record to {path}: the folder {parent} does not exist; create it or choose another --output")
@@ -94,6 +98,10 @@ class VideoFileSink(Sink):
         self._pending: list[tuple[np.ndarray, float]] = []
 
     def _open(self, size: tuple[int, int]) -> None:
+        even = (size[0] - size[0] % 2, size[1] - size[1] % 2)
+        if even != size:
+            log.info("recording %dx%d frames as %dx%d: the codec needs even sizes", *size, *even)
+            size = even
         fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
         writer = cv2.VideoWriter(str(self.partial), fourcc, float(self.fps or FALLBACK_FPS), size)
         if not writer.isOpened():
@@ -102,7 +110,10 @@ class VideoFileSink(Sink):
 
     def _put(self, image: np.ndarray) -> None:
         assert self._writer is not None and self.size is not None
-        if (image.shape[1], image.shape[0]) != self.size:
+        width, height = self.size
+        if image.shape[1] - width in (0, 1) and image.shape[0] - height in (0, 1):
+            image = image[:height, :width]  # drop an odd last row or column
+        else:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
         self._writer.write(image)
         self.frames_written += 1
@@ -143,15 +154,21 @@ class VideoFileSink(Sink):
 
 
 def has_display() -> bool:
-    """Can OpenCV open a window here?"""
+    """Can OpenCV open a window here? (OpenCV built with a GUI, and a display that answers.)"""
     info = cv2.getBuildInformation()
     gui = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.strip().startswith("GUI:")), "")
     if not gui or gui.upper() == "NONE":
         return False
     if platform.system() in ("Windows", "Darwin"):
         return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-                or os.environ.get("QT_QPA_PLATFORM") == "offscreen")
+    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return False
+    # Qt aborts the whole process when it cannot reach the display, so ask a child process first.
+    probe = "import cv2; cv2.namedWindow('probe'); cv2.destroyAllWindows()"
+    try:
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 class WindowSink(Sink):

