@@ -149,6 +149,8 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     window and/or recorded to --output.
     """
     _setup_logging(verbose)
+    if verbose < 2:  # FFmpeg writes its own lines to stderr; our errors say it in one line
+        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from tqdm import tqdm
 
     from livecam.engine import Engine
@@ -193,7 +195,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
 def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSink (imported lazily)
     stages = ", ".join(f"{stage} {report.median_ms(stage):.1f} ms" for stage in report.stage_times
                        if report.stage_times[stage])
-    ended = " (interrupted)" if report.interrupted else ""
+    ended = " (interrupted)" if report.interrupted else " (stopped in the window)" if report.stopped_by_user else ""
     click.echo(f"livecam: {report.frames} frames in {report.seconds:.1f} s, "
                f"{report.fps:.1f} FPS end to end{ended}")
     if stages:

@@ -165,10 +165,17 @@ def test_cam_on_a_head_it_cannot_explain(cat_video: Path) -> None:
 
 
 @pytest.mark.slow
-def test_errors_from_the_real_entry_point() -> None:
+def test_errors_from_the_real_entry_point(tmp_path: Path) -> None:
     proc = _livecam("--source", "no_such_file.mp4")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "livecam: error: no_such_file.mp4 does not exist; give a camera index (0), a video file, "
         "a folder of images, a URL or 'demo'"
     ]
+    # OpenCV and FFmpeg print lines of their own when a video or a stream fails to open
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"garbage" * 100)
+    for source, message in [(str(fake), "as a video"), ("http://127.0.0.1:9/x.mp4", "could not read the stream")]:
+        proc = _livecam("--source", source)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr

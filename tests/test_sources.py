@@ -89,3 +89,39 @@ def test_demo_clip_is_deterministic_cached_and_real(tmp_path: Path, monkeypatch)
     assert demo.demo_clip_path() == path and len(read_video(path)[0]) == len(first)  # remade
     with open_source("demo") as src:
         assert src.frame_count == len(first)
+
+
+@pytest.fixture()
+def http_server(tmp_path: Path):
+    """A local HTTP server on 127.0.0.1 serving tmp_path, for stream sources."""
+    import functools
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+def test_http_stream_is_a_live_source(tmp_path: Path, http_server: str) -> None:
+    frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(20)]
+    path = tmp_path / "stream.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    with open_source(f"{http_server}/stream.avi") as src:
+        got = list(src)
+        assert src.is_live and src.fps is None and src.frame_count is None
+    assert len(got) == len(frames)
+    assert [round(f.image.mean() / 10) for f in got] == list(range(20))
+    assert all(b.timestamp >= a.timestamp for a, b in zip(got, got[1:]))  # capture times
+    with pytest.raises(LivecamError, match="could not read the stream"):
+        open_source(f"{http_server}/missing.avi")

@@ -1,0 +1,74 @@
+"""The window, on a virtual X display: frames are shown, and q or Esc ends the run cleanly.
+
+Needs Xvfb and xdotool (Debian's xvfb and xdotool packages; .ci/run installs them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import make_video, read_video
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool"
+)
+
+
+@pytest.fixture(scope="module")
+def display():
+    number = 90 + os.getpid() % 100
+    server = subprocess.Popen(["Xvfb", f":{number}", "-screen", "0", "1280x720x24", "-nolisten", "tcp"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    name = f":{number}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if subprocess.run(["xdotool", "getmouselocation"], env={**os.environ, "DISPLAY": name},
+                          capture_output=True).returncode == 0:
+            break
+        time.sleep(0.2)
+    yield name
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def _find_window(env: dict, timeout: float = 120) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = subprocess.run(["xdotool", "search", "--name", "livecam"], env=env, capture_output=True, text=True)
+        if found.stdout.strip():
+            return found.stdout.split()[0]
+        time.sleep(0.3)
+    raise AssertionError("the livecam window never appeared")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", ["q", "Escape"])
+def test_key_closes_the_window_and_keeps_the_recording(display: str, key: str, tmp_path: Path,
+                                                       chelsea_bgr) -> None:
+    frames = [np.roll(cv2.resize(chelsea_bgr, (320, 240)), 4 * i, axis=1) for i in range(1500)]
+    video = make_video(tmp_path / "long.mp4", frames, fps=30.0)
+    out = tmp_path / "shown.mp4"
+    env = {**os.environ, "DISPLAY": display}
+    proc = subprocess.Popen([sys.executable, "-m", "livecam", "--source", str(video), "--output", str(out)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = _find_window(env)
+        time.sleep(1.0)  # let some frames through
+        subprocess.run(["xdotool", "windowfocus", "--sync", window, "key", key], env=env, check=True, timeout=30)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopped in the window" in stdout
+    recorded, _ = read_video(out)
+    written = int(stdout.split("wrote ")[1].split("(")[1].split(" frames")[0])
+    assert 0 < len(recorded) == written < len(frames)
