@@ -12,19 +12,15 @@ import cv2
 import numpy as np
 
 from livecam.demo import SCENE_FRAMES
+from livecam.sources import open_source
 
 # (scene, frame within the scene): the cat crossing the wall, the espresso, the cup sliding, the motorcycle
 PICKS = [(2, 24), (1, 30), (3, 30), (5, 20)]
 
 
 def main(video: str, out: str = "docs/demo.jpg") -> None:
-    cap = cv2.VideoCapture(video)
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
+    with open_source(video) as src:
+        frames = [frame.image for frame in src]
     tiles = [frames[scene * SCENE_FRAMES + i] for scene, i in PICKS]
     grid = np.vstack([np.hstack(tiles[:2]), np.hstack(tiles[2:])])
     Path(out).parent.mkdir(parents=True, exist_ok=True)
