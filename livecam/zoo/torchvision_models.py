@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -44,7 +45,9 @@ def build(name: str) -> nn.Module:
     """An untrained torchvision model (no download)."""
     import torchvision
 
-    return torchvision.models.get_model(name, weights=None)
+    with warnings.catch_warnings():  # googlenet and inception_v3 warn about their init scheme
+        warnings.simplefilter("ignore", FutureWarning)
+        return torchvision.models.get_model(name, weights=None)
 
 
 def cached_weights_path(name: str) -> Path:
