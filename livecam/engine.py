@@ -32,7 +32,9 @@ class Annotated:
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
 
-def to_input(images: np.ndarray | list[np.ndarray], spec: Preprocess, device: torch.device | str = "cpu") -> torch.Tensor:
+def to_input(
+    images: np.ndarray | list[np.ndarray], spec: Preprocess, device: torch.device | str = "cpu"
+) -> torch.Tensor:
     """BGR uint8 frames -> the model's normalized float batch (N, 3, H, W).
 
     Each whole frame is resized to the model's input size (area interpolation,
@@ -60,7 +62,8 @@ def top_labels(explanation: Explanation, class_names: list[str], k: int) -> list
     probs = torch.softmax(explanation.logits[0].float(), dim=0)
     scores, indices = probs.topk(min(k, probs.numel()))
     explained = int(explanation.classes[0])
-    labels = [Label(class_names[i], float(s), i == explained) for s, i in zip(scores.tolist(), indices.tolist())]
+    pairs = zip(scores.tolist(), indices.tolist(), strict=True)
+    labels = [Label(class_names[i], float(s), i == explained) for s, i in pairs]
     if not any(label.explained for label in labels):
         labels.append(Label(class_names[explained], float(probs[explained]), True))
     return labels

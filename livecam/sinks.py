@@ -57,7 +57,9 @@ def check_output_path(path: Path, overwrite: bool, source_path: Path | None = No
         )
     parent = path.parent
     if not parent.is_dir():
-        raise LivecamError(f"cannot record to {path}: the folder {parent} does not exist; create it or choose another --output")
+        raise LivecamError(
+            f"cannot record to {path}: the folder {parent} does not exist; create it or choose another --output"
+        )
     if source_path is not None and path.exists() and path.resolve() == source_path.resolve():
         raise LivecamError(f"--output {path} is the source itself; choose another file name")
     if path.exists() and not overwrite:

@@ -94,7 +94,6 @@ class CaptureSource(Source):
             self._cap.release()
             raise LivecamError(self._open_error(target))
         self._first: np.ndarray | None = first
-        self.size = (first.shape[1], first.shape[0])
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if is_live:
             self.fps = None
@@ -165,7 +164,8 @@ def _natural_key(path: Path) -> list[object]:
 
 
 def _image_folder(folder: Path) -> ImageSource:
-    paths = sorted((p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()), key=_natural_key)
+    images = (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    paths = sorted(images, key=_natural_key)
     if not paths:
         raise LivecamError(
             f"the folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
@@ -178,7 +178,9 @@ def open_source(spec: str) -> Source:
     """Open what ``--source`` names: a camera index, ``demo``, a URL, a video, an image or a folder."""
     text = str(spec).strip()
     if not text:
-        raise LivecamError("--source is empty; give a camera index (0), a video file, a folder of images, a URL or 'demo'")
+        raise LivecamError(
+            "--source is empty; give a camera index (0), a video file, a folder of images, a URL or 'demo'"
+        )
     if text.isdigit():
         return CaptureSource(int(text), f"camera {text}", is_live=True)
     if text.lower() == "demo":

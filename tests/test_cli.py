@@ -42,7 +42,7 @@ def test_annotates_a_video_frame_for_frame(cat_video: Path, tmp_path: Path, lite
     assert out_fps == pytest.approx(in_fps)
     # Each output frame is the input with this frame's heatmap blended over it.
     with livecam.Explainer(lite0) as explainer:
-        for frame_in, frame_out in zip(inputs[::5], outputs[::5]):
+        for frame_in, frame_out in zip(inputs[::5], outputs[::5], strict=True):
             cam = explainer(livecam.to_input(frame_in, lite0.preprocess), upsample=False).cams[0].numpy()
             expected = blend(frame_in, heatmap(cam, (frame_in.shape[1], frame_in.shape[0])), 0.5)
             region = (slice(80, 200), slice(0, 320))  # below the labels, above the speed readout

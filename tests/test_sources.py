@@ -22,7 +22,7 @@ def test_video_file_frames_and_metadata(cat_video: Path) -> None:
         assert src.path == cat_video
     assert len(frames) == len(expected)
     assert [f.index for f in frames] == list(range(len(expected)))
-    assert all(np.array_equal(a.image, b) for a, b in zip(frames, expected))
+    assert all(np.array_equal(a.image, b) for a, b in zip(frames, expected, strict=True))
     assert frames[3].timestamp == pytest.approx(3 / fps)
 
 
@@ -74,10 +74,10 @@ def test_demo_clip_is_deterministic_cached_and_real(tmp_path: Path, monkeypatch)
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
     first = list(demo.demo_frames())
     assert len(first) == demo.frame_count()
-    assert all(np.array_equal(a, b) for a, b in zip(first, demo.demo_frames()))
+    assert all(np.array_equal(a, b) for a, b in zip(first, demo.demo_frames(), strict=True))
     assert first[0].shape == (demo.HEIGHT, demo.WIDTH, 3) and first[0].std() > 20  # a photograph, not flat
     # motion: consecutive frames differ, but not wildly
-    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(first[:47], first[1:48])]
+    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(first[:47], first[1:48], strict=True)]
     assert min(diffs) > 0.1 and max(diffs) < 40
     path = demo.demo_clip_path()
     assert path.parent == tmp_path
@@ -122,6 +122,6 @@ def test_http_stream_is_a_live_source(tmp_path: Path, http_server: str) -> None:
         assert src.is_live and src.fps is None and src.frame_count is None
     assert len(got) == len(frames)
     assert [round(f.image.mean() / 10) for f in got] == list(range(20))
-    assert all(b.timestamp >= a.timestamp for a, b in zip(got, got[1:]))  # capture times
+    assert all(b.timestamp >= a.timestamp for a, b in zip(got[:-1], got[1:], strict=True))  # capture times
     with pytest.raises(LivecamError, match="could not read the stream"):
         open_source(f"{http_server}/missing.avi")

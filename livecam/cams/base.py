@@ -40,7 +40,9 @@ class ActivationHook:
         if not self.enabled:
             return None
         if not isinstance(output, torch.Tensor):
-            raise LivecamError(f"the target layer outputs {type(output).__name__}, not a tensor; pick another with --layer")
+            raise LivecamError(
+                f"the target layer outputs {type(output).__name__}, not a tensor; pick another with --layer"
+            )
         leaf = output.detach()
         if self.needs_grad and torch.is_grad_enabled():
             leaf.requires_grad_(True)

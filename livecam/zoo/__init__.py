@@ -94,7 +94,9 @@ def resolve_class(value: str | int, class_names: list[str]) -> int:
     if text.lstrip("-").isdigit():
         index = int(text)
         if not 0 <= index < len(class_names):
-            raise LivecamError(f"class index {index} is out of range: the model has classes 0 to {len(class_names) - 1}")
+            raise LivecamError(
+                f"class index {index} is out of range: the model has classes 0 to {len(class_names) - 1}"
+            )
         return index
     lowered = [n.lower() for n in class_names]
     if text.lower() in lowered:
