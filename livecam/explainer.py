@@ -10,7 +10,7 @@ from torch import nn
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
 from livecam.errors import LivecamError
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
-from livecam.zoo.analysis import suggest
+from livecam.zoo.analysis import GAP_LINEAR, suggest
 
 ClassSpec = int | Sequence[int] | torch.Tensor | None
 
@@ -25,6 +25,12 @@ class Explainer:
 
     The hook on the target layer is registered here, once, and reused for every
     call; ``remove()`` (or leaving a ``with`` block) takes it off.
+
+    ``gradients``: ``"auto"`` takes the closed form d y^c / d A = W_c / (h w)
+    when the head is global average pooling and one Linear layer (checked
+    numerically when the model is inspected), so no autograd graph is built;
+    ``"autograd"`` always runs the backward pass (from the class score to the
+    target layer only).
     """
 
     def __init__(
@@ -33,6 +39,7 @@ class Explainer:
         method: str = "gradcam",
         layer: str | None = None,
         input_size: tuple[int, int] = (224, 224),
+        gradients: str = "auto",
     ) -> None:
         if method not in METHODS:
             raise LivecamError(
@@ -47,14 +54,25 @@ class Explainer:
             self.module = model.eval().requires_grad_(False)
             self.preprocess = Preprocess(tuple(input_size))
             self.info = inspect_model(model, tuple(input_size), layer)
+        if gradients not in ("auto", "autograd"):
+            raise LivecamError(f"gradients must be 'auto' or 'autograd', not '{gradients}'")
         self.method = METHODS[method](self.info.head)
         self.layer = self.info.target_layer
-        self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self.method.needs_grad)
+        head = self.info.head
+        analytic = gradients == "auto" and head.kind == GAP_LINEAR and head.linear is not None
+        self._head_weight = head.linear.weight if analytic else None
+        self._autograd = self.method.needs_grad and not analytic
+        self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self._autograd)
 
     @property
     def device(self) -> torch.device:
         param = next(self.module.parameters(), None)
         return param.device if param is not None else torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        param = next(self.module.parameters(), None)
+        return param.dtype if param is not None else torch.float32
 
     def __call__(
         self,
@@ -72,10 +90,10 @@ class Explainer:
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise LivecamError(f"expected a batch of images (N, 3, H, W), got {getattr(x, 'shape', type(x).__name__)}")
-        x = x.detach().to(self.device)
+        x = x.detach().to(device=self.device, dtype=self.dtype)
         self.hook.enabled = True
         try:
-            with torch.set_grad_enabled(self.method.needs_grad):
+            with torch.set_grad_enabled(self._autograd):
                 logits = self.module(x)
             activation = self.hook.activation
         finally:
@@ -84,7 +102,7 @@ class Explainer:
         if activation is None:
             raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
         chosen = self._classes(classes, logits)
-        raw = self.method.compute(Capture(activation, logits, chosen)).detach()
+        raw = self.method.compute(Capture(activation, logits, chosen, self._head_weight)).detach()
         logits = logits.detach()
         maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
         return Explanation(

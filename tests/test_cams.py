@@ -220,3 +220,25 @@ def test_explain_frame_gives_maps_at_the_frame_size(lite0, chelsea_bgr) -> None:
     assert result.cams.shape == (1, *chelsea_bgr.shape[:2])
     assert float(result.cams.max()) == pytest.approx(1.0, abs=1e-6)
     assert np.isfinite(result.cams.numpy()).all()
+
+
+@pytest.mark.parametrize("name", ["resnet18", "efficientnet_lite0"])
+def test_closed_form_gradients_equal_the_backward_pass(name: str, lite0) -> None:
+    module = lite0 if name == "efficientnet_lite0" else random_torchvision(name)
+    fast = livecam.Explainer(module, "gradcam")  # GAP -> Linear: W_c / (h w), no autograd graph
+    slow = livecam.Explainer(module, "gradcam", gradients="autograd")
+    x = _batch(21)
+    a, b = fast(x), slow(x)
+    assert a.logits.grad_fn is None  # no graph was built
+    assert relative_error(a.raw, b.raw) < TOL and (a.cams - b.cams).abs().max() < TOL
+    fast.remove(), slow.remove()
+
+
+def test_gradcam_on_a_head_that_is_not_gap_linear_uses_the_backward_pass() -> None:
+    module = random_torchvision("convnext_tiny")
+    explainer = livecam.Explainer(module, "gradcam")
+    assert explainer._head_weight is None and explainer._autograd
+    x = _batch(4, n=1)
+    result = explainer(x)
+    ref, _, _, _ = gradcam_reference(module, explainer.layer, x)
+    assert relative_error(result.raw, ref) < TOL

@@ -56,11 +56,16 @@ class ActivationHook:
 
 @dataclass
 class Capture:
-    """One forward pass as a method sees it: A, the logits and the explained classes."""
+    """One forward pass as a method sees it: A, the logits and the explained classes.
+
+    ``head_weight`` is the weight of a GAP -> Linear head, when the explainer
+    uses its closed-form gradient instead of a backward pass.
+    """
 
     activation: torch.Tensor  # A: (N, K, h, w), as the model computed it
     logits: torch.Tensor  # (N, classes)
     classes: torch.Tensor  # (N,) int64
+    head_weight: torch.Tensor | None = None  # (classes, K)
     _grads: torch.Tensor | None = field(default=None, repr=False)
 
     def class_scores(self) -> torch.Tensor:
@@ -68,15 +73,23 @@ class Capture:
         return self.logits.gather(1, self.classes[:, None]).squeeze(1)
 
     def gradients(self) -> torch.Tensor:
-        """d y^c / d A, (N, K, h, w), by a backward pass that stops at A.
+        """d y^c / d A, (N, K, h, w).
 
-        Samples are independent (eval mode), so one backward of the summed
-        scores gives every sample's gradient.
+        For a GAP -> Linear head, y^c = W_c . mean_ij(A_ij) + b_c, so the
+        gradient is W_c,k / (h w) at every pixel (Selvaraju et al. 2017,
+        section 3.1), in float32 and with no backward pass. Otherwise one
+        backward pass of the summed scores, stopping at A, gives every
+        sample's gradient (samples are independent in eval mode).
         """
         if self._grads is None:
-            if not self.activation.requires_grad:
+            if self.head_weight is not None:
+                h, w = self.activation.shape[-2:]
+                per_channel = self.head_weight.detach()[self.classes].float() / (h * w)
+                self._grads = per_channel[:, :, None, None].expand(self.activation.shape)
+            elif self.activation.requires_grad:
+                (self._grads,) = torch.autograd.grad(self.class_scores().sum(), self.activation)
+            else:
                 raise RuntimeError("this method declared needs_grad=False but asked for gradients")
-            (self._grads,) = torch.autograd.grad(self.class_scores().sum(), self.activation)
         return self._grads
 
 
