@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -82,8 +83,21 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="livecam: %(message)s", stream=sys.stderr)
 
 
-def _raise_interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event):
+    """While running, Ctrl-C and SIGTERM set ``stop`` (the loop ends between frames); a second one aborts."""
+
+    def handler(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 RUN_EPILOG = """\b
@@ -135,13 +149,19 @@ Bad input exits with code 2 and one line saying what to do.
               help="Opacity of the heatmap over the frame.")
 @click.option("--colormap", type=click.Choice(COLORMAP_NAMES), default="jet", show_default=True,
               help="The heatmap's colour map.")
+@click.option("--precision", type=click.Choice(("auto", "fp32", "fp16", "bf16")), default="auto", show_default=True,
+              help="The model's arithmetic: auto is fp16 on CUDA and fp32 on the CPU. The map itself is "
+                   "always computed in fp32.")
+@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Frames explained per step, for files and images (more throughput on a GPU). Cameras "
+                   "and streams always take the latest frame, dropping the ones there was no time for.")
 @click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
               help="Frame rate of the recording (default: the source's; 2 for images).")
 @click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
                 class_: str | None, topk: int, device: str, output: Path | None, overwrite: bool,
-                show: bool | None, max_frames: int | None, alpha: float, colormap: str, fps: float | None,
-                verbose: int) -> None:
+                show: bool | None, max_frames: int | None, alpha: float, colormap: str, precision: str,
+                batch: int, fps: float | None, verbose: int) -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
@@ -161,7 +181,6 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     from livecam.zoo import RANDOM, load_model, resolve_class
 
     show_window = has_display() if show is None else show
-    signal.signal(signal.SIGTERM, _raise_interrupt)
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open_source(source))
         sinks: list[Sink] = []
@@ -177,16 +196,19 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
             logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
         target = resolve_class(class_, loaded.class_names) if class_ is not None else None
         engine = Engine(loaded, method=method, layer=layer, target_class=target, topk=topk,
-                        annotator=Annotator(colormap, alpha))
+                        annotator=Annotator(colormap, alpha), precision=precision)
         stack.callback(engine.close)
         if not sinks:
             logging.warning("nothing is shown or recorded (no display); pass --output FILE to record")
         what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
-        click.echo(f"livecam: {loaded.name} ({loaded.weights}) on {loaded.device}, {method} of {what} "
-                   f"at layer {engine.explainer.layer}; source: {src.description}", err=True)
+        click.echo(f"livecam: {loaded.name} ({loaded.weights}) on {loaded.device} in {str(engine.dtype)[6:]}, "
+                   f"{method} of {what} at layer {engine.explainer.layer}; source: {src.description}", err=True)
         total = min(filter(None, (src.frame_count, max_frames)), default=None)
-        with tqdm(total=total, unit="frame", disable=None, file=sys.stderr, leave=False) as bar:
-            report = run(src, engine, sinks, max_frames=max_frames, on_frame=lambda _: bar.update())
+        stop = threading.Event()
+        with tqdm(total=total, unit="frame", disable=None, file=sys.stderr, leave=False) as bar, \
+                _stop_on_signals(stop):
+            report = run(src, engine, sinks, max_frames=max_frames, batch=batch, stop=stop,
+                         on_frame=lambda _: bar.update())
     _summary(report, recorder)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
@@ -196,8 +218,9 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
     stages = ", ".join(f"{stage} {report.median_ms(stage):.1f} ms" for stage in report.stage_times
                        if report.stage_times[stage])
     ended = " (interrupted)" if report.interrupted else " (stopped in the window)" if report.stopped_by_user else ""
+    dropped = f", {report.dropped} stale frames dropped" if report.dropped else ""
     click.echo(f"livecam: {report.frames} frames in {report.seconds:.1f} s, "
-               f"{report.fps:.1f} FPS end to end{ended}")
+               f"{report.fps:.1f} FPS end to end{dropped}{ended}")
     if stages:
         click.echo(f"livecam: per frame (median): {stages}")
     if recorder is not None:

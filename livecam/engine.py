@@ -8,6 +8,7 @@ This is the eager step that works on any device. The device-resident engine
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass, field
 
@@ -16,9 +17,11 @@ import numpy as np
 import torch
 
 from livecam.cams import Explanation
+from livecam.errors import LivecamError
 from livecam.explainer import ClassSpec, Explainer
 from livecam.render import Annotator, Label
 from livecam.sources import Frame
+from livecam.timing import StageTimer, Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess
 
 
@@ -27,19 +30,25 @@ class Annotated:
     """An output frame: the annotated image, the explanation and where the time went."""
 
     image: np.ndarray  # BGR uint8, the source frame's size
-    explanation: Explanation
+    explanation: Explanation  # of the whole batch the frame was in
     frame: Frame
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, per frame
+    index: int = 0  # the frame's place in explanation's batch
 
 
 def to_input(
-    images: np.ndarray | list[np.ndarray], spec: Preprocess, device: torch.device | str = "cpu"
+    images: np.ndarray | list[np.ndarray],
+    spec: Preprocess,
+    device: torch.device | str = "cpu",
+    channels_last: bool = False,
 ) -> torch.Tensor:
-    """BGR uint8 frames -> the model's normalized float batch (N, 3, H, W).
+    """BGR uint8 frames -> the model's normalized float32 batch (N, 3, H, W).
 
     Each whole frame is resized to the model's input size (area interpolation,
     no crop, so the map covers the whole frame), turned to RGB and normalized
-    with the model's mean and std.
+    with the model's mean and std. With ``channels_last`` the batch keeps the
+    frames' (N, H, W, C) layout in memory, which is what a channels-last model
+    wants, and saves a copy.
     """
     batch = [images] if isinstance(images, np.ndarray) and images.ndim == 3 else list(images)
     height, width = spec.size
@@ -47,8 +56,8 @@ def to_input(
     rgb = resized[..., ::-1].astype(np.float32)
     mean = np.asarray(spec.mean, dtype=np.float32) * 255.0
     inv_std = 1.0 / (np.asarray(spec.std, dtype=np.float32) * 255.0)
-    x = (rgb - mean) * inv_std
-    return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2))).to(device)
+    x = torch.from_numpy((rgb - mean) * inv_std).permute(0, 3, 1, 2)
+    return (x if channels_last else x.contiguous()).to(device)
 
 
 def explain_frame(frame: np.ndarray, explainer: Explainer, classes: ClassSpec = None) -> Explanation:
@@ -57,11 +66,11 @@ def explain_frame(frame: np.ndarray, explainer: Explainer, classes: ClassSpec = 
     return explainer(x, classes=classes, size=frame.shape[:2])
 
 
-def top_labels(explanation: Explanation, class_names: list[str], k: int) -> list[Label]:
-    """The k most probable classes of the first sample, the explained one marked (and added if missing)."""
-    probs = torch.softmax(explanation.logits[0].float(), dim=0)
+def top_labels(explanation: Explanation, class_names: list[str], k: int, i: int = 0) -> list[Label]:
+    """The k most probable classes of sample ``i``, the explained one marked (and added if missing)."""
+    probs = torch.softmax(explanation.logits[i].float(), dim=0)
     scores, indices = probs.topk(min(k, probs.numel()))
-    explained = int(explanation.classes[0])
+    explained = int(explanation.classes[i])
     pairs = zip(scores.tolist(), indices.tolist(), strict=True)
     labels = [Label(class_names[i], float(s), i == explained) for s, i in pairs]
     if not any(label.explained for label in labels):
@@ -69,8 +78,27 @@ def top_labels(explanation: Explanation, class_names: list[str], k: int) -> list
     return labels
 
 
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` is fp16 on CUDA and fp32 on the CPU."""
+    if precision == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    if precision not in PRECISIONS:
+        raise LivecamError(f"unknown precision '{precision}'; use auto, {', '.join(PRECISIONS)}")
+    return PRECISIONS[precision]
+
+
 class Engine:
-    """Turn frames into annotated frames with one model, method and class choice."""
+    """Turn frames into annotated frames with one model, method and class choice.
+
+    The engine runs the model in ``precision`` (fp32, fp16 or bf16; ``auto``:
+    fp16 on CUDA, fp32 on the CPU) and, with ``channels_last``, in the
+    channels-last memory format; it then works on its own copy of the model, so
+    the caller's stays as it was. The map arithmetic is float32 whatever the
+    model runs in.
+    """
 
     def __init__(
         self,
@@ -80,24 +108,51 @@ class Engine:
         target_class: int | None = None,
         topk: int = 3,
         annotator: Annotator | None = None,
+        precision: str = "auto",
+        channels_last: bool = True,
     ) -> None:
+        self.dtype = resolve_precision(precision, model.device)
+        self.channels_last = channels_last
+        if self.dtype != torch.float32 or channels_last:
+            model = copy.deepcopy(model)  # the head's Linear stays the copy's own
+            memory_format = torch.channels_last if channels_last else torch.contiguous_format
+            model.module.to(dtype=self.dtype, memory_format=memory_format)
         self.model = model
         self.explainer = Explainer(model, method=method, layer=layer)
         self.target_class = target_class
         self.topk = topk
         self.annotator = annotator or Annotator()
 
+    def explain(self, images: list[np.ndarray], timer: Timer = no_timer) -> Explanation:
+        """Explain a batch of BGR frames; the maps stay at the layer's resolution."""
+        with timer("preprocess"):
+            x = to_input(images, self.model.preprocess, self.model.device, self.channels_last)
+        return self.explainer(x, classes=self.target_class, upsample=False, timer=timer)
+
+    def render(self, frame: Frame, explanation: Explanation, i: int = 0, readout: str | None = None) -> np.ndarray:
+        """Frame ``frame`` annotated with sample ``i`` of ``explanation``."""
+        cam = explanation.cams[i].float().cpu().numpy()
+        labels = top_labels(explanation, self.model.class_names, self.topk, i)
+        return self.annotator.annotate(frame.image, cam, labels, readout)
+
+    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
+        """Explain and annotate frames in one batch; timings are per frame."""
+        timer = StageTimer()
+        explanation = self.explain([f.image for f in frames], timer)
+        start = time.perf_counter()
+        images = [self.render(frame, explanation, i, readout) for i, frame in enumerate(frames)]
+        render_s = time.perf_counter() - start
+        n = len(frames)
+        timings = {
+            "preprocess": sum(timer.times["preprocess"]) / n,
+            "explain": sum(sum(timer.times[s]) for s in ("forward", "backward", "cam")) / n,
+            "render": render_s / n,
+        }
+        return [Annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
+                in enumerate(zip(images, frames, strict=True))]
+
     def process(self, frame: Frame, readout: str | None = None) -> Annotated:
-        t0 = time.perf_counter()
-        x = to_input(frame.image, self.model.preprocess, self.model.device)
-        t1 = time.perf_counter()
-        explanation = self.explainer(x, classes=self.target_class, upsample=False)
-        cam = explanation.cams[0].cpu().numpy()
-        t2 = time.perf_counter()
-        labels = top_labels(explanation, self.model.class_names, self.topk)
-        image = self.annotator.annotate(frame.image, cam, labels, readout)
-        t3 = time.perf_counter()
-        return Annotated(image, explanation, frame, {"preprocess": t1 - t0, "explain": t2 - t1, "render": t3 - t2})
+        return self.process_batch([frame], readout)[0]
 
     def close(self) -> None:
         self.explainer.remove()

@@ -9,6 +9,7 @@ from torch import nn
 
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
 from livecam.errors import LivecamError
+from livecam.timing import Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
 from livecam.zoo.analysis import GAP_LINEAR, suggest
 
@@ -80,20 +81,22 @@ class Explainer:
         classes: ClassSpec = None,
         size: tuple[int, int] | None = None,
         upsample: bool = True,
+        timer: Timer = no_timer,
     ) -> Explanation:
         """Explain a normalized float batch ``x`` of shape (N, 3, H, W).
 
         ``classes``: the class to explain per sample (an int for all, a
         sequence or tensor of N), by default each sample's top-1. The maps come
         back at ``size`` (default: the input's H, W), or at the layer's own
-        resolution with ``upsample=False``.
+        resolution with ``upsample=False``. ``timer`` (a :class:`StageTimer`)
+        records the stages ``forward``, ``backward`` and ``cam``.
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise LivecamError(f"expected a batch of images (N, 3, H, W), got {getattr(x, 'shape', type(x).__name__)}")
         x = x.detach().to(device=self.device, dtype=self.dtype)
         self.hook.enabled = True
         try:
-            with torch.set_grad_enabled(self._autograd):
+            with timer("forward"), torch.set_grad_enabled(self._autograd):
                 logits = self.module(x)
             activation = self.hook.activation
         finally:
@@ -102,11 +105,17 @@ class Explainer:
         if activation is None:
             raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
         chosen = self._classes(classes, logits)
-        raw = self.method.compute(Capture(activation, logits, chosen, self._head_weight)).detach()
+        capture = Capture(activation, logits, chosen, self._head_weight)
+        if self.method.needs_grad:
+            with timer("backward"):
+                capture.gradients()
+        with timer("cam"):
+            raw = self.method.compute(capture).detach()
+            maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
+            cams = normalize_maps(maps)
         logits = logits.detach()
-        maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
         return Explanation(
-            cams=normalize_maps(maps),
+            cams=cams,
             classes=chosen,
             scores=torch.softmax(logits.float(), dim=1).gather(1, chosen[:, None]).squeeze(1),
             logits=logits,

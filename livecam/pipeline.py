@@ -1,9 +1,28 @@
-"""The loop: frames from a source, through the engine, into the sinks, timed per stage."""
+"""The loop: frames from a source, through the engine, into the sinks, timed per stage.
+
+Three threads overlap the work: a reader decodes frame N+1 while the main
+thread explains frame N, and a writer encodes frame N-1. What reaches the
+engine depends on the source:
+
+- a file: every frame, in order, through a bounded queue (the reader waits when
+  the engine is behind); ``batch`` frames are explained per step;
+- a live source (camera, stream): the latest frame wins. A frame that the engine
+  had no time for is replaced by the next one and counted as dropped, so the
+  picture never lags behind reality.
+
+Sinks that must run on the main thread (the window) get frames there; the
+others (the recorder) get them on the writer thread, in order, with none lost.
+Stopping (the source ends, ``max_frames``, q in the window, ``stop`` set by a
+signal handler) finishes the frames in flight, so a recording holds every
+processed frame.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from statistics import median
 
@@ -12,14 +31,16 @@ from livecam.sinks import Sink
 from livecam.sources import Frame
 
 STAGES = ("decode", "preprocess", "explain", "render", "write")
+_END = object()
 
 
 @dataclass
 class RunReport:
-    """What a run did: frames, wall time, per-stage timings, how it ended."""
+    """What a run did: frames, wall time, per-stage timings, drops, how it ended."""
 
     frames: int = 0
     seconds: float = 0.0
+    dropped: int = 0  # live sources: frames replaced by a newer one before the engine got to them
     stage_times: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     interrupted: bool = False  # Ctrl-C or SIGTERM
     stopped_by_user: bool = False  # q, Esc, or the window closed
@@ -46,10 +67,118 @@ class Readout:
         self.frame_s = frame_s if self.frame_s is None else (1 - a) * self.frame_s + a * frame_s
         self.latency_s = latency_s if self.latency_s is None else (1 - a) * self.latency_s + a * latency_s
 
-    def text(self) -> str | None:
+    def text(self, dropped: int = 0) -> str | None:
         if not self.frame_s or self.latency_s is None:
             return None
-        return f"{1.0 / self.frame_s:.1f} FPS  {self.latency_s * 1000:.0f} ms"
+        text = f"{1.0 / self.frame_s:.1f} FPS  {self.latency_s * 1000:.0f} ms"
+        return f"{text}  {dropped} dropped" if dropped else text
+
+
+class LatestSlot:
+    """A one-frame mailbox where a new frame replaces an unread one (counted as dropped)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: Frame | None = None
+        self._ended = False
+        self.dropped = 0
+
+    def put(self, item: object) -> None:
+        with self._cond:
+            if item is _END:
+                self._ended = True  # the unread frame, if any, is still delivered
+            else:
+                self.dropped += self._item is not None
+                self._item = item
+            self._cond.notify()
+
+    def get(self, timeout: float) -> object:
+        """The latest frame; _END once the source ended and all is read; None after ``timeout``."""
+        with self._cond:
+            if self._item is None and not self._ended:
+                self._cond.wait(timeout)
+            if self._item is not None:
+                item, self._item = self._item, None
+                return item
+            return _END if self._ended else None
+
+
+class _FrameQueue:
+    """A bounded FIFO: nothing is dropped, the reader waits for the engine."""
+
+    def __init__(self, size: int) -> None:
+        self._queue: queue.Queue = queue.Queue(maxsize=size)
+        self.dropped = 0
+
+    def put(self, item: object, stop: threading.Event) -> None:
+        while not stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def get(self, timeout: float) -> object:
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            return None
+
+
+class _Reader(threading.Thread):
+    def __init__(self, frames: Iterable[Frame], live: bool, depth: int, stop: threading.Event) -> None:
+        super().__init__(name="livecam-reader", daemon=True)
+        self.frames = frames
+        self.live = live
+        self.box: LatestSlot | _FrameQueue = LatestSlot() if live else _FrameQueue(depth)
+        self.stop = stop
+        self.decode_times: list[float] = []
+        self.error: BaseException | None = None
+
+    def _put(self, item: object) -> None:
+        if isinstance(self.box, LatestSlot):
+            self.box.put(item)
+        else:
+            self.box.put(item, self.stop)
+
+    def run(self) -> None:
+        iterator: Iterator[Frame] = iter(self.frames)
+        try:
+            while not self.stop.is_set():
+                start = time.perf_counter()
+                frame = next(iterator, None)
+                if frame is None:
+                    break
+                self.decode_times.append(time.perf_counter() - start)
+                self._put(frame)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.error = exc
+        finally:
+            self._put(_END)
+
+
+class _Writer(threading.Thread):
+    def __init__(self, sinks: list[Sink], depth: int = 8) -> None:
+        super().__init__(name="livecam-writer", daemon=True)
+        self.sinks = sinks
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.write_times: list[float] = []
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                return
+            if self.error is not None:
+                continue  # drain without writing after a failure
+            try:
+                start = time.perf_counter()
+                for sink in self.sinks:
+                    sink.write(item)
+                self.write_times.append(time.perf_counter() - start)
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                self.error = exc
 
 
 def run(
@@ -57,42 +186,76 @@ def run(
     engine: Engine,
     sinks: list[Sink],
     max_frames: int | None = None,
+    batch: int = 1,
+    live: bool | None = None,
+    stop: threading.Event | None = None,
     on_frame: Callable[[Annotated], None] | None = None,
 ) -> RunReport:
-    """Explain every frame and hand it to every sink until the source ends,
-    ``max_frames`` are done, a sink asks to stop, or the user interrupts.
+    """Explain frames and hand them to every sink until the source ends,
+    ``max_frames`` are done, a sink asks to stop, or ``stop`` is set.
 
-    Ctrl-C ends the loop cleanly between frames; the caller's ``with`` blocks
-    then close the sinks, so the recording holds every processed frame.
+    ``live`` (default: the source's ``is_live``) picks the latest-frame-wins
+    policy; ``batch`` frames are explained per step for other sources.
+    KeyboardInterrupt is also caught; the CLI instead sets ``stop`` from its
+    signal handler, so the loop ends between frames.
     """
+    live = bool(getattr(frames, "is_live", False)) if live is None else live
+    batch = 1 if live else max(1, batch)
+    stop = stop or threading.Event()
+    halt = threading.Event()  # tells the reader to stop, whatever the reason
     report = RunReport()
     readout = Readout()
-    start = time.perf_counter()
-    iterator = iter(frames)
+    reader = _Reader(frames, live, depth=2 * batch + 2, stop=halt)
+    writer = _Writer([s for s in sinks if not s.main_thread])
+    main_sinks = [s for s in sinks if s.main_thread]
+    start = last = time.perf_counter()
+    reader.start()
+    writer.start()
+    ended = False
     try:
-        while max_frames is None or report.frames < max_frames:
-            t0 = time.perf_counter()
-            frame = next(iterator, None)
-            if frame is None:
-                break
-            t1 = time.perf_counter()
-            annotated = engine.process(frame, readout.text())
-            t2 = time.perf_counter()
-            for sink in sinks:
-                sink.write(annotated)
-            t3 = time.perf_counter()
-            report.frames += 1
-            report.stage_times["decode"].append(t1 - t0)
-            for stage, seconds in annotated.timings.items():
-                report.stage_times.setdefault(stage, []).append(seconds)
-            report.stage_times["write"].append(t3 - t2)
-            readout.update(t3 - t0, t2 - t1)
-            if on_frame is not None:
-                on_frame(annotated)
-            if any(sink.stop_requested for sink in sinks):
-                report.stopped_by_user = True
+        while not ended and not stop.is_set() and (max_frames is None or report.frames < max_frames):
+            want = batch if max_frames is None else min(batch, max_frames - report.frames)
+            chunk: list[Frame] = []
+            while len(chunk) < want and not stop.is_set():
+                item = reader.box.get(timeout=0.1)
+                if item is _END:
+                    ended = True
+                    break
+                if item is not None:
+                    chunk.append(item)
+            if not chunk:
+                continue
+            step_start = time.perf_counter()
+            annotated = engine.process_batch(chunk, readout.text(reader.box.dropped))
+            step_s = time.perf_counter() - step_start
+            for out in annotated:
+                for sink in main_sinks:
+                    sink.write(out)
+                writer.queue.put(out)
+                for stage, seconds in out.timings.items():
+                    report.stage_times.setdefault(stage, []).append(seconds)
+                if on_frame is not None:
+                    on_frame(out)
+            report.frames += len(chunk)
+            now = time.perf_counter()
+            readout.update((now - last) / len(chunk), step_s / len(chunk))
+            last = now
+            if writer.error is not None or any(s.stop_requested for s in sinks):
+                report.stopped_by_user = writer.error is None
                 break
     except KeyboardInterrupt:
         report.interrupted = True
+    finally:
+        halt.set()
+        writer.queue.put(_END)
+        writer.join()
+        reader.join(timeout=5.0)  # a camera read can block; the thread is a daemon
+    report.interrupted = report.interrupted or stop.is_set()
     report.seconds = time.perf_counter() - start
+    report.dropped = reader.box.dropped
+    report.stage_times["decode"] = reader.decode_times[: report.frames + report.dropped]
+    report.stage_times["write"] = writer.write_times
+    for error in (reader.error, writer.error):
+        if error is not None:
+            raise error
     return report

@@ -33,6 +33,7 @@ FALLBACK_FPS = 25.0
 
 class Sink:
     stop_requested: bool = False
+    main_thread: bool = False  # must write() run on the main thread (GUI toolkits)?
 
     def write(self, annotated: Annotated) -> None:
         raise NotImplementedError
@@ -177,6 +178,7 @@ class WindowSink(Sink):
     """Show frames in a window; q, Esc or closing the window asks the loop to stop."""
 
     QUIT_KEYS = {ord("q"), ord("Q"), 27}
+    main_thread = True
 
     def __init__(self, title: str = "livecam") -> None:
         if not has_display():

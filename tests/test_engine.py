@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -12,7 +14,7 @@ import torch
 import livecam
 from livecam.engine import Engine, to_input, top_labels
 from livecam.pipeline import run
-from livecam.sinks import VideoFileSink
+from livecam.sinks import Sink, VideoFileSink
 from livecam.sources import Frame
 from tests.conftest import read_video
 
@@ -53,9 +55,13 @@ def _hook_count(module: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules())
 
 
-def test_hooks_are_registered_once_and_no_gradient_accumulates(lite0) -> None:
+@pytest.mark.parametrize("gradients", ["auto", "autograd"])
+def test_hooks_are_registered_once_and_no_gradient_accumulates(lite0, gradients: str) -> None:
+    engine = Engine(lite0, "gradcam", channels_last=False, precision="fp32")
+    assert engine.model is lite0  # fp32 and the default layout: no copy
+    engine.explainer.remove()
     before = _hook_count(lite0.module)
-    engine = Engine(lite0, "gradcam")
+    engine.explainer = livecam.Explainer(lite0, "gradcam", gradients=gradients)
     assert _hook_count(lite0.module) == before + 1
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
@@ -68,8 +74,10 @@ def test_hooks_are_registered_once_and_no_gradient_accumulates(lite0) -> None:
     assert _hook_count(lite0.module) == before
 
 
-class _StopAfter:
+class _StopAfter(Sink):
     """A sink that asks to stop after n frames, like q in the window."""
+
+    main_thread = True
 
     def __init__(self, n: int) -> None:
         self.n, self.seen, self.stop_requested = n, 0, False
@@ -79,10 +87,11 @@ class _StopAfter:
         self.stop_requested = self.seen >= self.n
 
 
-def _frames(n: int, interrupt_at: int | None = None):
+def _frames(n: int, fail_at: int | None = None, delay: float = 0.0):
     for i in range(n):
-        if i == interrupt_at:
-            raise KeyboardInterrupt
+        if i == fail_at:
+            raise RuntimeError("the camera fell off")
+        time.sleep(delay)
         yield Frame(np.full((48, 64, 3), 40 * (i % 6), np.uint8), i, i / 10)
 
 
@@ -97,14 +106,57 @@ def test_run_stops_at_max_frames_and_when_a_sink_asks(lite0) -> None:
     engine.close()
 
 
-def test_ctrl_c_keeps_a_complete_recording(lite0, tmp_path: Path) -> None:
+def test_files_lose_no_frame_in_batches(lite0, tmp_path: Path) -> None:
+    engine = Engine(lite0)
+    seen: list[int] = []
+    path = tmp_path / "batched.mp4"
+    with VideoFileSink(path, fps=10.0) as sink:
+        report = run(_frames(11), engine, [sink], batch=4, live=False, on_frame=lambda a: seen.append(a.frame.index))
+    assert seen == list(range(11)) and report.frames == 11 and report.dropped == 0
+    assert len(read_video(path)[0]) == 11
+    # a batch of 4 gives the same maps as one frame at a time
+    frames = list(_frames(4))
+    batched = engine.process_batch(frames)
+    for frame, out in zip(frames, batched, strict=True):
+        single = engine.process(frame)
+        assert torch.allclose(out.explanation.cams[out.index], single.explanation.cams[0], atol=1e-5)
+        assert np.abs(out.image.astype(int) - single.image).max() <= 1
+    engine.close()
+
+
+def test_live_sources_drop_stale_frames(lite0) -> None:
+    engine = Engine(lite0)
+    seen: list[int] = []
+    # a "camera" at 500 frames per second, far faster than the engine
+    report = run(_frames(300, delay=0.002), engine, [], live=True, on_frame=lambda a: seen.append(a.frame.index))
+    assert report.dropped > 0 and report.frames + report.dropped == 300
+    assert seen == sorted(seen) and seen[-1] == 299  # always the newest, and the last one is shown
+    engine.close()
+
+
+def test_stop_keeps_a_complete_recording(lite0, tmp_path: Path) -> None:
     engine = Engine(lite0)
     path = tmp_path / "interrupted.mp4"
+    stop = threading.Event()
+
+    def on_frame(annotated) -> None:
+        if annotated.frame.index == 6:
+            stop.set()  # what the CLI's Ctrl-C handler does
+
     with VideoFileSink(path, fps=10.0) as sink:
-        report = run(_frames(20, interrupt_at=7), engine, [sink])
+        report = run(_frames(20), engine, [sink], stop=stop, on_frame=on_frame)
     assert report.interrupted and report.frames == 7
     frames, _ = read_video(path)
     assert len(frames) == 7
+    engine.close()
+
+
+def test_source_errors_reach_the_caller_and_the_recording_is_kept(lite0, tmp_path: Path) -> None:
+    engine = Engine(lite0)
+    path = tmp_path / "partial.mp4"
+    with pytest.raises(RuntimeError, match="camera fell off"), VideoFileSink(path, fps=10.0) as sink:
+        run(_frames(20, fail_at=5), engine, [sink])
+    assert len(read_video(path)[0]) == 5
     engine.close()
 
 

@@ -40,14 +40,16 @@ def display():
     server.wait(timeout=10)
 
 
-def _find_window(env: dict, timeout: float = 120) -> str:
+def _find_window(env: dict, proc: subprocess.Popen, timeout: float = 120) -> str:
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and proc.poll() is None:
         found = subprocess.run(["xdotool", "search", "--name", "livecam"], env=env, capture_output=True, text=True)
         if found.stdout.strip():
             return found.stdout.split()[0]
         time.sleep(0.3)
-    raise AssertionError("the livecam window never appeared")
+    proc.kill()
+    stdout, stderr = proc.communicate()
+    raise AssertionError(f"the livecam window never appeared; livecam said: {stdout} {stderr}")
 
 
 @pytest.mark.slow
@@ -58,10 +60,10 @@ def test_key_closes_the_window_and_keeps_the_recording(display: str, key: str, t
     video = make_video(tmp_path / "long.mp4", frames, fps=30.0)
     out = tmp_path / "shown.mp4"
     env = {**os.environ, "DISPLAY": display}
-    proc = subprocess.Popen([sys.executable, "-m", "livecam", "--source", str(video), "--output", str(out)],
+    proc = subprocess.Popen([sys.executable, "-m", "livecam", "--source", str(video), "--output", str(out), "--show"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        window = _find_window(env)
+        window = _find_window(env, proc)
         time.sleep(1.0)  # let some frames through
         subprocess.run(["xdotool", "windowfocus", "--sync", window, "key", key], env=env, check=True, timeout=30)
         stdout, stderr = proc.communicate(timeout=60)
