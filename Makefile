@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test clean
+.PHONY: demo test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,13 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
+
+# The CPU benchmark of benchmarks/README.md, with the peer (pytorch-grad-cam) installed beside livecam.
+bench: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opencv-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
+	$(BIN)/livecam bench --size 1280x720 --frames 300 --json benchmarks/results/bench-cpu.json \
+		--markdown benchmarks/results/bench-cpu.md --plot benchmarks/results/bench-cpu.png
 
 clean:
 	rm -rf $(VENV) demo.mp4 .pytest_cache .hypothesis

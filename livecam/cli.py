@@ -229,3 +229,58 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
                        f"{recorder.size[0]}x{recorder.size[1]}, {recorder.fps:.1f} fps)")
         else:
             click.echo(f"livecam: no frame was processed, so {recorder.path} was not written")
+
+
+@main.command("bench", context_settings=CONTEXT_SETTINGS)
+@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
+              help="The model, as for livecam run.")
+@click.option("--weights", metavar="FILE|random", help="As for livecam run ('random' to time an untrained model).")
+@click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True)
+@click.option("--precision", type=click.Choice(("auto", "fp32", "fp16", "bf16")), default="auto", show_default=True)
+@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per step.")
+@click.option("--source", "-s", default="demo", show_default=True,
+              help="Frames to measure on: a video, images or 'demo' (decoded once, repeated if short).")
+@click.option("--size", metavar="WxH", help="Resize the frames to this size first (e.g. 1280x720, 1920x1080).")
+@click.option("--frames", type=click.IntRange(10, 100000), default=300, show_default=True,
+              help="Frames to time (after --warmup).")
+@click.option("--warmup", type=click.IntRange(0, 1000), default=20, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--peer/--no-peer", default=True, show_default=True,
+              help="Also time pytorch-grad-cam (pip install grad-cam) on the same frames.")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the results as JSON.")
+@click.option("--markdown", "md_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the table as Markdown.")
+@click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
+              help="Draw a bar chart (needs matplotlib).")
+@click.option("-v", "--verbose", count=True, help="Say more.")
+def bench_command(model_name: str, weights: str | None, method: str, precision: str, batch: int, source: str,
+                  size: str | None, frames: int, warmup: int, device: str, peer: bool, json_path: Path | None,
+                  md_path: Path | None, plot_path: Path | None, verbose: int) -> None:
+    """Time livecam stage by stage, against plain inference and pytorch-grad-cam, on the same frames.
+
+    Prints per-stage medians and 95th percentiles (decode, preprocess, forward,
+    backward, CAM, render, encode), the end-to-end FPS of the threaded pipeline
+    on a real video file, and the ratios livecam/floor and peer/livecam.
+    """
+    _setup_logging(verbose)
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    from livecam.bench import parse_size, plot, run_bench
+    from livecam.zoo import load_model
+
+    for path in (json_path, md_path, plot_path):
+        if path is not None and not path.parent.is_dir():
+            raise LivecamError(f"cannot write {path}: the folder {path.parent} does not exist")
+    wanted = parse_size(size)
+    loaded = load_model(model_name, weights=weights, device=device)
+    click.echo(f"livecam bench: {loaded.name} {method} on {loaded.device}, {frames} frames from {source}"
+               f"{f' at {size}' if size else ''}...", err=True)
+    result = run_bench(loaded, method=method, precision=precision, batch=batch, source=source, size=wanted,
+                       frames=frames, warmup=warmup, peer=peer)
+    table = result.markdown()
+    click.echo(table)
+    if json_path is not None:
+        json_path.write_text(result.to_json())
+    if md_path is not None:
+        md_path.write_text(table)
+    if plot_path is not None:
+        plot(result, plot_path)
