@@ -9,7 +9,11 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@# grad-cam (the benchmark's peer) pulls in opencv-python-headless, whose files replace
+	@# opencv-python's: put the build with a GUI back, so that the window works.
+	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \
+		"opencv-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
 	touch $@
 
 demo: $(BIN)/.installed
@@ -18,12 +22,10 @@ demo: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q
 
-# The CPU benchmark of benchmarks/README.md, with the peer (pytorch-grad-cam) installed beside livecam.
+# The CPU benchmark of benchmarks/README.md (1280x720, with the pytorch-grad-cam peer).
 bench: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
-	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps "opencv-python==$$($(BIN)/python -c 'import importlib.metadata as m; print(m.version("opencv-python"))')"
-	$(BIN)/livecam bench --size 1280x720 --frames 300 --json benchmarks/results/bench-cpu.json \
-		--markdown benchmarks/results/bench-cpu.md --plot benchmarks/results/bench-cpu.png
+	$(BIN)/livecam bench --size 1280x720 --frames 300 --json benchmarks/results/bench-epyc-2core-lite0-720p.json \
+		--markdown benchmarks/results/bench-epyc-2core-lite0-720p.md --plot benchmarks/results/bench-epyc-2core-lite0-720p.png
 
 clean:
 	rm -rf $(VENV) demo.mp4 .pytest_cache .hypothesis
