@@ -27,6 +27,18 @@ def test_to_input_matches_the_usual_imagenet_preprocessing(lite0, chelsea_bgr) -
     assert np.abs(x[0].permute(1, 2, 0).numpy() - ref).max() < 1e-5
     batch = to_input([chelsea_bgr, chelsea_bgr[:100]], lite0.preprocess)
     assert batch.shape == (2, 3, 224, 224) and torch.equal(batch[0], x[0])
+    cl = to_input(chelsea_bgr, lite0.preprocess, channels_last=True)
+    assert cl.is_contiguous(memory_format=torch.channels_last) and torch.equal(cl, x)
+
+
+def test_large_frames_are_halved_first_and_barely_differ(chelsea_bgr) -> None:
+    from livecam.engine import downscale
+
+    big = cv2.resize(chelsea_bgr, (1920, 1080), interpolation=cv2.INTER_CUBIC)
+    fast = downscale(big, (224, 224)).astype(float)
+    direct = cv2.resize(big, (224, 224), interpolation=cv2.INTER_AREA).astype(float)
+    assert fast.shape == direct.shape
+    assert np.abs(fast - direct).mean() < 1.0 and np.abs(fast - direct).max() < 24
 
 
 def test_engine_process_annotates_the_frame_and_matches_the_explainer(lite0, chelsea_bgr) -> None:
