@@ -17,6 +17,7 @@ Timing is wall-clock after warm-up; medians and 95th percentiles over many frame
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -180,27 +181,72 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bench_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> tuple[dict, Stat, Stat]:
-    """livecam's step, stage by stage, per frame."""
-    device = engine.model.device
+def _per_frame(stage_sums: list[dict[str, float]], order: tuple[str, ...], batch: int) -> tuple[dict, Stat]:
+    """Per-stage stats per frame from each step's summed stage times, and the explanation's total."""
+    stages = {s: Stat.of([step[s] / batch for step in stage_sums]) for s in order if stage_sums and s in stage_sums[0]}
+    explain = Stat.of([sum(step.get(s, 0.0) for s in ("forward", "backward", "cam")) / batch for step in stage_sums])
+    return stages, explain
+
+
+def _timed_step(device: torch.device, fn) -> dict[str, float]:  # noqa: ANN001 - fn(timer)
     timer = StageTimer(device)
-    steps: list[float] = []
-    for i in range(warmup + len(frames) // batch):
-        chunk = [frames[(i * batch + j) % len(frames)] for j in range(batch)]
-        stage_timer = timer if i >= warmup else StageTimer(device)
-        _sync(device)
-        start = time.perf_counter()
-        explanation = engine.explain(chunk, stage_timer)
-        with stage_timer("render"):
+    fn(timer)
+    return {stage: sum(times) for stage, times in timer.times.items()}
+
+
+def bench_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> tuple[dict, Stat, Stat]:
+    """livecam's step, stage by stage and whole, per frame."""
+    if engine.device_step is not None:
+        return bench_device_step(engine, frames, batch, warmup)
+    device = engine.model.device
+    chunks = [frames[i * batch:(i + 1) * batch] for i in range(len(frames) // batch)]
+
+    def one(chunk: list[np.ndarray], timer: StageTimer) -> None:
+        explanation = engine.explain(chunk, timer)
+        with timer("render"):
             for j, image in enumerate(chunk):
                 engine.render(Frame(image, j, 0.0), explanation, j)
+
+    sums, steps = [], []
+    for i in range(warmup + len(chunks)):
         _sync(device)
+        start = time.perf_counter()
+        stage_sums = _timed_step(device, functools.partial(one, chunks[i % len(chunks)]))
         if i >= warmup:
             steps.append((time.perf_counter() - start) / batch)
-    per_frame = {s: [t / batch for t in timer.times[s]] for s in STEP_STAGES if timer.times.get(s)}
-    explain = [sum(parts) for parts in zip(*(per_frame[s] for s in ("forward", "backward", "cam") if s in per_frame),
-                                           strict=True)]
-    return {s: Stat.of(v) for s, v in per_frame.items()}, Stat.of(steps), Stat.of(explain)
+            sums.append(stage_sums)
+    stages, explain = _per_frame(sums, STEP_STAGES, batch)
+    return stages, Stat.of(steps), explain
+
+
+def bench_device_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> tuple[dict, Stat, Stat]:
+    """The device path: stages from an eager, synchronized run; the step from the real (graphed) one."""
+    device = engine.model.device
+    chunks = [frames[i * batch:(i + 1) * batch] for i in range(len(frames) // batch)]
+
+    def one(chunk: list[np.ndarray], timer: StageTimer) -> None:
+        with timer("upload"):
+            dev = (engine.transfer.upload(chunk) if engine.transfer is not None
+                   else torch.from_numpy(np.stack(chunk)).to(device))
+        out = engine.device_step.step(dev, timer)
+        with timer("download"):
+            engine.transfer.download(out.images) if engine.transfer is not None else out.images.cpu()
+
+    sums = []
+    for i in range(warmup + len(chunks)):
+        stage_sums = _timed_step(device, functools.partial(one, chunks[i % len(chunks)]))
+        if i >= warmup:
+            sums.append(stage_sums)
+    steps = []
+    for i in range(warmup + len(chunks)):
+        chunk = [Frame(image, j, 0.0) for j, image in enumerate(chunks[i % len(chunks)])]
+        _sync(device)
+        start = time.perf_counter()
+        engine.process_batch(chunk)
+        if i >= warmup:
+            steps.append((time.perf_counter() - start) / batch)
+    stages, explain = _per_frame(sums, ("upload", *STEP_STAGES, "download"), batch)
+    return stages, Stat.of(steps), explain
 
 
 def bench_floor(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> Stat:
@@ -283,13 +329,16 @@ def run_bench(
     frames: int = 300,
     warmup: int = 20,
     peer: bool = True,
+    graph: bool = True,
+    renderer: str = "auto",
 ) -> BenchResult:
     if frames < batch:
         raise LivecamError(f"--frames {frames} is fewer than one batch of {batch}")
     images, video = load_frames(source, size, frames)
     try:
-        engine = Engine(model, method=method, precision=precision)
+        engine = Engine(model, method=method, precision=precision, graph=graph, renderer=renderer)
         config = {
+            "graph": engine.device_step is not None and engine.device_step.graph,
             "model": model.name, "weights": model.weights, "method": method, "precision": str(engine.dtype)[6:],
             "batch": batch, "source": source, "size": [images[0].shape[1], images[0].shape[0]],
             "frames": frames, "warmup": warmup, "device": str(model.device), "layer": engine.explainer.layer,

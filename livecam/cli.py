@@ -155,13 +155,16 @@ Bad input exits with code 2 and one line saying what to do.
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Frames explained per step, for files and images (more throughput on a GPU). Cameras "
                    "and streams always take the latest frame, dropping the ones there was no time for.")
+@click.option("--graph/--no-graph", default=True, show_default=True,
+              help="On CUDA, capture the whole per-frame step in a CUDA graph and replay it (eager when "
+                   "capture fails).")
 @click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
               help="Frame rate of the recording (default: the source's; 2 for images).")
 @click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
                 class_: str | None, topk: int, device: str, output: Path | None, overwrite: bool,
                 show: bool | None, max_frames: int | None, alpha: float, colormap: str, precision: str,
-                batch: int, fps: float | None, verbose: int) -> None:
+                batch: int, graph: bool, fps: float | None, verbose: int) -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
@@ -196,7 +199,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
             logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
         target = resolve_class(class_, loaded.class_names) if class_ is not None else None
         engine = Engine(loaded, method=method, layer=layer, target_class=target, topk=topk,
-                        annotator=Annotator(colormap, alpha), precision=precision)
+                        annotator=Annotator(colormap, alpha), precision=precision, graph=graph)
         stack.callback(engine.close)
         if not sinks:
             logging.warning("nothing is shown or recorded (no display); pass --output FILE to record")
@@ -245,6 +248,8 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
               help="Frames to time (after --warmup).")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=20, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--graph/--no-graph", default=True, show_default=True,
+              help="On CUDA, capture the whole step in a CUDA graph and replay it.")
 @click.option("--peer/--no-peer", default=True, show_default=True,
               help="Also time pytorch-grad-cam (pip install grad-cam) on the same frames.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the results as JSON.")
@@ -254,7 +259,8 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
               help="Draw a bar chart (needs matplotlib).")
 @click.option("-v", "--verbose", count=True, help="Say more.")
 def bench_command(model_name: str, weights: str | None, method: str, precision: str, batch: int, source: str,
-                  size: str | None, frames: int, warmup: int, device: str, peer: bool, json_path: Path | None,
+                  size: str | None, frames: int, warmup: int, device: str, graph: bool, peer: bool,
+                  json_path: Path | None,
                   md_path: Path | None, plot_path: Path | None, verbose: int) -> None:
     """Time livecam stage by stage, against plain inference and pytorch-grad-cam, on the same frames.
 
@@ -275,7 +281,7 @@ def bench_command(model_name: str, weights: str | None, method: str, precision: 
     click.echo(f"livecam bench: {loaded.name} {method} on {loaded.device}, {frames} frames from {source}"
                f"{f' at {size}' if size else ''}...", err=True)
     result = run_bench(loaded, method=method, precision=precision, batch=batch, source=source, size=wanted,
-                       frames=frames, warmup=warmup, peer=peer)
+                       frames=frames, warmup=warmup, peer=peer, graph=graph)
     table = result.markdown()
     click.echo(table)
     if json_path is not None:

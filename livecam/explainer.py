@@ -93,6 +93,28 @@ class Explainer:
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise LivecamError(f"expected a batch of images (N, 3, H, W), got {getattr(x, 'shape', type(x).__name__)}")
+        raw, logits, chosen = self.raw_maps(x, classes, timer)
+        with timer("cam"):
+            maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
+            cams = normalize_maps(maps)
+        return Explanation(
+            cams=cams,
+            classes=chosen,
+            scores=torch.softmax(logits.float(), dim=1).gather(1, chosen[:, None]).squeeze(1),
+            logits=logits,
+            raw=raw,
+            method=self.method.name,
+            layer=self.layer,
+        )
+
+    def raw_maps(
+        self, x: torch.Tensor, classes: ClassSpec = None, timer: Timer = no_timer, check: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The method's maps at the layer's resolution, the logits and the explained classes.
+
+        With ``check=False`` (classes already validated) nothing here waits for
+        the device, so the call can be captured in a CUDA graph.
+        """
         x = x.detach().to(device=self.device, dtype=self.dtype)
         self.hook.enabled = True
         try:
@@ -104,28 +126,17 @@ class Explainer:
             self.hook.activation = None
         if activation is None:
             raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
-        chosen = self._classes(classes, logits)
+        chosen = self._classes(classes, logits, check)
         capture = Capture(activation, logits, chosen, self._head_weight)
         if self.method.needs_grad:
             with timer("backward"):
                 capture.gradients()
         with timer("cam"):
             raw = self.method.compute(capture).detach()
-            maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
-            cams = normalize_maps(maps)
-        logits = logits.detach()
-        return Explanation(
-            cams=cams,
-            classes=chosen,
-            scores=torch.softmax(logits.float(), dim=1).gather(1, chosen[:, None]).squeeze(1),
-            logits=logits,
-            raw=raw,
-            method=self.method.name,
-            layer=self.layer,
-        )
+        return raw, logits.detach(), chosen
 
     @staticmethod
-    def _classes(classes: ClassSpec, logits: torch.Tensor) -> torch.Tensor:
+    def _classes(classes: ClassSpec, logits: torch.Tensor, check: bool = True) -> torch.Tensor:
         n, k = logits.shape
         if classes is None:
             return logits.detach().argmax(dim=1)
@@ -134,7 +145,7 @@ class Explainer:
             chosen = chosen.expand(n)
         if chosen.numel() != n:
             raise LivecamError(f"got {chosen.numel()} classes for a batch of {n}; give one class or one per image")
-        if bool(((chosen < 0) | (chosen >= k)).any()):
+        if check and bool(((chosen < 0) | (chosen >= k)).any()):
             raise LivecamError(f"class indices must lie in 0 to {k - 1}")
         return chosen
 

@@ -105,7 +105,12 @@ class Annotator:
         """A new uint8 image: ``frame`` with ``cam`` blended over it and the text drawn."""
         height, width = frame.shape[:2]
         out = blend(frame, heatmap(cam, (width, height), self.colormap), self.alpha)
-        draw_text_box(out, [label.text() for label in labels], "top-left")
-        if readout:
-            draw_text_box(out, [readout], "bottom-left")
+        self.label(out, labels, readout)
         return out
+
+    @staticmethod
+    def label(image: np.ndarray, labels: list[Label], readout: str | None = None) -> None:
+        """Draw the class labels (top left) and the readout (bottom left) on ``image``, in place."""
+        draw_text_box(image, [label.text() for label in labels], "top-left")
+        if readout:
+            draw_text_box(image, [readout], "bottom-left")

@@ -47,6 +47,15 @@ def test_run_bench_fills_every_column(lite0) -> None:
     assert "| forward |" in table and "floor: plain inference" in table and "FPS" in table
 
 
+def test_run_bench_on_the_device_path(lite0) -> None:
+    """The device path's stages (upload, on-device render, download), here on the CPU."""
+    result = run_bench(lite0, frames=12, warmup=2, size=(320, 180), peer=False, renderer="device")
+    assert list(result.stages) == ["decode", "upload", "preprocess", "forward", "backward", "cam", "render",
+                                   "download", "encode"]
+    assert result.step.n == 12 and result.explain.median_ms > 0 and result.pipeline_fps > 0
+    assert result.config["graph"] is False  # no CUDA graphs on the CPU
+
+
 def test_peer_grad_cam_agrees_with_livecam(lite0, chelsea_bgr) -> None:
     """pytorch-grad-cam's GradCAM and ours give the same map on the same input (a cross-check)."""
     pytest.importorskip("pytorch_grad_cam")
