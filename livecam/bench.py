@@ -3,10 +3,11 @@
 Three measurements in one process, on the same decoded frames:
 
 1. livecam's step, stage by stage (preprocess, forward, backward, CAM, render),
-   synchronized per stage on CUDA so each time is the stage's own; and the whole
-   threaded pipeline end to end (decode, explain, overlay, encode) on a real
-   video file, which gives the FPS a user sees.
-2. The floor: plain inference of the same model, same precision and layout.
+   synchronized per stage on CUDA so each time is the stage's own, and whole, as
+   the CLI runs it (graphed on CUDA); and the threaded pipeline end to end
+   (decode, explain, overlay, encode) on a real video file: the FPS a user sees.
+2. The floor: plain inference of the same model, same precision and layout,
+   graphed where the engine is, run in turns with the step on the same frames.
 3. The peer, when ``grad-cam`` (pytorch-grad-cam) is installed: its ``GradCAM``
    and ``show_cam_on_image`` on each frame, as its README shows, on an fp32 copy
    of the model whose parameters require grad, as a user's would.
@@ -194,78 +195,89 @@ def _timed_step(device: torch.device, fn) -> dict[str, float]:  # noqa: ANN001 -
     return {stage: sum(times) for stage, times in timer.times.items()}
 
 
-def bench_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> tuple[dict, Stat, Stat]:
-    """livecam's step, stage by stage and whole, per frame."""
-    if engine.device_step is not None:
-        return bench_device_step(engine, frames, batch, warmup)
+class Floor:
+    """Plain inference of the engine's model (same precision and layout) on the same frames.
+
+    On CUDA with graphs on, the forward pass is captured in a CUDA graph too, so the
+    floor is graphed where the engine is. Calling it runs chunk ``i`` and returns
+    its synchronized wall time.
+    """
+
+    def __init__(self, engine: Engine, chunks: list[list[np.ndarray]], graph: bool) -> None:
+        model = engine.model
+        self.module, self.device = model.module, model.device
+        self.inputs = [to_input(c, model.preprocess, model.device, engine.channels_last).to(engine.dtype)
+                       for c in chunks[:64]]
+        self.graph = None
+        if graph and self.device.type == "cuda":
+            self.static = self.inputs[0].clone()
+            side = torch.cuda.Stream(self.device)
+            side.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(side), torch.inference_mode():
+                for _ in range(3):
+                    self.module(self.static)
+            torch.cuda.current_stream(self.device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph), torch.inference_mode():
+                self.module(self.static)
+
+    def __call__(self, i: int) -> float:
+        x = self.inputs[i % len(self.inputs)]
+        if self.graph is not None:
+            self.static.copy_(x)
+        _sync(self.device)
+        start = time.perf_counter()
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            with torch.inference_mode():
+                self.module(x)
+        _sync(self.device)
+        return time.perf_counter() - start
+
+
+def bench_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int,
+               graph: bool = True) -> tuple[dict, Stat, Stat, Stat]:
+    """livecam's step, stage by stage and whole, and the floor, per frame.
+
+    The floor and the step run in turns on each chunk of frames, so that a noisy
+    neighbour slows both alike and their ratio holds.
+    """
     device = engine.model.device
     chunks = [frames[i * batch:(i + 1) * batch] for i in range(len(frames) // batch)]
+    floor = Floor(engine, chunks, graph)
+    on_device = engine.device_step is not None
 
-    def one(chunk: list[np.ndarray], timer: StageTimer) -> None:
+    def stages_of(chunk: list[np.ndarray], timer: StageTimer) -> None:
+        if on_device:  # eager and synchronized per stage: the graphed step is timed whole below
+            with timer("upload"):
+                dev = (engine.transfer.upload(chunk) if engine.transfer is not None
+                       else torch.from_numpy(np.stack(chunk)).to(device))
+            out = engine.device_step.step(dev, timer)
+            with timer("download"):
+                engine.transfer.download(out.images) if engine.transfer is not None else out.images.cpu()
+            return
         explanation = engine.explain(chunk, timer)
         with timer("render"):
             for j, image in enumerate(chunk):
                 engine.render(Frame(image, j, 0.0), explanation, j)
 
-    sums, steps = [], []
+    sums, steps, floors = [], [], []
     for i in range(warmup + len(chunks)):
+        chunk = chunks[i % len(chunks)]
+        floor_s = floor(i)
+        stage_sums = _timed_step(device, functools.partial(stages_of, chunk))
         _sync(device)
         start = time.perf_counter()
-        stage_sums = _timed_step(device, functools.partial(one, chunks[i % len(chunks)]))
-        if i >= warmup:
-            steps.append((time.perf_counter() - start) / batch)
-            sums.append(stage_sums)
-    stages, explain = _per_frame(sums, STEP_STAGES, batch)
-    return stages, Stat.of(steps), explain
-
-
-def bench_device_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> tuple[dict, Stat, Stat]:
-    """The device path: stages from an eager, synchronized run; the step from the real (graphed) one."""
-    device = engine.model.device
-    chunks = [frames[i * batch:(i + 1) * batch] for i in range(len(frames) // batch)]
-
-    def one(chunk: list[np.ndarray], timer: StageTimer) -> None:
-        with timer("upload"):
-            dev = (engine.transfer.upload(chunk) if engine.transfer is not None
-                   else torch.from_numpy(np.stack(chunk)).to(device))
-        out = engine.device_step.step(dev, timer)
-        with timer("download"):
-            engine.transfer.download(out.images) if engine.transfer is not None else out.images.cpu()
-
-    sums = []
-    for i in range(warmup + len(chunks)):
-        stage_sums = _timed_step(device, functools.partial(one, chunks[i % len(chunks)]))
-        if i >= warmup:
-            sums.append(stage_sums)
-    steps = []
-    for i in range(warmup + len(chunks)):
-        chunk = [Frame(image, j, 0.0) for j, image in enumerate(chunks[i % len(chunks)])]
+        engine.process_batch([Frame(image, j, 0.0) for j, image in enumerate(chunk)])
         _sync(device)
-        start = time.perf_counter()
-        engine.process_batch(chunk)
         if i >= warmup:
             steps.append((time.perf_counter() - start) / batch)
-    stages, explain = _per_frame(sums, ("upload", *STEP_STAGES, "download"), batch)
-    return stages, Stat.of(steps), explain
-
-
-def bench_floor(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int) -> Stat:
-    """Plain inference of the same model (same precision and layout) on the same inputs."""
-    model = engine.model
-    steps = len(frames) // batch
-    inputs = [to_input(frames[i * batch:(i + 1) * batch], model.preprocess, model.device,
-                       engine.channels_last).to(engine.dtype) for i in range(min(steps, 64))]
-    times: list[float] = []
-    with torch.inference_mode():
-        for i in range(warmup + steps):
-            x = inputs[i % len(inputs)]
-            _sync(model.device)
-            start = time.perf_counter()
-            model.module(x)
-            _sync(model.device)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) / batch)
-    return Stat.of(times)
+            floors.append(floor_s / batch)
+            sums.append(stage_sums)
+    order = ("upload", *STEP_STAGES, "download") if on_device else STEP_STAGES
+    stages, explain = _per_frame(sums, order, batch)
+    return stages, Stat.of(steps), explain, Stat.of(floors)
 
 
 def bench_peer(model: LoadedModel, layer: str, frames: list[np.ndarray], warmup: int) -> Stat | None:
@@ -344,8 +356,7 @@ def run_bench(
             "frames": frames, "warmup": warmup, "device": str(model.device), "layer": engine.explainer.layer,
         }
         result = BenchResult(config=config, machine=machine_info(model.device))
-        step_stages, result.step, result.explain = bench_step(engine, images, batch, warmup)
-        result.floor = bench_floor(engine, images, batch, warmup)
+        step_stages, result.step, result.explain, result.floor = bench_step(engine, images, batch, warmup, graph)
         fps, stages, samples = bench_pipeline(engine, video, batch)
         result.pipeline_fps, result.pipeline_stages, result.rss_mb = fps, stages, samples
         # decode and encode as the pipeline measured them, around the step's own stages

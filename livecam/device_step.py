@@ -44,7 +44,8 @@ def preprocess_frames(frames: torch.Tensor, spec: Preprocess, mean: torch.Tensor
     Antialiased bilinear resizing of the whole frame (as the OpenCV path's area
     averaging, no crop), BGR -> RGB, (x / 255 - mean) / std.
     """
-    x = frames.permute(0, 3, 1, 2)[:, [2, 1, 0]].float()
+    # flip, not an index list: a list index would be copied to the device, which a CUDA graph cannot capture
+    x = frames.permute(0, 3, 1, 2).flip(1).float()
     x = F.interpolate(x, size=spec.size, mode="bilinear", antialias=True, align_corners=False)
     x = (x * (1.0 / 255.0) - mean) / std
     return x.to(dtype=dtype, memory_format=torch.channels_last if channels_last else torch.contiguous_format)

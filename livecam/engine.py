@@ -1,9 +1,15 @@
-"""The per-frame step: preprocess -> explain -> render.
+"""The per-frame step: preprocess -> explain -> render, on the CPU or a GPU.
 
-This is the eager step that works on any device. The device-resident engine
-(pinned buffers, CUDA graphs, streams, half precision) replaces the inside of
-:meth:`Engine.process` and keeps its contract: a :class:`Frame` in, an
-:class:`Annotated` out.
+Two paths keep one contract, frames in and :class:`Annotated` frames out:
+
+- OpenCV (the default on the CPU): resize and normalize with OpenCV, explain
+  with torch, colour map and blend in uint8 with OpenCV;
+- device (the default on CUDA, see :mod:`livecam.device_step`): one upload,
+  everything on the device (captured in a CUDA graph), one download; only the
+  text labels are drawn on the host.
+
+The model runs in the chosen precision and memory format on the engine's own
+copy of it; the map arithmetic is float32 in both paths.
 """
 
 from __future__ import annotations
