@@ -69,10 +69,6 @@ class StepOutput:
     logits: torch.Tensor  # (N, classes)
     raw: torch.Tensor  # (N, h, w) the method's map before normalization
 
-    def clone(self) -> StepOutput:
-        return StepOutput(*(t.clone() for t in (self.images, self.cams, self.classes, self.scores,
-                                                self.logits, self.raw)))
-
 
 class DeviceStep:
     """Preprocess, explain and overlay a batch of uint8 frames already on the device."""

@@ -140,6 +140,9 @@ class Engine:
     ) -> None:
         if renderer not in ("auto", "opencv", "device"):
             raise LivecamError(f"unknown renderer '{renderer}'; use auto, opencv or device")
+        if target_class is not None and not 0 <= target_class < model.info.num_classes:
+            raise LivecamError(f"class index {target_class} is out of range: the model has classes 0 to "
+                               f"{model.info.num_classes - 1}")
         self.dtype = resolve_precision(precision, model.device)
         self.channels_last = channels_last
         if self.dtype != torch.float32 or channels_last:

@@ -63,6 +63,11 @@ def test_fixed_class_is_explained_and_labelled(lite0, coffee_bgr) -> None:
     engine.close()
 
 
+def test_engine_refuses_a_class_out_of_range(lite0) -> None:
+    with pytest.raises(livecam.LivecamError, match="class index 1000 is out of range"):
+        Engine(lite0, target_class=1000, renderer="device")
+
+
 def _hook_count(module: torch.nn.Module) -> int:
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in module.modules())
 
