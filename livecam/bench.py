@@ -35,6 +35,7 @@ import torch
 
 from livecam.engine import Engine, to_input
 from livecam.errors import LivecamError
+from livecam.sinks import write_frames
 from livecam.sources import Frame, Source, open_source
 from livecam.timing import StageTimer
 from livecam.zoo import LoadedModel
@@ -169,12 +170,7 @@ def load_frames(source: str, size: tuple[int, int] | None, count: int) -> tuple[
     frames = [frames[i % len(frames)] for i in range(count)]
     fd, name = tempfile.mkstemp(prefix="livecam-bench-", suffix=".mp4")
     os.close(fd)
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(name, cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (w, h))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
-    return frames, Path(name)
+    return frames, write_frames(Path(name), frames, 30.0)
 
 
 def _sync(device: torch.device) -> None:
@@ -251,11 +247,10 @@ def bench_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int
     def stages_of(chunk: list[np.ndarray], timer: StageTimer) -> None:
         if on_device:  # eager and synchronized per stage: the graphed step is timed whole below
             with timer("upload"):
-                dev = (engine.transfer.upload(chunk) if engine.transfer is not None
-                       else torch.from_numpy(np.stack(chunk)).to(device))
+                dev = engine.upload(chunk)
             out = engine.device_step.step(dev, timer)
             with timer("download"):
-                engine.transfer.download(out.images) if engine.transfer is not None else out.images.cpu()
+                engine.download(out.images)
             return
         explanation = engine.explain(chunk, timer)
         with timer("render"):

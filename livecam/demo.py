@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livecam.sinks import write_frames
+
 log = logging.getLogger(__name__)
 
 WIDTH, HEIGHT = 640, 360
@@ -140,17 +142,11 @@ def write_demo_clip(path: Path) -> Path:
     fd, tmp_name = tempfile.mkstemp(prefix=".demo-", suffix=".mp4", dir=path.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
     try:
-        if not writer.isOpened():
-            raise OSError(f"OpenCV could not open a video writer for {tmp}")
-        for frame in demo_frames():
-            writer.write(frame)
-        writer.release()
+        write_frames(tmp, demo_frames(), FPS)
         tmp.chmod(0o644)
         os.replace(tmp, path)
     finally:
-        writer.release()
         tmp.unlink(missing_ok=True)
     return path
 

@@ -191,20 +191,25 @@ class Engine:
         return [Annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
                 in enumerate(zip(images, frames, strict=True))]
 
+    def upload(self, images: list[np.ndarray]) -> torch.Tensor:
+        """Frames of one size -> a (N, H, W, 3) uint8 tensor on the model's device (pinned, on CUDA)."""
+        if self.transfer is not None:
+            return self.transfer.upload(images)
+        return torch.from_numpy(np.stack(images)).to(self.model.device)
+
+    def download(self, images: torch.Tensor) -> np.ndarray:
+        """(N, H, W, 3) uint8 on the device -> a host array of its own; waits for the work before it."""
+        if self.transfer is not None:
+            return self.transfer.download(images)
+        return images.cpu().numpy().copy()
+
     def _process_on_device(self, frames: list[Frame], readout: str | None) -> list[Annotated]:
         """Upload once, run the device step (graphed on CUDA), download once, then draw the labels."""
-        images = [f.image for f in frames]
         t0 = time.perf_counter()
-        if self.transfer is not None:
-            dev = self.transfer.upload(images)
-        else:
-            dev = torch.from_numpy(np.stack(images)).to(self.model.device)
+        dev = self.upload([f.image for f in frames])
         t1 = time.perf_counter()
         out = self.device_step(dev)
-        if self.transfer is not None:
-            host = self.transfer.download(out.images)  # waits for the step
-        else:
-            host = out.images.cpu().numpy().copy()
+        host = self.download(out.images)
         t2 = time.perf_counter()
         explanation = Explanation(cams=out.cams.clone(), classes=out.classes.clone(), scores=out.scores.clone(),
                                   logits=out.logits.clone(), raw=out.raw.clone(), method=self.explainer.method.name,

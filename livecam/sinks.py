@@ -12,6 +12,7 @@ import os
 import platform
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -65,6 +66,23 @@ def check_output_path(path: Path, overwrite: bool, source_path: Path | None = No
         raise LivecamError(f"--output {path} is the source itself; choose another file name")
     if path.exists() and not overwrite:
         raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --output")
+    return path
+
+
+def write_frames(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
+    """Write BGR uint8 frames of one size to a video file in one go (no partial-file dance)."""
+    writer: cv2.VideoWriter | None = None
+    try:
+        for frame in frames:
+            if writer is None:
+                fourcc = cv2.VideoWriter_fourcc(*FOURCC.get(path.suffix.lower(), "mp4v"))
+                writer = cv2.VideoWriter(str(path), fourcc, fps, (frame.shape[1], frame.shape[0]))
+                if not writer.isOpened():
+                    raise OSError(f"OpenCV could not open a video writer for {path}")
+            writer.write(frame)
+    finally:
+        if writer is not None:
+            writer.release()
     return path
 
 

@@ -103,13 +103,9 @@ def relative_error(actual: torch.Tensor, reference: torch.Tensor) -> float:
 
 
 def make_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    assert writer.isOpened()
-    for f in frames:
-        writer.write(f)
-    writer.release()
-    return path
+    from livecam.sinks import write_frames
+
+    return write_frames(path, frames, fps)
 
 
 def read_video(path: Path) -> tuple[list[np.ndarray], float]:

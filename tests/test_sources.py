@@ -10,6 +10,7 @@ import pytest
 
 from livecam import demo
 from livecam.errors import LivecamError
+from livecam.sinks import write_frames
 from livecam.sources import ImageSource, open_source
 from tests.conftest import read_video
 
@@ -112,11 +113,7 @@ def http_server(tmp_path: Path):
 
 def test_http_stream_is_a_live_source(tmp_path: Path, http_server: str) -> None:
     frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(20)]
-    path = tmp_path / "stream.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (64, 48))
-    for frame in frames:
-        writer.write(frame)
-    writer.release()
+    write_frames(tmp_path / "stream.avi", frames, 10.0)  # MJPG in AVI: readable without seeking
     with open_source(f"{http_server}/stream.avi") as src:
         got = list(src)
         assert src.is_live and src.fps is None and src.frame_count is None
