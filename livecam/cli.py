@@ -26,7 +26,7 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 # Kept here (not imported from the torch-heavy modules) so that --help is quick;
 # tests check that they match livecam.cams.METHODS and livecam.render.COLORMAPS.
-METHOD_NAMES = ("gradcam", "cam")
+METHOD_NAMES = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam")
 COLORMAP_NAMES = ("jet", "turbo", "inferno", "magma", "plasma", "viridis", "hot", "parula", "bone")
 
 
@@ -126,8 +126,10 @@ Bad input exits with code 2 and one line saying what to do.
                    "with weights_only=True. Default: the model's ImageNet weights (shipped for "
                    "efficientnet_lite0; torchvision's cache or download otherwise). 'random': untrained.")
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True,
-              help="gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), no backward "
-                   "pass, for models whose head is global average pooling and one Linear layer.")
+              help="gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "
+                   "global average pooling and one Linear layer. gradcampp: Grad-CAM++. xgradcam: XGrad-CAM. "
+                   "layercam: LayerCAM (per-pixel weights; good on earlier layers). hirescam: HiResCAM. "
+                   "eigencam: Eigen-CAM (class-agnostic, no gradients).")
 @click.option("--layer", metavar="MODULE.PATH",
               help="The layer to explain, as a module path (e.g. layer4, features.7). "
                    "Default: the last feature map before the pooling head.")

@@ -179,3 +179,13 @@ def test_errors_from_the_real_entry_point(tmp_path: Path) -> None:
         proc = _livecam("--source", source)
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+
+
+@pytest.mark.parametrize("method", ["gradcampp", "xgradcam", "layercam", "hirescam", "eigencam"])
+def test_every_method_runs_through_the_cli(method: str, cat_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / f"{method}.mp4"
+    result = _invoke(["--source", str(cat_video), "--output", str(out), "--no-show", "--method", method,
+                      "--max-frames", "3"])
+    assert result.exit_code == 0, result.output
+    frames, _ = read_video(out)
+    assert len(frames) == 3

@@ -6,18 +6,18 @@
 
 from __future__ import annotations
 
-from livecam.cams.activation import CAM
+from livecam.cams.activation import CAM, EigenCAM
 from livecam.cams.base import ActivationHook, Capture, CamMethod, Explanation, normalize_maps, upsample_maps
-from livecam.cams.gradient import GradCAM
+from livecam.cams.gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 
 METHODS: dict[str, type[CamMethod]] = {
-    GradCAM.name: GradCAM,
-    CAM.name: CAM,
+    method.name: method
+    for method in (GradCAM, CAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM)
 }
 
 DEFAULT_METHOD = GradCAM.name
 
 __all__ = [
-    "CAM", "METHODS", "DEFAULT_METHOD", "ActivationHook", "Capture", "CamMethod", "Explanation", "GradCAM",
-    "normalize_maps", "upsample_maps",
+    "CAM", "METHODS", "DEFAULT_METHOD", "ActivationHook", "Capture", "CamMethod", "EigenCAM", "Explanation",
+    "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "XGradCAM", "normalize_maps", "upsample_maps",
 ]

@@ -33,3 +33,28 @@ class CAM(CamMethod):
     def compute(self, cap: Capture) -> torch.Tensor:
         weights = self.linear.weight.detach()[cap.classes].float()  # (N, K)
         return F.relu(torch.einsum("nk,nkhw->nhw", weights, cap.activation.float()))
+
+
+class EigenCAM(CamMethod):
+    """Eigen-CAM (Muhammad & Yeasin 2020): the first principal component of the activations.
+
+    X = the (h w) x K activations of a sample, centred per channel; the map is the
+    projection X v_1 on the first right singular vector (a thin SVD, float32),
+    signed so that it correlates positively with the mean activation over channels.
+    Gradient-free and class-agnostic.
+    """
+
+    name = "eigencam"
+    needs_grad = False
+
+    def compute(self, cap: Capture) -> torch.Tensor:
+        acts = cap.activation.detach().float()
+        n, k, h, w = acts.shape
+        x = acts.reshape(n, k, h * w).transpose(1, 2)  # (N, hw, K)
+        x = x - x.mean(dim=1, keepdim=True)
+        _, _, vh = torch.linalg.svd(x, full_matrices=False)
+        projection = (x @ vh[:, 0, :, None])[..., 0]  # (N, hw)
+        mean_act = acts.mean(dim=1).reshape(n, h * w)
+        centred = mean_act - mean_act.mean(dim=1, keepdim=True)
+        sign = torch.where((projection * centred).sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
+        return (projection * sign).reshape(n, h, w)
