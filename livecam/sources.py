@@ -204,3 +204,19 @@ def open_source(spec: str) -> Source:
             raise LivecamError(f"could not read {path} as an image; check that the file is a complete image")
         return ImageSource([path], f"image {path}")
     return CaptureSource(str(path), f"video {path}", is_live=False, path=path)
+
+
+def spread_frames(source: Source, count: int) -> list[np.ndarray]:
+    """``count`` frames spread evenly over a source of known length, else its first ``count``."""
+    total = source.frame_count
+    wanted = None if not total or total <= count else {round(i * (total - 1) / (count - 1)) if count > 1 else 0
+                                                        for i in range(count)}
+    images = []
+    for frame in source:
+        if wanted is None or frame.index in wanted:
+            images.append(frame.image)
+        if len(images) >= count:
+            break
+    if not images:
+        raise LivecamError(f"{source.description} gave no frames")
+    return images
