@@ -135,7 +135,7 @@ def bad_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--source", "{video}", "--show"], "no display"),
         (["--source", "{video}", "--device", "tpu"], "unknown device"),
         (["--source", "{video}", "--alpha", "2"], "--alpha"),
-        (["--source", "{video}", "--method", "gradcampp"], "--method"),
+        (["--source", "{video}", "--method", "scorecam9"], "--method"),
         (["--sourc", "{video}"], "No such option"),
     ],
 )
