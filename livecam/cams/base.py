@@ -121,8 +121,13 @@ def normalize_maps(maps: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
     flat = m.flatten(1)
     lo = flat.amin(dim=1)[:, None, None]
     span = (flat.amax(dim=1)[:, None, None] - lo)
-    ok = span > eps
-    return torch.where(ok, (m - lo) / torch.where(ok, span, torch.ones_like(span)), torch.zeros_like(m))
+    return safe_divide(m - lo, span, span > eps)
+
+
+def safe_divide(num: torch.Tensor, den: torch.Tensor, ok: torch.Tensor | None = None) -> torch.Tensor:
+    """num / den where ``ok`` (default: den != 0), and 0 elsewhere: never inf or NaN, no host sync."""
+    ok = den != 0 if ok is None else ok
+    return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
 
 
 def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -5,7 +5,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from livecam.cams.base import Capture, CamMethod
+from livecam.cams.base import Capture, CamMethod, safe_divide
+
+
+def _grads_and_acts(cap: Capture) -> tuple[torch.Tensor, torch.Tensor]:
+    """g = d y^c / d A and A, both float32 whatever the model runs in."""
+    return cap.gradients().float(), cap.activation.detach().float()
 
 
 class GradCAM(CamMethod):
@@ -19,8 +24,7 @@ class GradCAM(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        grads = cap.gradients().float()
-        acts = cap.activation.detach().float()
+        grads, acts = _grads_and_acts(cap)
         alpha = grads.mean(dim=(2, 3), keepdim=True)
         return F.relu((alpha * acts).sum(dim=1))
 
@@ -39,12 +43,9 @@ class GradCAMPlusPlus(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        g = cap.gradients().float()
-        acts = cap.activation.detach().float()
+        g, acts = _grads_and_acts(cap)
         g2 = g * g
-        denominator = 2.0 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * g
-        safe = torch.where(denominator != 0, denominator, torch.ones_like(denominator))
-        alpha = torch.where(denominator != 0, g2 / safe, torch.zeros_like(g2))
+        alpha = safe_divide(g2, 2.0 * g2 + acts.sum(dim=(2, 3), keepdim=True) * g2 * g)
         weights = (alpha * F.relu(g)).sum(dim=(2, 3), keepdim=True)
         return F.relu((weights * acts).sum(dim=1))
 
@@ -60,11 +61,8 @@ class XGradCAM(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        g = cap.gradients().float()
-        acts = cap.activation.detach().float()
-        total = acts.sum(dim=(2, 3), keepdim=True)
-        safe = torch.where(total != 0, total, torch.ones_like(total))
-        alpha = torch.where(total != 0, (acts / safe * g).sum(dim=(2, 3), keepdim=True), torch.zeros_like(total))
+        g, acts = _grads_and_acts(cap)
+        alpha = (safe_divide(acts, acts.sum(dim=(2, 3), keepdim=True)) * g).sum(dim=(2, 3), keepdim=True)
         return F.relu((alpha * acts).sum(dim=1))
 
 
@@ -78,8 +76,8 @@ class LayerCAM(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        g = cap.gradients().float()
-        return F.relu((F.relu(g) * cap.activation.detach().float()).sum(dim=1))
+        g, acts = _grads_and_acts(cap)
+        return F.relu((F.relu(g) * acts).sum(dim=1))
 
 
 class HiResCAM(CamMethod):
@@ -92,5 +90,5 @@ class HiResCAM(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        g = cap.gradients().float()
-        return F.relu((g * cap.activation.detach().float()).sum(dim=1))
+        g, acts = _grads_and_acts(cap)
+        return F.relu((g * acts).sum(dim=1))
