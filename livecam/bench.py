@@ -94,7 +94,8 @@ class BenchResult:
         lines = [
             f"livecam bench: {c['model']} {c['method']} {c['precision']} batch {c['batch']} on "
             f"{m['device_name']}, {c['size'][0]}x{c['size'][1]} frames from {c['source']}, "
-            f"{c['frames']} frames ({m['date']})",
+            f"{c['frames']} frames ({m['date']}); BatchNorm layers folded into convolutions: "
+            f"{c.get('folded_batchnorms', 0)}",
             "",
             "| what | median ms | p95 ms |",
             "| --- | --- | --- |",
@@ -338,17 +339,19 @@ def run_bench(
     peer: bool = True,
     graph: bool = True,
     renderer: str = "auto",
+    fold_bn: bool = True,
 ) -> BenchResult:
     if frames < batch:
         raise LivecamError(f"--frames {frames} is fewer than one batch of {batch}")
     images, video = load_frames(source, size, frames)
     try:
-        engine = Engine(model, method=method, precision=precision, graph=graph, renderer=renderer)
+        engine = Engine(model, method=method, precision=precision, graph=graph, renderer=renderer, fold_bn=fold_bn)
         config = {
             "graph": engine.device_step is not None and engine.device_step.graph,
             "model": model.name, "weights": model.weights, "method": method, "precision": str(engine.dtype)[6:],
             "batch": batch, "source": source, "size": [images[0].shape[1], images[0].shape[0]],
             "frames": frames, "warmup": warmup, "device": str(model.device), "layer": engine.explainer.layer,
+            "folded_batchnorms": engine.folded,
         }
         result = BenchResult(config=config, machine=machine_info(model.device))
         step_stages, result.step, result.explain, result.floor = bench_step(engine, images, batch, warmup, graph)

@@ -252,6 +252,9 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--graph/--no-graph", default=True, show_default=True,
               help="On CUDA, capture the whole step in a CUDA graph and replay it.")
+@click.option("--fold/--no-fold", default=True, show_default=True,
+              help="Fold each BatchNorm into the convolution before it (as livecam run does), or time the "
+                   "model unfolded.")
 @click.option("--peer/--no-peer", default=True, show_default=True,
               help="Also time pytorch-grad-cam (pip install grad-cam) on the same frames.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the results as JSON.")
@@ -261,7 +264,7 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
               help="Draw a bar chart (needs matplotlib).")
 @click.option("-v", "--verbose", count=True, help="Say more.")
 def bench_command(model_name: str, weights: str | None, method: str, precision: str, batch: int, source: str,
-                  size: str | None, frames: int, warmup: int, device: str, graph: bool, peer: bool,
+                  size: str | None, frames: int, warmup: int, device: str, graph: bool, fold: bool, peer: bool,
                   json_path: Path | None,
                   md_path: Path | None, plot_path: Path | None, verbose: int) -> None:
     """Time livecam stage by stage, against plain inference and pytorch-grad-cam, on the same frames.
@@ -283,7 +286,7 @@ def bench_command(model_name: str, weights: str | None, method: str, precision: 
     click.echo(f"livecam bench: {loaded.name} {method} on {loaded.device}, {frames} frames from {source}"
                f"{f' at {size}' if size else ''}...", err=True)
     result = run_bench(loaded, method=method, precision=precision, batch=batch, source=source, size=wanted,
-                       frames=frames, warmup=warmup, peer=peer, graph=graph)
+                       frames=frames, warmup=warmup, peer=peer, graph=graph, fold_bn=fold)
     table = result.markdown()
     click.echo(table)
     if json_path is not None:

@@ -30,6 +30,8 @@ from livecam.render import Annotator, Label
 from livecam.sources import Frame
 from livecam.timing import StageTimer, Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess
+from livecam.zoo.analysis import probe_input
+from livecam.zoo.fusion import fold_batchnorm
 
 
 @dataclass
@@ -120,9 +122,10 @@ class Engine:
 
     The engine runs the model in ``precision`` (fp32, fp16 or bf16; ``auto``:
     fp16 on CUDA, fp32 on the CPU) and, with ``channels_last``, in the
-    channels-last memory format; it then works on its own copy of the model, so
-    the caller's stays as it was. The map arithmetic is float32 whatever the
-    model runs in.
+    channels-last memory format, and with ``fold_bn`` it folds each BatchNorm into
+    the convolution before it (checked numerically; see ``zoo.fusion``). It then
+    works on its own copy of the model, so the caller's stays as it was. The map
+    arithmetic is float32 whatever the model runs in.
     """
 
     def __init__(
@@ -137,6 +140,7 @@ class Engine:
         channels_last: bool = True,
         renderer: str = "auto",
         graph: bool = True,
+        fold_bn: bool = True,
     ) -> None:
         if renderer not in ("auto", "opencv", "device"):
             raise LivecamError(f"unknown renderer '{renderer}'; use auto, opencv or device")
@@ -145,8 +149,13 @@ class Engine:
                                f"{model.info.num_classes - 1}")
         self.dtype = resolve_precision(precision, model.device)
         self.channels_last = channels_last
-        if self.dtype != torch.float32 or channels_last:
+        self.folded = 0  # BatchNorm layers folded into convolutions
+        target = layer or model.target_layer
+        fold_bn = fold_bn and target in dict(model.module.named_modules())  # else the Explainer says what is wrong
+        if self.dtype != torch.float32 or channels_last or fold_bn:
             model = copy.deepcopy(model)  # the head's Linear stays the copy's own
+            if fold_bn:
+                self.folded = fold_batchnorm(model.module, probe_input(model.module, model.preprocess.size), target)
             memory_format = torch.channels_last if channels_last else torch.contiguous_format
             model.module.to(dtype=self.dtype, memory_format=memory_format)
         self.model = model

@@ -72,7 +72,7 @@ class Conv2dSame(nn.Conv2d):
             pads += [total // 2, total - total // 2]  # (left, right), then (top, bottom)
         if any(pads):
             x = F.pad(x, pads)
-        return F.conv2d(x, self.weight, None, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
 def _bn(channels: int) -> nn.BatchNorm2d:
