@@ -26,7 +26,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 # Kept here (not imported from the torch-heavy modules) so that --help is quick;
 # tests check that they match livecam.cams.METHODS and livecam.render.COLORMAPS.
-METHOD_NAMES = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam")
+METHOD_NAMES = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "guided",
+                "guidedgradcam")
 COLORMAP_NAMES = ("jet", "turbo", "inferno", "magma", "plasma", "viridis", "hot", "parula", "bone")
 
 
@@ -129,7 +130,9 @@ Bad input exits with code 2 and one line saying what to do.
               help="gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "
                    "global average pooling and one Linear layer. gradcampp: Grad-CAM++. xgradcam: XGrad-CAM. "
                    "layercam: LayerCAM (per-pixel weights; good on earlier layers). hirescam: HiResCAM. "
-                   "eigencam: Eigen-CAM (class-agnostic, no gradients).")
+                   "eigencam: Eigen-CAM (class-agnostic, no gradients). scorecam: Score-CAM (one forward pass "
+                   "per channel: seconds to a minute per frame, not live). guided: Guided Backpropagation "
+                   "(input-resolution edges, weakly class-specific). guidedgradcam: Guided Grad-CAM.")
 @click.option("--layer", metavar="MODULE.PATH",
               help="The layer to explain, as a module path (e.g. layer4, features.7). "
                    "Default: the last feature map before the pooling head.")
@@ -138,6 +141,12 @@ Bad input exits with code 2 and one line saying what to do.
                    "or index. Default: each frame's most probable class.")
 @click.option("--topk", type=click.IntRange(1, 10), default=3, show_default=True,
               help="How many of the most probable classes to label on each frame.")
+@click.option("--panels", is_flag=True,
+              help="Explain each of the --topk most probable classes in its own labelled panel (one forward "
+                   "pass and one batched backward for all of them), tiled as wide as the frame.")
+@click.option("--view", type=click.Choice(("overlay", "guided")), default="overlay", show_default=True,
+              help="guided: show beside the overlay the guided detail map of the explained class (Guided "
+                   "Grad-CAM for gradcam: the guided backprop gradient times the map), at input resolution.")
 @click.option("--device", default="auto", show_default=True,
               help="auto (CUDA when available), cpu, cuda or cuda:N.")
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
@@ -164,8 +173,8 @@ Bad input exits with code 2 and one line saying what to do.
               help="Frame rate of the recording (default: the source's; 2 for images).")
 @click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
-                class_: str | None, topk: int, device: str, output: Path | None, overwrite: bool,
-                show: bool | None, max_frames: int | None, alpha: float, colormap: str, precision: str,
+                class_: str | None, topk: int, panels: bool, view: str, device: str, output: Path | None,
+                overwrite: bool, show: bool | None, max_frames: int | None, alpha: float, colormap: str, precision: str,
                 batch: int, graph: bool, fps: float | None, verbose: int) -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
@@ -201,8 +210,11 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
             logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
         target = resolve_class(class_, loaded.class_names) if class_ is not None else None
         engine = Engine(loaded, method=method, layer=layer, target_class=target, topk=topk,
-                        annotator=Annotator(colormap, alpha), precision=precision, graph=graph)
+                        annotator=Annotator(colormap, alpha), precision=precision, graph=graph, panels=panels,
+                        view=view)
         stack.callback(engine.close)
+        if method == "scorecam":
+            _warn_scorecam(engine)
         if not sinks:
             logging.warning("nothing is shown or recorded (no display); pass --output FILE to record")
         what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
@@ -217,6 +229,24 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     _summary(report, recorder)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _warn_scorecam(engine) -> None:  # noqa: ANN001 - Engine (imported lazily)
+    """Say how long Score-CAM's frames will take, from timing a few masked forward passes."""
+    import torch
+
+    from livecam.cams import ScoreCAM
+    from livecam.zoo.analysis import probe_input
+
+    model = engine.model
+    channels = engine.explainer.info.feature_shape[1] * engine.rows_per_frame
+    x = probe_input(model.module, model.preprocess.size)
+    if engine.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    seconds = ScoreCAM.seconds_per_frame(model.module, x, channels)
+    logging.warning("scorecam runs one forward pass per channel of %s (%d per frame): expect up to %.1f s per "
+                    "frame on %s. It is for images and recorded video, not live sources.",
+                    engine.explainer.layer, channels, seconds, model.device)
 
 
 def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSink (imported lazily)

@@ -22,11 +22,11 @@ import cv2
 import numpy as np
 import torch
 
-from livecam.cams import Explanation
+from livecam.cams import METHODS, Explanation
 from livecam.device_step import DeviceStep, HostTransfer
 from livecam.errors import LivecamError
 from livecam.explainer import ClassSpec, Explainer
-from livecam.render import Annotator, Label
+from livecam.render import Annotator, Label, detail_image, panel_size, tile
 from livecam.sources import Frame
 from livecam.timing import StageTimer, Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess
@@ -38,11 +38,11 @@ from livecam.zoo.fusion import fold_batchnorm
 class Annotated:
     """An output frame: the annotated image, the explanation and where the time went."""
 
-    image: np.ndarray  # BGR uint8, the source frame's size
+    image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
     explanation: Explanation  # of the whole batch the frame was in
     frame: Frame
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, per frame
-    index: int = 0  # the frame's place in explanation's batch
+    index: int = 0  # the frame's row in explanation (with panels, the row of its best class)
 
 
 def downscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -105,6 +105,7 @@ def top_labels(explanation: Explanation, class_names: list[str], k: int, i: int 
     return labels
 
 
+VIEWS = ("overlay", "guided")
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -141,9 +142,23 @@ class Engine:
         renderer: str = "auto",
         graph: bool = True,
         fold_bn: bool = True,
+        panels: bool = False,
+        view: str = "overlay",
     ) -> None:
         if renderer not in ("auto", "opencv", "device"):
             raise LivecamError(f"unknown renderer '{renderer}'; use auto, opencv or device")
+        if view not in VIEWS:
+            raise LivecamError(f"unknown view '{view}'; use {' or '.join(VIEWS)}")
+        if panels and view != "overlay":
+            raise LivecamError("--panels and --view guided do not combine; choose one")
+        if panels and target_class is not None:
+            raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
+        self.panels, self.view = panels, view
+        # the device step covers the plain overlay of methods that need no second pass over the input
+        plain = not (getattr(METHODS.get(method), "needs_input", False) or panels or view != "overlay")
+        if renderer == "device" and not plain:
+            raise LivecamError(f"the device renderer draws the plain overlay only, not {method} panels or "
+                               "guided views; use the opencv renderer")
         if target_class is not None and not 0 <= target_class < model.info.num_classes:
             raise LivecamError(f"class index {target_class} is out of range: the model has classes 0 to "
                                f"{model.info.num_classes - 1}")
@@ -163,7 +178,7 @@ class Engine:
         self.target_class = target_class
         self.topk = topk
         self.annotator = annotator or Annotator()
-        on_device = renderer == "device" or (renderer == "auto" and model.device.type == "cuda")
+        on_device = plain and (renderer == "device" or (renderer == "auto" and model.device.type == "cuda"))
         self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap,
                                       self.annotator.alpha, target_class, channels_last, graph) if on_device else None
         self.transfer = HostTransfer(model.device) if on_device and model.device.type == "cuda" else None
@@ -172,13 +187,48 @@ class Engine:
         """Explain a batch of BGR frames; the maps stay at the layer's resolution."""
         with timer("preprocess"):
             x = to_input(images, self.model.preprocess, self.model.device, self.channels_last)
-        return self.explainer(x, classes=self.target_class, upsample=False, timer=timer)
+        return self.explainer(x, classes=self.target_class, upsample=False, timer=timer,
+                              topk=self.topk if self.panels else 1, guided=self.view == "guided")
+
+    @property
+    def rows_per_frame(self) -> int:
+        """Rows of an explanation per frame: the --topk classes with panels, else 1."""
+        return min(self.topk, self.model.info.num_classes) if self.panels else 1
 
     def render(self, frame: Frame, explanation: Explanation, i: int = 0, readout: str | None = None) -> np.ndarray:
-        """Frame ``frame`` annotated with sample ``i`` of ``explanation``."""
+        """Frame ``frame`` (sample ``i`` of the batch) annotated with its rows of ``explanation``."""
+        if self.panels:
+            return self._render_panels(frame, explanation, i, readout)
         cam = explanation.cams[i].float().cpu().numpy()
         labels = top_labels(explanation, self.model.class_names, self.topk, i)
+        if self.view == "guided":
+            return self._render_guided(frame, explanation, cam, labels, i, readout)
         return self.annotator.annotate(frame.image, cam, labels, readout)
+
+    def _render_panels(self, frame: Frame, explanation: Explanation, i: int, readout: str | None) -> np.ndarray:
+        """One panel per class, best first, each with its own map and label, tiled as wide as the frame."""
+        k = self.rows_per_frame
+        size = panel_size((frame.image.shape[1], frame.image.shape[0]), k)
+        small = downscale(frame.image, size)
+        cams = explanation.cams[i * k:(i + 1) * k].float().cpu().numpy()
+        panels = []
+        for j in range(k):
+            row = i * k + j
+            name = f"{j + 1}. {self.model.class_names[int(explanation.classes[row])]}"
+            label = Label(name, float(explanation.scores[row]), True)
+            panels.append(self.annotator.annotate(small, cams[j], [label], readout if j == 0 else None))
+        return tile(panels)
+
+    def _render_guided(self, frame: Frame, explanation: Explanation, cam: np.ndarray, labels: list[Label], i: int,
+                       readout: str | None) -> np.ndarray:
+        """The overlay and, beside it, the guided detail map of the explained class."""
+        size = panel_size((frame.image.shape[1], frame.image.shape[0]), 2)
+        overlay = self.annotator.annotate(downscale(frame.image, size), cam, labels, readout)
+        detail = detail_image(explanation.detail[i].float().cpu().numpy(), size)
+        name = self.model.class_names[int(explanation.classes[i])]
+        what = explanation.method if explanation.method.startswith("guided") else f"guided {explanation.method}"
+        self.annotator.label(detail, [Label(f"{what}: {name}", float(explanation.scores[i]), True)])
+        return tile([overlay, detail])
 
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
         """Explain and annotate frames in one batch; timings are per frame."""
@@ -194,10 +244,11 @@ class Engine:
         n = len(frames)
         timings = {
             "preprocess": sum(timer.times["preprocess"]) / n,
-            "explain": sum(sum(timer.times[s]) for s in ("forward", "backward", "cam")) / n,
+            "explain": sum(sum(timer.times[s]) for s in ("forward", "backward", "cam", "guided")) / n,
             "render": render_s / n,
         }
-        return [Annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
+        k = self.rows_per_frame
+        return [Annotated(image, explanation, frame, dict(timings), i * k) for i, (image, frame)
                 in enumerate(zip(images, frames, strict=True))]
 
     def upload(self, images: list[np.ndarray]) -> torch.Tensor:

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
+from livecam.cams.guided import guided_detail
 from livecam.errors import LivecamError
 from livecam.timing import Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
@@ -82,18 +83,32 @@ class Explainer:
         size: tuple[int, int] | None = None,
         upsample: bool = True,
         timer: Timer = no_timer,
+        topk: int = 1,
+        guided: bool = False,
     ) -> Explanation:
         """Explain a normalized float batch ``x`` of shape (N, 3, H, W).
 
         ``classes``: the class to explain per sample (an int for all, a
         sequence or tensor of N), by default each sample's top-1. The maps come
         back at ``size`` (default: the input's H, W), or at the layer's own
-        resolution with ``upsample=False``. ``timer`` (a :class:`StageTimer`)
-        records the stages ``forward``, ``backward`` and ``cam``.
+        resolution with ``upsample=False`` (guided methods: the input's).
+        ``timer`` (a :class:`StageTimer`) records the stages ``forward``,
+        ``backward`` and ``cam``.
+
+        ``topk=K`` (with ``classes=None``) explains each sample's K most
+        probable classes from one forward pass, their gradients from one
+        batched backward pass (none for GAP -> Linear heads): the result then
+        has N * K rows, sample i's j-th class at row i * K + j. ``guided=True``
+        adds ``detail``, the guided gradient times the upsampled map (Guided
+        Grad-CAM for ``gradcam``), for methods that have none of their own.
         """
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise LivecamError(f"expected a batch of images (N, 3, H, W), got {getattr(x, 'shape', type(x).__name__)}")
-        raw, logits, chosen = self.raw_maps(x, classes, timer)
+        capture, raw = self._run(x, classes, timer, topk=topk)
+        logits, chosen = capture.logits.detach(), capture.classes
+        if guided and capture.detail is None:
+            with timer("guided"):
+                capture.detail = guided_detail(self.module, capture.inputs, chosen, raw)
         with timer("cam"):
             maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
             cams = normalize_maps(maps)
@@ -105,6 +120,7 @@ class Explainer:
             raw=raw,
             method=self.method.name,
             layer=self.layer,
+            detail=capture.detail,
         )
 
     def raw_maps(
@@ -115,6 +131,12 @@ class Explainer:
         With ``check=False`` (classes already validated) nothing here waits for
         the device, so the call can be captured in a CUDA graph.
         """
+        capture, raw = self._run(x, classes, timer, check)
+        return raw, capture.logits.detach(), capture.classes
+
+    def _run(self, x: torch.Tensor, classes: ClassSpec, timer: Timer, check: bool = True,
+             topk: int = 1) -> tuple[Capture, torch.Tensor]:
+        """One forward pass (and the method's backward, if any): the capture and the raw maps."""
         x = x.detach().to(device=self.device, dtype=self.dtype)
         self.hook.enabled = True
         try:
@@ -126,14 +148,33 @@ class Explainer:
             self.hook.activation = None
         if activation is None:
             raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
-        chosen = self._classes(classes, logits, check)
-        capture = Capture(activation, logits, chosen, self._head_weight)
+        if topk > 1 and classes is None:
+            capture = self._topk_capture(x, activation, logits, min(topk, logits.shape[1]), timer)
+        else:
+            chosen = self._classes(classes, logits, check)
+            capture = Capture(activation, logits, chosen, self._head_weight, module=self.module, inputs=x)
         if self.method.needs_grad:
             with timer("backward"):
                 capture.gradients()
         with timer("cam"):
             raw = self.method.compute(capture).detach()
-        return raw, logits.detach(), chosen
+        return capture, raw
+
+    def _topk_capture(self, x: torch.Tensor, activation: torch.Tensor, logits: torch.Tensor, k: int,
+                      timer: Timer) -> Capture:
+        """Each sample's k best classes as N * k rows; their gradients from one batched backward pass."""
+        n = logits.shape[0]
+        top = logits.detach().topk(k, dim=1).indices  # (N, k)
+        capture = Capture(activation.detach().repeat_interleave(k, 0), logits.detach().repeat_interleave(k, 0),
+                          top.reshape(-1), self._head_weight, module=self.module, inputs=x.repeat_interleave(k, 0))
+        if self.method.needs_grad and self._head_weight is None:
+            with timer("backward"):
+                # one-hot cotangents (k, N, classes): row j asks for every sample's j-th class
+                onehot = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
+                onehot.scatter_(2, top.T[..., None], 1.0)
+                (grads,) = torch.autograd.grad(logits, activation, grad_outputs=onehot, is_grads_batched=True)
+                capture._grads = grads.transpose(0, 1).reshape(n * k, *activation.shape[1:])
+        return capture
 
     @staticmethod
     def _classes(classes: ClassSpec, logits: torch.Tensor, check: bool = True) -> torch.Tensor:

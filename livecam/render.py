@@ -114,3 +114,42 @@ class Annotator:
         draw_text_box(image, [label.text() for label in labels], "top-left")
         if readout:
             draw_text_box(image, [readout], "bottom-left")
+
+
+def detail_image(detail: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A signed input-space map (3, h, w) in the model's RGB order -> a BGR uint8 image of ``size`` (w, h).
+
+    Shown the usual way for guided backpropagation: centred on mid-grey, one
+    tenth of a standard deviation per 0.1 of brightness, clipped.
+    """
+    d = np.asarray(detail, dtype=np.float32)
+    d = (d - d.mean()) / (d.std() + 1e-5) * 0.1 + 0.5
+    rgb = cam_to_uint8(np.clip(d, 0.0, 1.0).transpose(1, 2, 0))
+    bgr = np.ascontiguousarray(rgb[..., ::-1])
+    if (bgr.shape[1], bgr.shape[0]) != tuple(size):
+        bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_LINEAR)
+    return bgr
+
+
+def grid(n: int) -> tuple[int, int]:
+    """(rows, cols) for n panels: as square as possible, filled row by row."""
+    cols = int(np.ceil(np.sqrt(n)))
+    return int(np.ceil(n / cols)), cols
+
+
+def panel_size(frame_size: tuple[int, int], n: int) -> tuple[int, int]:
+    """The (w, h) of each of n panels tiled across a frame's width, keeping its aspect."""
+    _, cols = grid(n)
+    width, height = frame_size
+    return max(2, width // cols), max(2, height // cols)
+
+
+def tile(panels: list[np.ndarray]) -> np.ndarray:
+    """Panels of one size in a grid (see ``grid``), row by row; empty cells are black."""
+    rows, cols = grid(len(panels))
+    h, w = panels[0].shape[:2]
+    out = np.zeros((rows * h, cols * w, 3), np.uint8)
+    for i, panel in enumerate(panels):
+        r, c = divmod(i, cols)
+        out[r * h:(r + 1) * h, c * w:(c + 1) * w] = panel
+    return out

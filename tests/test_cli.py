@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -136,6 +137,9 @@ def bad_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--source", "{video}", "--device", "tpu"], "unknown device"),
         (["--source", "{video}", "--alpha", "2"], "--alpha"),
         (["--source", "{video}", "--method", "scorecam9"], "--method"),
+        (["--source", "{video}", "--panels", "--view", "guided"], "do not combine"),
+        (["--source", "{video}", "--panels", "--class", "tabby"], "does not combine with --class"),
+        (["--source", "{video}", "--view", "beside"], "--view"),
         (["--sourc", "{video}"], "No such option"),
     ],
 )
@@ -181,7 +185,8 @@ def test_errors_from_the_real_entry_point(tmp_path: Path) -> None:
         assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
 
 
-@pytest.mark.parametrize("method", ["gradcampp", "xgradcam", "layercam", "hirescam", "eigencam"])
+@pytest.mark.parametrize("method", ["gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "guided",
+                                    "guidedgradcam"])
 def test_every_method_runs_through_the_cli(method: str, cat_video: Path, tmp_path: Path) -> None:
     out = tmp_path / f"{method}.mp4"
     result = _invoke(["--source", str(cat_video), "--output", str(out), "--no-show", "--method", method,
@@ -189,3 +194,26 @@ def test_every_method_runs_through_the_cli(method: str, cat_video: Path, tmp_pat
     assert result.exit_code == 0, result.output
     frames, _ = read_video(out)
     assert len(frames) == 3
+
+
+def test_scorecam_warns_with_the_expected_frame_time(cat_video: Path, tmp_path: Path,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    out = tmp_path / "scorecam.mp4"
+    # _blocks.15 has 320 channels (the head has 1280), which keeps the test short
+    result = _invoke(["--source", str(cat_video), "--output", str(out), "--no-show", "--method", "scorecam",
+                      "--layer", "_blocks.15", "--max-frames", "1"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"scorecam runs one forward pass per channel of _blocks.15 \(320 per frame\): expect up to "
+                     r"[0-9.]+ s per frame on cpu", caplog.text), caplog.text
+    assert len(read_video(out)[0]) == 1
+
+
+@pytest.mark.parametrize("args", [["--topk", "2", "--panels"], ["--view", "guided"]])
+def test_panels_and_the_guided_view_tile_across_the_frame(args: list[str], cat_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "views.mp4"
+    result = _invoke(["--source", str(cat_video), "--output", str(out), "--no-show", "--max-frames", "3", *args])
+    assert result.exit_code == 0, result.output
+    frames, _ = read_video(out)
+    assert len(frames) == 3 and frames[0].shape == (120, 320, 3)  # two half-size panels of the 320x240 video
+    left, right = frames[0][:, :160].astype(int), frames[0][:, 160:].astype(int)
+    assert np.abs(left - right).mean() > 5  # two different pictures

@@ -6,18 +6,21 @@
 
 from __future__ import annotations
 
-from livecam.cams.activation import CAM, EigenCAM
+from livecam.cams.activation import CAM, EigenCAM, ScoreCAM
 from livecam.cams.base import ActivationHook, Capture, CamMethod, Explanation, normalize_maps, upsample_maps
 from livecam.cams.gradient import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from livecam.cams.guided import GuidedBackprop, GuidedGradCAM
 
 METHODS: dict[str, type[CamMethod]] = {
     method.name: method
-    for method in (GradCAM, CAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM)
+    for method in (GradCAM, CAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, EigenCAM, ScoreCAM, GuidedBackprop,
+                   GuidedGradCAM)
 }
 
 DEFAULT_METHOD = GradCAM.name
 
 __all__ = [
     "CAM", "METHODS", "DEFAULT_METHOD", "ActivationHook", "Capture", "CamMethod", "EigenCAM", "Explanation",
-    "GradCAM", "GradCAMPlusPlus", "HiResCAM", "LayerCAM", "XGradCAM", "normalize_maps", "upsample_maps",
+    "GradCAM", "GradCAMPlusPlus", "GuidedBackprop", "GuidedGradCAM", "HiResCAM", "LayerCAM", "ScoreCAM", "XGradCAM",
+    "normalize_maps", "upsample_maps",
 ]

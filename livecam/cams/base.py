@@ -59,13 +59,19 @@ class Capture:
     """One forward pass as a method sees it: A, the logits and the explained classes.
 
     ``head_weight`` is the weight of a GAP -> Linear head, when the explainer
-    uses its closed-form gradient instead of a backward pass.
+    uses its closed-form gradient instead of a backward pass. ``module`` and
+    ``inputs`` are there for methods that run the model again (Score-CAM's
+    masked inputs, the guided pass to the input); such methods may leave an
+    input-space map (N, 3, H, W) in ``detail``.
     """
 
     activation: torch.Tensor  # A: (N, K, h, w), as the model computed it
     logits: torch.Tensor  # (N, classes)
     classes: torch.Tensor  # (N,) int64
     head_weight: torch.Tensor | None = None  # (classes, K)
+    module: nn.Module | None = None
+    inputs: torch.Tensor | None = None  # (N, 3, H, W), as the model took them
+    detail: torch.Tensor | None = None
     _grads: torch.Tensor | None = field(default=None, repr=False)
 
     def class_scores(self) -> torch.Tensor:
@@ -102,7 +108,8 @@ class CamMethod:
     """
 
     name: str = ""
-    needs_grad: bool = True
+    needs_grad: bool = True  # d y^c / d A
+    needs_input: bool = False  # runs the model again on the input (not real-time, and not on the device step)
 
     def __init__(self, head: Head) -> None:
         """Methods that need the classifier head (CAM) check and keep it here."""
@@ -145,7 +152,9 @@ class Explanation:
     input's size unless asked otherwise); ``raw``: the method's map at the
     layer's resolution, before upsampling and normalization; ``classes`` (N,)
     the explained classes; ``scores`` (N,) their softmax probabilities;
-    ``logits`` (N, classes).
+    ``logits`` (N, classes); ``detail``: for guided methods, the signed
+    input-space map (N, 3, H, W) float32 (the guided gradient, or its product
+    with Grad-CAM), else None.
     """
 
     cams: torch.Tensor
@@ -155,3 +164,4 @@ class Explanation:
     raw: torch.Tensor
     method: str
     layer: str
+    detail: torch.Tensor | None = None

@@ -51,7 +51,10 @@ def fold_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, shift
 
 
-def _conv_bn_pairs(module: nn.Module, x: torch.Tensor, keep: set[str]) -> list[tuple[str, nn.Conv2d, str, nn.BatchNorm2d]]:
+FoundPair = tuple[str, nn.Conv2d, str, nn.BatchNorm2d]
+
+
+def _conv_bn_pairs(module: nn.Module, x: torch.Tensor, keep: set[str]) -> list[FoundPair]:
     """(conv name, conv, bn name, bn) for each eval BatchNorm2d that takes a Conv2d's output directly."""
     produced: dict[int, tuple[str, nn.Conv2d]] = {}
     pairs = []
@@ -103,7 +106,7 @@ def fold_batchnorm(module: nn.Module, x: torch.Tensor, target_layer: str) -> int
         with torch.no_grad():
             before = module(x).detach().clone()
             pairs = []
-            for conv_name, conv, bn_name, bn in found:
+            for _, conv, bn_name, bn in found:
                 parent_name, _, attr = bn_name.rpartition(".")
                 parent = module.get_submodule(parent_name)
                 pairs.append(_Pair(conv, bn, parent, attr, conv.weight.detach().clone(), conv.bias))
