@@ -47,7 +47,7 @@ def test_engine_process_annotates_the_frame_and_matches_the_explainer(lite0, che
     with livecam.Explainer(lite0) as explainer:
         ref = explainer(to_input(chelsea_bgr, lite0.preprocess), upsample=False)
     assert out.image.shape == chelsea_bgr.shape and out.image.dtype == np.uint8
-    assert torch.allclose(out.explanation.cams, ref.cams, atol=1e-6)
+    assert torch.allclose(out.explanation.cams, ref.cams, atol=1e-5)  # the engine runs ONNX Runtime here
     assert set(out.timings) == {"preprocess", "explain", "render"}
     assert np.abs(out.image.astype(int) - chelsea_bgr).mean() > 10
     engine.close()
