@@ -125,3 +125,14 @@ def test_engine_guided_view_puts_the_detail_beside_the_overlay(lite0) -> None:
 def test_engine_refuses_views_that_do_not_combine(lite0, kwargs: dict, message: str) -> None:
     with pytest.raises(LivecamError, match=message):
         Engine(lite0, **kwargs)
+
+
+def test_panels_in_a_batch_match_one_frame_at_a_time(lite0) -> None:
+    frames = [Frame(photo_bgr(name)[:360, :480], i, 0.0) for i, name in enumerate(("coffee", "rocket"))]
+    engine = Engine(lite0, "gradcam", topk=2, panels=True)
+    batch = engine.process_batch(frames)
+    assert [out.index for out in batch] == [0, 2] and batch[0].explanation.cams.shape[0] == 4
+    for out, frame in zip(batch, frames, strict=True):
+        single = engine.process(frame)
+        assert np.abs(out.image.astype(int) - single.image.astype(int)).max() <= 1
+    engine.close()
