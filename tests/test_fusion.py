@@ -126,3 +126,15 @@ def test_engine_with_and_without_folding_agree(lite0, coffee_bgr, method: str) -
     assert _count(lite0.module, nn.BatchNorm2d) == 49  # the caller's model is untouched
     folded.close()
     plain.close()
+
+
+def test_densenet_pairs_only_what_feeds_each_batchnorm() -> None:
+    """DenseNet's BatchNorms mostly take concatenations; only conv -> norm pairs may fold."""
+    module = random_torchvision("densenet121")
+    _randomize_bn_stats(module)
+    ref = copy.deepcopy(module)
+    x = torch.randn(1, 3, 64, 64)
+    n = fold_batchnorm(module, x, "features")
+    assert n == 59  # conv0 -> norm0, and conv1 -> norm2 in each of the 58 dense layers
+    with torch.no_grad():
+        assert torch.allclose(module(x), ref(x), rtol=1e-4, atol=1e-4 * float(ref(x).abs().max()))

@@ -56,17 +56,20 @@ FoundPair = tuple[str, nn.Conv2d, str, nn.BatchNorm2d]
 
 def _conv_bn_pairs(module: nn.Module, x: torch.Tensor, keep: set[str]) -> list[FoundPair]:
     """(conv name, conv, bn name, bn) for each eval BatchNorm2d that takes a Conv2d's output directly."""
-    produced: dict[int, tuple[str, nn.Conv2d]] = {}
+    # Each convolution's output is kept alive during the probe: a freed tensor's id() can be reused
+    # by a later tensor (DenseNet's concatenations), which would pair a BatchNorm with the wrong conv.
+    produced: dict[int, tuple[str, nn.Conv2d, torch.Tensor]] = {}
     pairs = []
     names = {id(m): n for n, m in module.named_modules()}
 
     def hook(mod, inputs, output):
         if isinstance(mod, nn.BatchNorm2d):
             source = produced.get(id(inputs[0])) if inputs else None
-            if source is not None and source[0] not in keep and names[id(mod)] not in keep:
+            if source is not None and source[2] is inputs[0] and source[1].out_channels == mod.num_features \
+                    and source[0] not in keep and names[id(mod)] not in keep:
                 pairs.append((source[0], source[1], names[id(mod)], mod))
         else:
-            produced[id(output)] = (names[id(mod)], mod)
+            produced[id(output)] = (names[id(mod)], mod, output)
 
     foldable = [m for m in module.modules()
                 if isinstance(m, nn.Conv2d) or (isinstance(m, nn.BatchNorm2d) and not m.training
