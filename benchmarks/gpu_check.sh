@@ -14,7 +14,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name())" | tee -a "$OUT/gpu.txt"
 # 1. Correctness on the GPU: the CUDA tests (graph vs eager, GPU vs CPU maps, memory over 200 frames).
 timeout 240 python3 -m pytest -q -x -p no:cacheprovider tests/test_device_step.py tests/test_cams.py \
-    tests/test_engine.py -k "cuda or gpu or graph" 2>&1 | tee "$OUT/pytest-gpu.txt"
+    tests/test_engine.py tests/test_views.py -k "cuda or gpu or graph" 2>&1 | tee "$OUT/pytest-gpu.txt"
 # 2. The benchmark of issue 3: ResNet-50 fp16 batch 1 on a 1080p frame, then EfficientNet-Lite0.
 bench() { timeout 150 python3 -m livecam bench --device cuda "$@"; }
 bench --model resnet50 --weights random --precision fp16 --size 1920x1080 --frames 500 \

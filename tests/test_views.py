@@ -136,3 +136,24 @@ def test_panels_in_a_batch_match_one_frame_at_a_time(lite0) -> None:
         single = engine.process(frame)
         assert np.abs(out.image.astype(int) - single.image.astype(int)).max() <= 1
     engine.close()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_guided_panels_and_scorecam_on_gpu_match_the_cpu(lite0) -> None:
+    """The methods outside the device step, on CUDA in fp32, against the same on the CPU."""
+    gpu = livecam.load_model(device="cuda")
+    x = livecam.to_input([photo_bgr("chelsea"), photo_bgr("coffee")], lite0.preprocess)
+    for method, kwargs in [("guidedgradcam", {}), ("gradcam", {"topk": 3, "guided": True}),
+                           ("scorecam", {})]:
+        layer = "_blocks.15" if method == "scorecam" else None  # 320 channels keep it short
+        with livecam.Explainer(lite0, method, layer=layer) as cpu_e, \
+                livecam.Explainer(gpu, method, layer=layer) as gpu_e:
+            a, b = cpu_e(x, **kwargs), gpu_e(x.cuda(), **kwargs)
+        assert torch.equal(a.classes, b.classes.cpu()), method
+        assert (a.cams - b.cams.cpu()).abs().max() < 1e-3, method
+        if a.detail is not None:
+            assert relative_error(b.detail.cpu(), a.detail) < 1e-3, method
+    frame = Frame(photo_bgr("astronaut"), 0, 0.0)
+    for kwargs in ({"panels": True, "topk": 3}, {"view": "guided"}):
+        out = Engine(gpu, "gradcam", **kwargs).process(frame)  # fp16 by default; not the device step
+        assert out.image.shape[1] == frame.image.shape[1] // 2 * 2 and out.explanation.cams.is_cuda
