@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from livecam.cams import METHODS, Explanation
+from livecam.cams import Explanation
 from livecam.device_step import DeviceStep, HostTransfer
 from livecam.errors import LivecamError
 from livecam.explainer import ClassSpec, Explainer
@@ -162,11 +162,6 @@ class Engine:
         if panels and target_class is not None:
             raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
         self.panels, self.view = panels, view
-        # the device step covers the plain overlay of methods that need no second pass over the input
-        plain = not (getattr(METHODS.get(method), "needs_input", False) or panels or view != "overlay")
-        if renderer == "device" and not plain:
-            raise LivecamError(f"the device renderer draws the plain overlay only, not {method} panels or "
-                               "guided views; use the opencv renderer")
         if target_class is not None and not 0 <= target_class < model.info.num_classes:
             raise LivecamError(f"class index {target_class} is out of range: the model has classes 0 to "
                                f"{model.info.num_classes - 1}")
@@ -186,6 +181,11 @@ class Engine:
         self.target_class = target_class
         self.topk = topk
         self.annotator = annotator or Annotator()
+        # the device step covers the plain overlay of methods that need no second pass over the input
+        plain = not (self.explainer.method.needs_input or panels or view != "overlay")
+        if renderer == "device" and not plain:
+            raise LivecamError(f"the device renderer draws the plain overlay only, not {method} panels or "
+                               "guided views; use the opencv renderer")
         on_device = plain and (renderer == "device" or (renderer == "auto" and model.device.type == "cuda"))
         self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap,
                                       self.annotator.alpha, target_class, channels_last, graph) if on_device else None

@@ -93,6 +93,7 @@ class ScoreCAM(CamMethod):
         n, k, h, w = acts.shape
         x = cap.inputs
         weights = torch.empty(n, k, device=acts.device)
+        step = self.batch_size(x.device)
         with torch.no_grad():
             for i in range(n):
                 masks = normalize_maps(upsample_maps(acts[i], tuple(x.shape[-2:])))  # (K, H, W)
@@ -100,7 +101,6 @@ class ScoreCAM(CamMethod):
                 index = live.nonzero()[:, 0]
                 flat_score = self._scores(cap.module, x[i:i + 1] * 0, int(cap.classes[i]))
                 weights[i] = flat_score
-                step = self.batch_size(x.device)
                 for start in range(0, len(index), step):
                     chunk = index[start:start + step]
                     weights[i, chunk] = self._scores(cap.module, x[i:i + 1] * masks[chunk, None].to(x.dtype),
