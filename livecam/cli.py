@@ -29,6 +29,10 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 METHOD_NAMES = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "guided",
                 "guidedgradcam")
 COLORMAP_NAMES = ("jet", "turbo", "inferno", "magma", "plasma", "viridis", "hot", "parula", "bone")
+BACKEND_OPTION = click.option(
+    "--backend", type=click.Choice(("auto", "torch", "onnx")), default="auto", show_default=True,
+    help="The forward pass: auto takes ONNX Runtime on the CPU (about twice as fast; the model is exported once "
+         "and cached) for methods that need no autograd and no second pass, PyTorch otherwise.")
 
 
 def _one_line(message: str) -> str:
@@ -171,10 +175,7 @@ Bad input exits with code 2 and one line saying what to do.
 @click.option("--graph/--no-graph", default=True, show_default=True,
               help="On CUDA, capture the whole per-frame step in a CUDA graph and replay it (eager when "
                    "capture fails).")
-@click.option("--backend", type=click.Choice(("auto", "torch", "onnx")), default="auto", show_default=True,
-              help="The forward pass: auto takes ONNX Runtime on the CPU (about twice as fast; the model is "
-                   "exported once and cached) for methods that need no autograd and no second pass, "
-                   "PyTorch otherwise.")
+@BACKEND_OPTION
 @click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
               help="Frame rate of the recording (default: the source's; 2 for images).")
 @click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
@@ -289,10 +290,7 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--graph/--no-graph", default=True, show_default=True,
               help="On CUDA, capture the whole step in a CUDA graph and replay it.")
-@click.option("--backend", type=click.Choice(("auto", "torch", "onnx")), default="auto", show_default=True,
-              help="The forward pass: auto takes ONNX Runtime on the CPU (about twice as fast; the model is "
-                   "exported once and cached) for methods that need no autograd and no second pass, "
-                   "PyTorch otherwise.")
+@BACKEND_OPTION
 @click.option("--fold/--no-fold", default=True, show_default=True,
               help="Fold each BatchNorm into the convolution before it (as livecam run does), or time the "
                    "model unfolded.")

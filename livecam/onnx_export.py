@@ -12,7 +12,7 @@ its whole explanation from one ONNX Runtime call plus a few float32 tensor
 operations in PyTorch.
 
 Exports are cached on disk (``$LIVECAM_CACHE_DIR/onnx``), keyed by a hash of the
-weights, the layer and the input size, so the export (about 2 s) happens once.
+weights, the layer and the input size, so the export (2 to 4 s) happens once.
 """
 
 from __future__ import annotations
