@@ -9,20 +9,58 @@ The public API::
     result.cams, result.classes, result.scores, result.logits
     result = livecam.explain_frame(bgr_uint8_frame, explainer) # one frame, maps at its size
     livecam.export_onnx(model.module, model.target_layer, path)  # ONNX: (logits, activation)
+
+Names load lazily (a module-level ``__getattr__``): ``import livecam`` imports
+no PyTorch, so the command line's ``--help`` and the ONNX Runtime engine start
+quickly, and run where PyTorch is not installed.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from livecam.cams import METHODS, Explanation  # noqa: E402
-from livecam.engine import Annotated, Engine, explain_frame, to_input  # noqa: E402
-from livecam.errors import LivecamError  # noqa: E402
-from livecam.explainer import Explainer  # noqa: E402
-from livecam.onnx_export import export_onnx  # noqa: E402
-from livecam.zoo import LoadedModel, load_model  # noqa: E402
+# public name -> the module that defines it
+_LAZY = {
+    "METHODS": "livecam.cams",
+    "Explanation": "livecam.cams",
+    "Annotated": "livecam.types",
+    "Frame": "livecam.types",
+    "Engine": "livecam.engine",
+    "explain_frame": "livecam.engine",
+    "to_input": "livecam.engine",
+    "LivecamError": "livecam.errors",
+    "Explainer": "livecam.explainer",
+    "export_onnx": "livecam.onnx_export",
+    "LoadedModel": "livecam.zoo",
+    "load_model": "livecam.zoo",
+}
 
 __all__ = [
-    "METHODS", "Annotated", "Engine", "Explainer", "Explanation", "LivecamError", "LoadedModel",
+    "METHODS", "Annotated", "Engine", "Explainer", "Explanation", "Frame", "LivecamError", "LoadedModel",
     "__version__", "explain_frame", "export_onnx", "load_model", "to_input",
 ]
+
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
+    from livecam.cams import METHODS, Explanation
+    from livecam.engine import Engine, explain_frame, to_input
+    from livecam.errors import LivecamError
+    from livecam.explainer import Explainer
+    from livecam.onnx_export import export_onnx
+    from livecam.types import Annotated, Frame
+    from livecam.zoo import LoadedModel, load_model
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'livecam' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next access skips __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

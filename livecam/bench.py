@@ -36,8 +36,9 @@ import torch
 from livecam.engine import Engine, to_input
 from livecam.errors import LivecamError
 from livecam.sinks import write_frames
-from livecam.sources import Frame, Source, open_source
+from livecam.sources import Source, open_source
 from livecam.timing import StageTimer
+from livecam.types import Frame
 from livecam.zoo import LoadedModel
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def _per_frame(stage_sums: list[dict[str, float]], order: tuple[str, ...], batch
 
 
 def _timed_step(device: torch.device, fn) -> dict[str, float]:  # noqa: ANN001 - fn(timer)
-    timer = StageTimer(device)
+    timer = StageTimer(functools.partial(_sync, device) if device.type == "cuda" else None)
     fn(timer)
     return {stage: sum(times) for stage, times in timer.times.items()}
 

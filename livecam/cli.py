@@ -17,22 +17,31 @@ from pathlib import Path
 
 import click
 
-from livecam import __version__
+from livecam import __version__, choices
 from livecam.errors import LivecamError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-# Kept here (not imported from the torch-heavy modules) so that --help is quick;
-# tests check that they match livecam.cams.METHODS and livecam.render.COLORMAPS.
-METHOD_NAMES = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "guided",
-                "guidedgradcam")
-COLORMAP_NAMES = ("jet", "turbo", "inferno", "magma", "plasma", "viridis", "hot", "parula", "bone")
+# From the torch-free livecam.choices, so that --help is quick; tests check that they match
+# livecam.cams.METHODS and livecam.render.COLORMAPS.
+METHOD_NAMES = choices.METHODS
+COLORMAP_NAMES = choices.COLORMAPS
 BACKEND_OPTION = click.option(
-    "--backend", type=click.Choice(("auto", "torch", "onnx")), default="auto", show_default=True,
+    "--backend", type=click.Choice(choices.BACKENDS), default="auto", show_default=True,
     help="The forward pass: auto takes ONNX Runtime on the CPU (about twice as fast; the model is exported once "
          "and cached) for methods that need no autograd and no second pass, PyTorch otherwise.")
+
+
+WEIGHTS_OPTION = click.option(
+    "--weights", metavar="FILE|random",
+    help="A state dict for the model, saved with torch.save(model.state_dict(), FILE) and loaded with "
+         "weights_only=True. Default: the model's ImageNet weights (shipped for efficientnet_lite0; torchvision's "
+         "cache or download otherwise). 'random': untrained, for timing.")
+DEVICE_OPTION = click.option("--device", default="auto", show_default=True,
+                             help="auto (CUDA when available), cpu, cuda or cuda:N.")
+VERBOSE_OPTION = click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 
 
 def _one_line(message: str) -> str:
@@ -128,10 +137,7 @@ Bad input exits with code 2 and one line saying what to do.
 @click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
               help="efficientnet_lite0 (real ImageNet weights, shipped) or a torchvision classification "
                    "model by name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...).")
-@click.option("--weights", metavar="FILE|random",
-              help="A state dict for the model, saved with torch.save(model.state_dict(), FILE) and loaded "
-                   "with weights_only=True. Default: the model's ImageNet weights (shipped for "
-                   "efficientnet_lite0; torchvision's cache or download otherwise). 'random': untrained.")
+@WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True,
               help="gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "
                    "global average pooling and one Linear layer. gradcampp: Grad-CAM++. xgradcam: XGrad-CAM. "
@@ -150,11 +156,10 @@ Bad input exits with code 2 and one line saying what to do.
 @click.option("--panels", is_flag=True,
               help="Explain each of the --topk most probable classes in its own labelled panel (one forward "
                    "pass and one batched backward for all of them), tiled as wide as the frame.")
-@click.option("--view", type=click.Choice(("overlay", "guided")), default="overlay", show_default=True,
+@click.option("--view", type=click.Choice(choices.VIEWS), default="overlay", show_default=True,
               help="guided: show beside the overlay the guided detail map of the explained class (Guided "
                    "Grad-CAM for gradcam: the guided backprop gradient times the map), at input resolution.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto (CUDA when available), cpu, cuda or cuda:N.")
+@DEVICE_OPTION
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Record the annotated video (.mp4, .avi, .mkv or .mov) at the source's size and frame "
                    "rate; for cameras and streams, the rate measured over the first frames.")
@@ -166,7 +171,7 @@ Bad input exits with code 2 and one line saying what to do.
               help="Opacity of the heatmap over the frame.")
 @click.option("--colormap", type=click.Choice(COLORMAP_NAMES), default="jet", show_default=True,
               help="The heatmap's colour map.")
-@click.option("--precision", type=click.Choice(("auto", "fp32", "fp16", "bf16")), default="auto", show_default=True,
+@click.option("--precision", type=click.Choice(choices.PRECISIONS), default="auto", show_default=True,
               help="The model's arithmetic: auto is fp16 on CUDA and fp32 on the CPU. The map itself is "
                    "always computed in fp32.")
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True,
@@ -178,7 +183,7 @@ Bad input exits with code 2 and one line saying what to do.
 @BACKEND_OPTION
 @click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
               help="Frame rate of the recording (default: the source's; 2 for images).")
-@click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
+@VERBOSE_OPTION
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
                 class_: str | None, topk: int, panels: bool, view: str, device: str, output: Path | None,
                 overwrite: bool, show: bool | None, max_frames: int | None, alpha: float, colormap: str, precision: str,
@@ -277,9 +282,9 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
 @main.command("bench", context_settings=CONTEXT_SETTINGS)
 @click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
               help="The model, as for livecam run.")
-@click.option("--weights", metavar="FILE|random", help="As for livecam run ('random' to time an untrained model).")
+@WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True)
-@click.option("--precision", type=click.Choice(("auto", "fp32", "fp16", "bf16")), default="auto", show_default=True)
+@click.option("--precision", type=click.Choice(choices.PRECISIONS), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per step.")
 @click.option("--source", "-s", default="demo", show_default=True,
               help="Frames to measure on: a video, images or 'demo' (decoded once, repeated if short).")
@@ -287,7 +292,7 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
 @click.option("--frames", type=click.IntRange(10, 100000), default=300, show_default=True,
               help="Frames to time (after --warmup).")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=20, show_default=True)
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@DEVICE_OPTION
 @click.option("--graph/--no-graph", default=True, show_default=True,
               help="On CUDA, capture the whole step in a CUDA graph and replay it.")
 @BACKEND_OPTION
@@ -301,7 +306,7 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
               help="Write the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
               help="Draw a bar chart (needs matplotlib).")
-@click.option("-v", "--verbose", count=True, help="Say more.")
+@VERBOSE_OPTION
 def bench_command(model_name: str, weights: str | None, method: str, precision: str, batch: int, source: str,
                   size: str | None, frames: int, warmup: int, device: str, graph: bool, backend: str, fold: bool,
                   peer: bool, json_path: Path | None, md_path: Path | None, plot_path: Path | None,
@@ -347,10 +352,10 @@ def bench_command(model_name: str, weights: str | None, method: str, precision: 
 @click.option("--steps", type=click.IntRange(4, 256), default=32, show_default=True,
               help="Steps of the deletion and insertion curves.")
 @click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True)
-@click.option("--weights", metavar="FILE|random", help="As for livecam run.")
-@click.option("--device", default="auto", show_default=True)
+@WEIGHTS_OPTION
+@DEVICE_OPTION
 @click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the results as JSON.")
-@click.option("-v", "--verbose", count=True, help="Say more.")
+@VERBOSE_OPTION
 def evaluate_command(source: str, methods: str | None, frames: int, steps: int, model_name: str,
                      weights: str | None, device: str, json_path: Path | None, verbose: int) -> None:
     """Compare how faithful each method's maps are: deletion and insertion AUC (Petsiuk et al. 2018),

@@ -19,6 +19,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from livecam.errors import LivecamError
+from livecam.paths import cache_dir
 from livecam.sinks import write_frames
 
 log = logging.getLogger(__name__)
@@ -27,14 +29,6 @@ WIDTH, HEIGHT = 640, 360
 FPS = 24.0
 SCENE_FRAMES = 48  # two seconds each
 CLIP_VERSION = 1  # bump when the frames change, so caches are remade
-
-
-def cache_dir() -> Path:
-    """``$LIVECAM_CACHE_DIR``, else ``$XDG_CACHE_HOME/livecam``, else ``~/.cache/livecam``."""
-    if os.environ.get("LIVECAM_CACHE_DIR"):
-        return Path(os.environ["LIVECAM_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "livecam"
 
 
 def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
@@ -161,8 +155,6 @@ def _is_complete(path: Path) -> bool:
 
 def demo_clip_path() -> Path:
     """The cached demo clip, made first if it is missing or incomplete."""
-    from livecam.errors import LivecamError
-
     path = cache_dir() / f"demo-v{CLIP_VERSION}.mp4"
     if path.is_file() and _is_complete(path):
         return path

@@ -27,7 +27,7 @@ from livecam.cams import normalize_maps
 from livecam.explainer import Explainer
 from livecam.render import COLORMAPS
 from livecam.timing import Timer, no_timer
-from livecam.zoo import Preprocess
+from livecam.types import Preprocess
 
 log = logging.getLogger(__name__)
 

@@ -17,52 +17,28 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 import torch
 
+from livecam import choices
 from livecam.cams import Explanation
 from livecam.device_step import DeviceStep, HostTransfer
 from livecam.errors import LivecamError
 from livecam.explainer import ClassSpec, Explainer
 from livecam.onnx_export import onnx_available, runtime_for
-from livecam.render import Annotator, Label, detail_image, panel_size, tile
-from livecam.sources import Frame
+from livecam.preprocess import downscale, to_array
+from livecam.render import Annotator, Label, detail_image, panel_size, panels_image, tile
+from livecam.render import top_labels as labels_of
 from livecam.timing import StageTimer, Timer, no_timer
-from livecam.zoo import LoadedModel, Preprocess
+from livecam.types import Annotated, Frame, Preprocess
+from livecam.zoo import LoadedModel
 from livecam.zoo.analysis import probe_input
 from livecam.zoo.fusion import fold_batchnorm
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Annotated:
-    """An output frame: the annotated image, the explanation and where the time went."""
-
-    image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
-    explanation: Explanation  # of the whole batch the frame was in
-    frame: Frame
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, per frame
-    index: int = 0  # the frame's row in explanation (with panels, the row of its best class)
-
-
-def downscale(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to ``size`` = (width, height) with area averaging (anti-aliased).
-
-    Large frames are first halved with area averaging, which OpenCV does on a
-    fast path, while they are still at least twice the target: a 1280x720 frame
-    to 224x224 takes about 0.8 ms instead of 2.1 ms, and the result differs from
-    one area resize by less than one grey level on average.
-    """
-    width, height = size
-    while image.shape[1] >= 2 * width and image.shape[0] >= 2 * height:
-        image = cv2.resize(image, (image.shape[1] // 2, image.shape[0] // 2), interpolation=cv2.INTER_AREA)
-    if (image.shape[1], image.shape[0]) == (width, height):
-        return image
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+__all__ = ["Annotated", "Engine", "downscale", "explain_frame", "to_input", "top_labels"]
 
 
 def to_input(
@@ -79,15 +55,7 @@ def to_input(
     (N, H, W, C) layout in memory, which is what a channels-last model wants,
     and saves a copy.
     """
-    batch = [images] if isinstance(images, np.ndarray) and images.ndim == 3 else list(images)
-    height, width = spec.size
-    mean = tuple(float(m) * 255.0 for m in spec.mean) + (0.0,)
-    scale = tuple(1.0 / (float(s) * 255.0) for s in spec.std) + (0.0,)
-    x = np.empty((len(batch), height, width, 3), np.float32)
-    for i, image in enumerate(batch):
-        rgb = cv2.cvtColor(downscale(image, (width, height)), cv2.COLOR_BGR2RGB).astype(np.float32)
-        cv2.multiply(cv2.subtract(rgb, mean), scale, dst=x[i])
-    tensor = torch.from_numpy(x).permute(0, 3, 1, 2)
+    tensor = torch.from_numpy(to_array(images, spec)).permute(0, 3, 1, 2)
     return (tensor if channels_last else tensor.contiguous()).to(device)
 
 
@@ -99,18 +67,12 @@ def explain_frame(frame: np.ndarray, explainer: Explainer, classes: ClassSpec = 
 
 def top_labels(explanation: Explanation, class_names: list[str], k: int, i: int = 0) -> list[Label]:
     """The k most probable classes of sample ``i``, the explained one marked (and added if missing)."""
-    probs = torch.softmax(explanation.logits[i].float(), dim=0)
-    scores, indices = probs.topk(min(k, probs.numel()))
-    explained = int(explanation.classes[i])
-    pairs = zip(scores.tolist(), indices.tolist(), strict=True)
-    labels = [Label(class_names[i], float(s), i == explained) for s, i in pairs]
-    if not any(label.explained for label in labels):
-        labels.append(Label(class_names[explained], float(probs[explained]), True))
-    return labels
+    probs = torch.softmax(explanation.logits[i].float(), dim=0).cpu().numpy()
+    return labels_of(probs, class_names, k, int(explanation.classes[i]))
 
 
-VIEWS = ("overlay", "guided")
-BACKENDS = ("auto", "torch", "onnx")
+VIEWS = choices.VIEWS
+BACKENDS = choices.BACKENDS
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -252,17 +214,10 @@ class Engine:
 
     def _render_panels(self, frame: Frame, explanation: Explanation, i: int, readout: str | None) -> np.ndarray:
         """One panel per class, best first, each with its own map and label, tiled as wide as the frame."""
-        k = self.rows_per_frame
-        size = panel_size((frame.image.shape[1], frame.image.shape[0]), k)
-        small = downscale(frame.image, size)
-        cams = explanation.cams[i * k:(i + 1) * k].float().cpu().numpy()
-        panels = []
-        for j in range(k):
-            row = i * k + j
-            name = f"{j + 1}. {self.model.class_names[int(explanation.classes[row])]}"
-            label = Label(name, float(explanation.scores[row]), True)
-            panels.append(self.annotator.annotate(small, cams[j], [label], readout if j == 0 else None))
-        return tile(panels)
+        rows = slice(i * self.rows_per_frame, (i + 1) * self.rows_per_frame)
+        names = [self.model.class_names[int(c)] for c in explanation.classes[rows]]
+        return panels_image(self.annotator, frame.image, explanation.cams[rows].float().cpu().numpy(), names,
+                            explanation.scores[rows].float().tolist(), readout)
 
     def _render_guided(self, frame: Frame, explanation: Explanation, cam: np.ndarray, labels: list[Label], i: int,
                        readout: str | None) -> np.ndarray:

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from livecam.errors import LivecamError
+from livecam.paths import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +123,6 @@ class OnnxRuntime:
 
 def runtime_for(module: nn.Module, layer: str, input_size: tuple[int, int]) -> OnnxRuntime:
     """The ONNX Runtime session for this model and layer, exported once and cached on disk."""
-    from livecam.demo import cache_dir
-
     path = cache_dir() / "onnx" / f"{weights_key(module, layer, input_size)}.onnx"
     if not path.exists():
         log.info("exporting the model to ONNX (once; cached in %s)", path.parent)

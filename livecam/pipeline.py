@@ -25,13 +25,19 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Protocol
 
-from livecam.engine import Annotated, Engine
 from livecam.sinks import Sink
-from livecam.sources import Frame
+from livecam.types import Annotated, Frame
 
 STAGES = ("decode", "preprocess", "explain", "render", "write")
 _END = object()
+
+
+class Engine(Protocol):
+    """What the loop needs of an engine (PyTorch's or ONNX Runtime's): frames in, annotated frames out."""
+
+    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]: ...
 
 
 @dataclass

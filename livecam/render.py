@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from livecam import choices
 from livecam.errors import LivecamError
+from livecam.preprocess import downscale
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -24,7 +26,7 @@ COLORMAPS: dict[str, int] = {
     "parula": cv2.COLORMAP_PARULA,
     "bone": cv2.COLORMAP_BONE,
 }
-DEFAULT_COLORMAP = "jet"
+DEFAULT_COLORMAP = choices.DEFAULT_COLORMAP
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -114,6 +116,33 @@ class Annotator:
         draw_text_box(image, [label.text() for label in labels], "top-left")
         if readout:
             draw_text_box(image, [readout], "bottom-left")
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, in float64 (no overflow for large logits)."""
+    z = np.asarray(logits, dtype=np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def top_labels(probs: np.ndarray, class_names: list[str], k: int, explained: int) -> list[Label]:
+    """The k most probable classes of one sample, the explained one marked (and added if missing)."""
+    probs = np.asarray(probs)
+    order = np.argsort(-probs, kind="stable")[: min(k, probs.size)]
+    labels = [Label(class_names[int(i)], float(probs[i]), int(i) == explained) for i in order]
+    if not any(label.explained for label in labels):
+        labels.append(Label(class_names[explained], float(probs[explained]), True))
+    return labels
+
+
+def panels_image(annotator: Annotator, image: np.ndarray, cams: np.ndarray, names: list[str], scores: list[float],
+                 readout: str | None = None) -> np.ndarray:
+    """One panel per map (best first), each with its own overlay and label, tiled as wide as ``image``."""
+    size = panel_size((image.shape[1], image.shape[0]), len(cams))
+    small = downscale(image, size)
+    panels = [annotator.annotate(small, cams[j], [Label(f"{j + 1}. {names[j]}", float(scores[j]), True)],
+                                 readout if j == 0 else None) for j in range(len(cams))]
+    return tile(panels)
 
 
 def detail_image(detail: np.ndarray, size: tuple[int, int]) -> np.ndarray:

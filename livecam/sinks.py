@@ -14,17 +14,14 @@ import subprocess
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from livecam.errors import LivecamError
+from livecam.types import Annotated
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:
-    from livecam.engine import Annotated
 
 FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
 RATE_WINDOW_S = 2.0  # a live source's rate is measured over this much of its start ...

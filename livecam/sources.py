@@ -13,13 +13,16 @@ import logging
 import re
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from livecam.demo import demo_clip_path
 from livecam.errors import LivecamError
+from livecam.types import Frame
+
+__all__ = ["CaptureSource", "Frame", "ImageSource", "Source", "open_source", "spread_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +30,6 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 DEFAULT_IMAGE_FPS = 2.0
 DEFAULT_VIDEO_FPS = 25.0
-
-
-@dataclass
-class Frame:
-    """One frame: BGR uint8 (H, W, 3), its index, and its time in seconds.
-
-    ``timestamp`` is the position in the file for files and images, and the
-    capture time (``time.monotonic()``) for live sources.
-    """
-
-    image: np.ndarray
-    index: int
-    timestamp: float
 
 
 @contextlib.contextmanager
@@ -184,8 +174,6 @@ def open_source(spec: str) -> Source:
     if text.isdigit():
         return CaptureSource(int(text), f"camera {text}", is_live=True)
     if text.lower() == "demo":
-        from livecam.demo import demo_clip_path
-
         path = demo_clip_path()
         return CaptureSource(str(path), f"the built-in demo clip ({path})", is_live=False, path=path)
     if text.lower().startswith(STREAM_PREFIXES):

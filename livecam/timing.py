@@ -1,4 +1,4 @@
-"""Per-stage wall-clock timers, honest on GPUs: CUDA work is synchronized around each stage."""
+"""Per-stage wall-clock timers. No PyTorch here: an engine on a GPU passes its own synchronization."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-
-import torch
 
 Timer = Callable[[str], AbstractContextManager[None]]
 
@@ -20,23 +18,24 @@ def no_timer(_stage: str) -> AbstractContextManager[None]:
 class StageTimer:
     """``with timer("forward"): ...`` appends the stage's seconds to ``timer.times["forward"]``.
 
-    With a CUDA device it synchronizes before and after each stage, so that the
-    time is the stage's own and not the queue's; that serializes the work, so
-    use it to break a step into stages, not to measure the overlapped rate.
+    With ``sync`` (e.g. ``torch.cuda.synchronize`` on a CUDA device) it waits for
+    the device before and after each stage, so that the time is the stage's own
+    and not the queue's; that serializes the work, so use it to break a step into
+    stages, not to measure the overlapped rate.
     """
 
-    def __init__(self, device: torch.device | str | None = None) -> None:
-        self.sync = torch.device(device).type == "cuda" if device is not None else False
+    def __init__(self, sync: Callable[[], None] | None = None) -> None:
+        self.sync = sync
         self.times: dict[str, list[float]] = defaultdict(list)
 
     @contextlib.contextmanager
     def __call__(self, stage: str) -> Iterator[None]:
-        if self.sync:
-            torch.cuda.synchronize()
+        if self.sync is not None:
+            self.sync()
         start = time.perf_counter()
         try:
             yield
         finally:
-            if self.sync:
-                torch.cuda.synchronize()
+            if self.sync is not None:
+                self.sync()
             self.times[stage].append(time.perf_counter() - start)

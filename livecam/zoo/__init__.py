@@ -14,30 +14,20 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from livecam.choices import DEFAULT_MODEL
 from livecam.errors import LivecamError
+from livecam.types import Preprocess
 from livecam.zoo import torchvision_models as tvm
 from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model, suggest
 from livecam.zoo.efficientnet_lite import efficientnet_lite0, lite0_weights_path
 
-DEFAULT_MODEL = "efficientnet_lite0"
 LITE_NAMES = ("efficientnet_lite0", "efficientnet-lite0")
 RANDOM = "random"
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 __all__ = [
     "DEFAULT_MODEL", "GAP_LINEAR", "Head", "LoadedModel", "ModelInfo", "Preprocess", "inspect_model",
     "load_model", "model_names", "resolve_class", "resolve_device",
 ]
-
-
-@dataclass(frozen=True)
-class Preprocess:
-    """How a frame becomes the model's input: resize the whole frame, RGB, normalize."""
-
-    size: tuple[int, int] = (224, 224)  # (height, width)
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
 
 
 @dataclass

@@ -1,0 +1,72 @@
+"""The data that crosses stage boundaries: source -> engine -> sinks. No PyTorch here.
+
+Stages talk only through these types: a source yields :class:`Frame`, an
+engine turns frames into :class:`Annotated` frames, and the sinks and the
+pipeline read those. :class:`Preprocess` says how a frame becomes a model's
+input, for both engines.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How a frame becomes the model's input: resize the whole frame, RGB, normalize."""
+
+    size: tuple[int, int] = (224, 224)  # (height, width)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+@dataclass
+class Frame:
+    """One frame: BGR uint8 (H, W, 3), its index, and its time in seconds.
+
+    ``timestamp`` is the position in the file for files and images, and the
+    capture time (``time.monotonic()``) for live sources.
+    """
+
+    image: np.ndarray
+    index: int
+    timestamp: float
+
+
+@dataclass
+class ArrayExplanation:
+    """An explained batch as NumPy arrays: what an exported graph gives ONNX Runtime.
+
+    Row i is sample i; column j its j-th explained class (the K most probable,
+    best first, or one fixed class).
+    """
+
+    cams: np.ndarray  # (N, K, h, w) float32 in [0, 1], at the target layer's resolution
+    classes: np.ndarray  # (N, K) int64
+    scores: np.ndarray  # (N, K) float32: the softmax probabilities of ``classes``
+    logits: np.ndarray  # (N, C) float32
+    method: str
+    layer: str
+
+
+@dataclass
+class Annotated:
+    """An output frame: the annotated image, the explanation and where the time went.
+
+    ``explanation`` is the engine's own: :class:`livecam.Explanation` (torch
+    tensors) from the PyTorch engine, :class:`ArrayExplanation` from the ONNX
+    Runtime engine. Sinks and the pipeline read only the image, the frame and
+    the timings.
+    """
+
+    image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
+    explanation: Any  # of the whole batch the frame was in
+    frame: Frame
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, per frame
+    index: int = 0  # the frame's row in explanation (PyTorch panels: the row of its best class)
