@@ -9,7 +9,11 @@ BIN := $(VENV)/bin
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	@# onnxruntime and onnxruntime-gpu share their module: an older .venv's onnxruntime goes before the GPU build
+	@# (which runs on the CPU too) comes in where pyproject.toml asks for it
+	$(BIN)/python -c 'import platform, sys; sys.exit(not (platform.system() == "Linux" and platform.machine() == "x86_64" and sys.version_info >= (3, 11)))' \
+		&& $(BIN)/python -m pip uninstall --quiet -y onnxruntime 2>/dev/null || true
+	$(BIN)/python -m pip install --quiet -e '.[torch,test,bench]'
 	@# grad-cam (the benchmark's peer) pulls in opencv-python-headless, whose files replace
 	@# opencv-python's: put the build with a GUI back, so that the window works.
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \

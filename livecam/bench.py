@@ -204,7 +204,6 @@ class Floor:
     def __init__(self, engine: Engine, chunks: list[list[np.ndarray]], graph: bool) -> None:
         model = engine.model
         self.module, self.device = model.module, model.device
-        self.runtime = engine.explainer.runtime  # ONNX Runtime: the same graph, asked for the logits only
         self.inputs = [to_input(c, model.preprocess, model.device, engine.channels_last).to(engine.dtype)
                        for c in chunks[:64]]
         self.graph = None
@@ -228,8 +227,6 @@ class Floor:
         start = time.perf_counter()
         if self.graph is not None:
             self.graph.replay()
-        elif self.runtime is not None:
-            self.runtime(x, ["logits"])
         else:
             with torch.inference_mode():
                 self.module(x)
@@ -344,20 +341,18 @@ def run_bench(
     graph: bool = True,
     renderer: str = "auto",
     fold_bn: bool = True,
-    backend: str = "auto",
 ) -> BenchResult:
     if frames < batch:
         raise LivecamError(f"--frames {frames} is fewer than one batch of {batch}")
     images, video = load_frames(source, size, frames)
     try:
-        engine = Engine(model, method=method, precision=precision, graph=graph, renderer=renderer, fold_bn=fold_bn,
-                        backend=backend)
+        engine = Engine(model, method=method, precision=precision, graph=graph, renderer=renderer, fold_bn=fold_bn)
         config = {
             "graph": engine.device_step is not None and engine.device_step.graph,
             "model": model.name, "weights": model.weights, "method": method, "precision": str(engine.dtype)[6:],
             "batch": batch, "source": source, "size": [images[0].shape[1], images[0].shape[0]],
             "frames": frames, "warmup": warmup, "device": str(model.device), "layer": engine.explainer.layer,
-            "folded_batchnorms": engine.folded, "backend": engine.backend,
+            "folded_batchnorms": engine.folded, "backend": "torch",
         }
         result = BenchResult(config=config, machine=machine_info(model.device))
         step_stages, result.step, result.explain, result.floor = bench_step(engine, images, batch, warmup, graph)

@@ -7,6 +7,10 @@ checks that its registries match them (``livecam.cams.METHODS``,
 
 from __future__ import annotations
 
+import difflib
+
+from livecam.errors import LivecamError
+
 # Every explanation method, in the order --help lists them.
 METHODS = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "guided",
            "guidedgradcam")
@@ -24,3 +28,35 @@ BACKENDS = ("auto", "torch", "onnx")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 EXPORT_PRECISIONS = ("fp32", "fp16")
 DEFAULT_MODEL = "efficientnet_lite0"
+LITE_NAMES = ("efficientnet_lite0", "efficientnet-lite0")
+
+
+def canonical_model(name: str) -> str:
+    """A zoo name as livecam spells it: lower case, ``efficientnet-lite0`` as ``efficientnet_lite0``."""
+    key = name.strip().lower()
+    return DEFAULT_MODEL if key in LITE_NAMES else key
+
+
+def suggest(name: str, options: list[str], n: int = 3) -> str:
+    """' (did you mean a, b?)' for a near miss, else ''."""
+    close = difflib.get_close_matches(name, options, n=n, cutoff=0.6)
+    return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def resolve_class(value: str | int, class_names: list[str] | tuple[str, ...]) -> int:
+    """A class index from an index or a (case-insensitive) class name."""
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        index = int(text)
+        if not 0 <= index < len(class_names):
+            raise LivecamError(
+                f"class index {index} is out of range: the model has classes 0 to {len(class_names) - 1}"
+            )
+        return index
+    lowered = [n.lower() for n in class_names]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    raise LivecamError(
+        f"unknown class '{text}'{suggest(text.lower(), lowered)}; give a class name of the model "
+        "(e.g. 'tabby', 'espresso' for ImageNet) or an index 0-" + str(len(class_names) - 1)
+    )

@@ -135,8 +135,10 @@ Bad input exits with code 2 and one line saying what to do.
               help="What to explain: a camera index (0), a video file, an image or a folder of images, "
                    "a stream URL (rtsp://, http://, ...), or 'demo' for the built-in clip.")
 @click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
-              help="efficientnet_lite0 (real ImageNet weights, shipped) or a torchvision classification "
-                   "model by name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...).")
+              help="efficientnet_lite0 (real ImageNet weights, shipped), a torchvision classification model by "
+                   "name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...), or FILE.onnx, a "
+                   "graph from 'livecam export', which runs on ONNX Runtime alone (no PyTorch needed) with "
+                   "the method, layer and classes it was exported with.")
 @WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True,
               help="gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "
@@ -159,7 +161,11 @@ Bad input exits with code 2 and one line saying what to do.
 @click.option("--view", type=click.Choice(choices.VIEWS), default="overlay", show_default=True,
               help="guided: show beside the overlay the guided detail map of the explained class (Guided "
                    "Grad-CAM for gradcam: the guided backprop gradient times the map), at input resolution.")
-@DEVICE_OPTION
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N. auto: on a CPU, ONNX Runtime; with an "
+                   "NVIDIA GPU, PyTorch's CUDA path for zoo models and, for a .onnx graph, ONNX Runtime's "
+                   "TensorRT, then CUDA provider, whichever loads. tensorrt runs graphs on ONNX Runtime's "
+                   "TensorRT provider (fp16, engines cached).")
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Record the annotated video (.mp4, .avi, .mkv or .mov) at the source's size and frame "
                    "rate; for cameras and streams, the rate measured over the first frames.")
@@ -199,13 +205,15 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from tqdm import tqdm
 
-    from livecam.engine import Engine
+    from livecam.launch import EngineOptions, open_engine
     from livecam.pipeline import run
-    from livecam.render import Annotator
     from livecam.sinks import Sink, VideoFileSink, WindowSink, has_display
     from livecam.sources import open_source
-    from livecam.zoo import RANDOM, load_model, resolve_class
 
+    method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
+    options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None,
+                            layer=layer, target_class=class_, topk=topk, panels=panels, view=view, device=device,
+                            precision=precision, backend=backend, graph=graph, colormap=colormap, alpha=alpha)
     show_window = has_display() if show is None else show
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open_source(source))
@@ -217,31 +225,38 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
             sinks.append(recorder)
         if show_window:
             sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}")))
-        loaded = load_model(model_name, weights=weights, device=device)
-        if weights == RANDOM:
-            logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
-        target = resolve_class(class_, loaded.class_names) if class_ is not None else None
-        engine = Engine(loaded, method=method, layer=layer, target_class=target, topk=topk,
-                        annotator=Annotator(colormap, alpha), precision=precision, graph=graph, panels=panels,
-                        view=view, backend=backend)
+        launched = open_engine(options)
+        engine = launched.engine
         stack.callback(engine.close)
-        if method == "scorecam":
+        if launched.method == "scorecam":
             _warn_scorecam(engine)
         if not sinks:
             logging.warning("nothing is shown or recorded (no display); pass --output FILE to record")
-        what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
-        runtime = " (ONNX Runtime)" if engine.backend == "onnx" else ""
-        click.echo(f"livecam: {loaded.name} ({loaded.weights}) on {loaded.device}{runtime} in {str(engine.dtype)[6:]}, "
-                   f"{method} of {what} at layer {engine.explainer.layer}; source: {src.description}", err=True)
+        click.echo(f"livecam: {launched.summary}; source: {src.description}", err=True)
         total = min(filter(None, (src.frame_count, max_frames)), default=None)
         stop = threading.Event()
         with tqdm(total=total, unit="frame", disable=None, file=sys.stderr, leave=False) as bar, \
                 _stop_on_signals(stop):
             report = run(src, engine, sinks, max_frames=max_frames, batch=batch, stop=stop,
-                         on_frame=lambda _: bar.update())
+                         on_frame=_progress(bar))
     _summary(report, recorder)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _progress(bar):  # noqa: ANN001, ANN202 - tqdm; returns the pipeline's on_frame callback
+    """Count frames on the bar, and log (-v) how long after the command the first annotated frame came."""
+    from livecam.timing import process_age
+
+    first = []
+
+    def on_frame(_annotated: object) -> None:
+        if not first:
+            first.append(process_age())
+            logging.getLogger("livecam").info("first annotated frame %.2f s after the command", first[0])
+        bar.update()
+
+    return on_frame
 
 
 def _warn_scorecam(engine) -> None:  # noqa: ANN001 - Engine (imported lazily)
@@ -330,8 +345,7 @@ def bench_command(model_name: str, weights: str | None, method: str, precision: 
     click.echo(f"livecam bench: {loaded.name} {method} on {loaded.device}, {frames} frames from {source}"
                f"{f' at {size}' if size else ''}...", err=True)
     result = run_bench(loaded, method=method, precision=precision, batch=batch, source=source, size=wanted,
-                       frames=frames, warmup=warmup, peer=peer, graph=graph, fold_bn=fold,
-                       backend=backend)
+                       frames=frames, warmup=warmup, peer=peer, graph=graph, fold_bn=fold)
     table = result.markdown()
     click.echo(table)
     if json_path is not None:

@@ -26,7 +26,6 @@ from livecam.cams import Explanation
 from livecam.device_step import DeviceStep, HostTransfer
 from livecam.errors import LivecamError
 from livecam.explainer import ClassSpec, Explainer
-from livecam.onnx_export import onnx_available, runtime_for
 from livecam.preprocess import downscale, to_array
 from livecam.render import Annotator, Label, detail_image, panel_size, panels_image, tile
 from livecam.render import top_labels as labels_of
@@ -72,7 +71,6 @@ def top_labels(explanation: Explanation, class_names: list[str], k: int, i: int 
 
 
 VIEWS = choices.VIEWS
-BACKENDS = choices.BACKENDS
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -111,12 +109,9 @@ class Engine:
         fold_bn: bool = True,
         panels: bool = False,
         view: str = "overlay",
-        backend: str = "auto",
     ) -> None:
         if renderer not in ("auto", "opencv", "device"):
             raise LivecamError(f"unknown renderer '{renderer}'; use auto, opencv or device")
-        if backend not in BACKENDS:
-            raise LivecamError(f"unknown backend '{backend}'; use {', '.join(BACKENDS)}")
         if view not in VIEWS:
             raise LivecamError(f"unknown view '{view}'; use {' or '.join(VIEWS)}")
         if panels and view != "overlay":
@@ -152,44 +147,6 @@ class Engine:
         self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap,
                                       self.annotator.alpha, target_class, channels_last, graph) if on_device else None
         self.transfer = HostTransfer(model.device) if on_device and model.device.type == "cuda" else None
-        self.backend = self._attach_runtime(backend, method)
-
-    def _attach_runtime(self, backend: str, method: str) -> str:
-        """Run the forward pass in ONNX Runtime where it can stand in for PyTorch; returns the backend in use.
-
-        ``auto`` takes ONNX Runtime on the CPU, in fp32, for methods whose map
-        follows from the logits and the activation alone (every method but
-        scorecam and the guided ones; for gradient methods, a GAP -> Linear head),
-        when onnxruntime is installed and the model exports; else PyTorch.
-        """
-        if backend == "torch":
-            return "torch"
-        reasons = []
-        if self.model.device.type != "cpu":
-            reasons.append("it runs on the CPU only")
-        if self.dtype != torch.float32:
-            reasons.append("it runs in fp32 only")
-        if not self.explainer.runtime_capable:
-            needs = "a second pass over the input" if self.explainer.method.needs_input else \
-                "autograd (the head is not GAP -> Linear)"
-            reasons.append(f"{method} needs {needs}")
-        if self.device_step is not None:
-            reasons.append("the device renderer runs in PyTorch")
-        if not onnx_available():
-            reasons.append("onnxruntime and onnxscript are not installed")
-        if reasons:
-            if backend == "onnx":
-                raise LivecamError(f"--backend onnx is not possible here: {'; '.join(reasons)}; use --backend torch")
-            return "torch"
-        try:
-            self.explainer.runtime = runtime_for(self.model.module, self.explainer.layer, self.model.preprocess.size)
-        except LivecamError as exc:
-            if backend == "onnx":
-                raise
-            log.warning("%s; running the model in PyTorch", str(exc).split("; use --backend")[0])
-            return "torch"
-        return "onnx"
-
     def explain(self, images: list[np.ndarray], timer: Timer = no_timer) -> Explanation:
         """Explain a batch of BGR frames; the maps stay at the layer's resolution."""
         with timer("preprocess"):

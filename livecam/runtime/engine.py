@@ -1,0 +1,132 @@
+"""The ONNX Runtime engine: frames in, annotated frames out, from one exported graph. No PyTorch.
+
+The graph (``livecam export``) holds the model and the explanation: one call
+gives the logits, the explained classes, their probabilities and their maps,
+already normalized. Around that call the engine does what the PyTorch engine
+does on the CPU: OpenCV turns frames into the graph's input (unless the graph
+takes raw uint8 frames and does it itself), and the overlay, labels and panels
+are drawn in uint8 with :mod:`livecam.render`.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from livecam.errors import LivecamError
+from livecam.paths import cache_dir
+from livecam.preprocess import to_array
+from livecam.render import Annotator, panels_image, softmax, top_labels
+from livecam.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
+from livecam.runtime.session import RuntimeSession
+from livecam.types import Annotated, ArrayExplanation, Frame
+
+
+class RuntimeEngine:
+    """Explain and annotate frames with an exported explainer graph on ONNX Runtime.
+
+    ``device``: auto (TensorRT, then CUDA, then the CPU, as available), cpu,
+    cuda[:N] or tensorrt[:N]. ``topk`` labels that many of the most probable
+    classes on each frame; ``panels`` shows each of the graph's K explained
+    classes in its own panel (the graph must explain more than one).
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        device: str = "auto",
+        annotator: Annotator | None = None,
+        topk: int = 3,
+        panels: bool = False,
+        threads: int | None = None,
+        session: RuntimeSession | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.session = session or RuntimeSession(self.path, device, threads=threads, cache_dir=cache_dir())
+        self.info = GraphInfo.from_metadata(self.path, self.session.metadata)
+        missing = [name for name in OUTPUTS if name not in self.session.output_names]
+        if missing:
+            raise LivecamError(f"{self.path} lacks the outputs {', '.join(missing)} of a livecam explainer graph; "
+                               "export it again with 'livecam export'")
+        if panels and self.info.topk < 2:
+            raise LivecamError(f"{self.path.name} explains one class per frame, so there are no panels to show; "
+                               "export it with --topk 3 (or more) for panels")
+        self.annotator = annotator or Annotator()
+        self.topk = topk
+        self.panels = panels
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def description(self) -> str:
+        """What runs, for the header line: the provider and the precision."""
+        return f"{self.session.description} in {self.info.precision}"
+
+    def explain(self, images: list[np.ndarray]) -> ArrayExplanation:
+        """Explain a batch of BGR uint8 frames (any sizes), at the graph's map resolution."""
+        if self.info.input != INPUT_FRAMES:
+            return self._run(self._tensor(images))
+        if len({image.shape for image in images}) > 1:  # one graph call per frame size
+            return _concatenate([self._run(image[None]) for image in images])
+        return self._run(np.stack(images))
+
+    def _tensor(self, images: list[np.ndarray]) -> np.ndarray:
+        """The graph's float32 (N, 3, H, W) input, made with OpenCV."""
+        return np.ascontiguousarray(to_array(images, self.info.preprocess).transpose(0, 3, 1, 2))
+
+    def _run(self, x: np.ndarray) -> ArrayExplanation:
+        logits, classes, scores, cams = self.session.run(x, list(OUTPUTS))
+        return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self.info.method,
+                                layer=self.info.layer)
+
+    def render(self, frame: Frame, explanation: ArrayExplanation, i: int = 0, readout: str | None = None) -> np.ndarray:
+        """Frame ``frame`` (sample ``i`` of the batch) annotated with its row of ``explanation``."""
+        names = self.info.class_names
+        if self.panels:
+            return panels_image(self.annotator, frame.image, explanation.cams[i],
+                                [names[int(c)] for c in explanation.classes[i]], explanation.scores[i].tolist(),
+                                readout)
+        labels = top_labels(softmax(explanation.logits[i]), list(names), self.topk, int(explanation.classes[i, 0]))
+        return self.annotator.annotate(frame.image, explanation.cams[i, 0], labels, readout)
+
+    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
+        """Explain and annotate frames in one batch; timings are per frame."""
+        n = len(frames)
+        t0 = t1 = time.perf_counter()
+        if self.info.input == INPUT_FRAMES:  # the graph resizes and normalizes: no preprocess stage here
+            explanation = self.explain([f.image for f in frames])
+        else:
+            x = self._tensor([f.image for f in frames])
+            t1 = time.perf_counter()
+            explanation = self._run(x)
+        t2 = time.perf_counter()
+        images = [self.render(frame, explanation, i, readout) for i, frame in enumerate(frames)]
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
+        if self.info.input == INPUT_FRAMES:
+            del timings["preprocess"]
+        return [Annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
+                in enumerate(zip(images, frames, strict=True))]
+
+    def process(self, frame: Frame, readout: str | None = None) -> Annotated:
+        return self.process_batch([frame], readout)[0]
+
+    def close(self) -> None:
+        """Nothing to release but the session, which Python frees; here for the engines' common contract."""
+
+    def __enter__(self) -> RuntimeEngine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _concatenate(parts: list[ArrayExplanation]) -> ArrayExplanation:
+    return ArrayExplanation(
+        cams=np.concatenate([p.cams for p in parts]), classes=np.concatenate([p.classes for p in parts]),
+        scores=np.concatenate([p.scores for p in parts]), logits=np.concatenate([p.logits for p in parts]),
+        method=parts[0].method, layer=parts[0].layer)
