@@ -1,124 +1,244 @@
-"""``livecam bench``: where the time goes, against the floor and the peers, on the same frames.
+"""``livecam bench``: latency as edge devices are compared, where the time goes, and the speed a user sees.
 
-Three measurements in one process, on the same decoded frames:
+On the same decoded frames, in one process, with the engine ``livecam run`` would pick:
 
-1. livecam's step, stage by stage (preprocess, forward, backward, CAM, render),
-   synchronized per stage on CUDA so each time is the stage's own, and whole, as
-   the CLI runs it (graphed on CUDA); and the threaded pipeline end to end
-   (decode, explain, overlay, encode) on a real video file: the FPS a user sees.
-2. The floor: plain inference of the same model, same precision and layout,
-   graphed where the engine is, run in turns with the step on the same frames.
-3. The peer, when ``grad-cam`` (pytorch-grad-cam) is installed: its ``GradCAM``
-   and ``show_cam_on_image`` on each frame, as its README shows, on an fp32 copy
-   of the model whose parameters require grad, as a user's would.
+1. **Single-stream latency** (MLPerf's SingleStream scenario: one frame at a time,
+   the next when the last is done): the whole step, frame in to annotated frame
+   out, and each stage of it (synchronized per stage on a GPU), as p50, p90 and
+   p99 over many frames after a warm-up, as trtexec reports them.
+2. **The explanation against plain inference**, like for like: the explanation
+   call and plain inference of the same model, each timed whole on the same
+   prepared input, in turns, so that a noisy neighbour slows both alike. On ONNX
+   Runtime plain inference is the explainer graph cut down to its logits.
+3. **End to end**: the threaded pipeline on a real video file (decode, explain,
+   overlay, encode): FPS, and each frame's latency from the decoder to the sinks.
+4. **Start-up**: from the command to the first annotated frame, in fresh processes.
+5. **The peer**, where PyTorch and pytorch-grad-cam are installed: its ``GradCAM``
+   and ``show_cam_on_image`` per frame, as its README shows.
 
-Timing is wall-clock after warm-up; medians and 95th percentiles over many frames.
+The JSON report (schema ``livecam-bench/2``, documented in benchmarks/README.md
+and checked by ``bench.schema.json``) records the device, the provider or
+backend, the precision, batch and input size and the versions, so that
+``livecam bench --compare A.json B.json`` lines up results from different
+machines. No PyTorch is imported unless the PyTorch engine or the peer runs.
 """
 
 from __future__ import annotations
 
-import copy
-import functools
+import contextlib
+import importlib.metadata
 import json
 import logging
+import math
 import os
 import platform
-import statistics
+import re
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
-import torch
 
-from livecam.engine import Engine, to_input
+from livecam import __version__
 from livecam.errors import LivecamError
+from livecam.launch import EngineOptions, open_engine
 from livecam.sinks import write_frames
 from livecam.sources import Source, open_source
-from livecam.timing import StageTimer
 from livecam.types import Frame
-from livecam.zoo import LoadedModel
 
 log = logging.getLogger(__name__)
 
-STEP_STAGES = ("preprocess", "forward", "backward", "cam", "render")
+SCHEMA = "livecam-bench/2"
+SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
 
 
 @dataclass
 class Stat:
-    median_ms: float
-    p95_ms: float
+    """Latency percentiles in milliseconds (nearest rank: each is a measured time), the mean, and the count."""
+
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    mean_ms: float
     n: int
 
     @classmethod
     def of(cls, seconds: list[float]) -> Stat:
         if not seconds:
-            return cls(0.0, 0.0, 0)
+            return cls(0.0, 0.0, 0.0, 0.0, 0)
         ms = sorted(s * 1000.0 for s in seconds)
-        return cls(statistics.median(ms), ms[min(len(ms) - 1, int(round(0.95 * (len(ms) - 1))))], len(ms))
+
+        def rank(p: float) -> float:
+            return ms[max(0, math.ceil(p / 100.0 * len(ms)) - 1)]
+
+        return cls(rank(50), rank(90), rank(99), sum(ms) / len(ms), len(ms))
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Stat:
+        return cls(**{k: data[k] for k in ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "n")})
 
 
 @dataclass
 class BenchResult:
+    """One ``livecam bench`` run; ``to_json`` writes schema ``livecam-bench/2``."""
+
     config: dict
     machine: dict
-    stages: dict[str, Stat] = field(default_factory=dict)  # livecam's step, per frame
-    step: Stat | None = None  # livecam's whole step (preprocess to annotated frame), per frame
-    explain: Stat | None = None  # forward + backward + CAM, per frame
-    floor: Stat | None = None  # plain inference, per frame
+    label: str = ""
+    stages: dict[str, Stat] = field(default_factory=dict)  # per frame, single stream
+    step: Stat | None = None  # frame in -> annotated frame out, per frame
+    explanation: Stat | None = None  # the explanation call alone, whole, per frame
+    floor: Stat | None = None  # plain inference of the same model, whole, per frame
     peer: Stat | None = None  # pytorch-grad-cam + show_cam_on_image, per frame
-    pipeline_fps: float = 0.0
-    pipeline_stages: dict[str, Stat] = field(default_factory=dict)
-    peer_pipeline_fps: float | None = None  # decode + peer + encode, one after the other
-    rss_mb: dict[str, float] = field(default_factory=dict)
-    device_mb: dict[str, float] = field(default_factory=dict)
+    pipeline: dict = field(default_factory=dict)  # fps, frames, seconds, latency (Stat), stages
+    startup_s: list[float] = field(default_factory=list)  # command -> first annotated frame, per fresh process
+    memory: dict = field(default_factory=dict)  # rss_mb and device_mb samples
 
     def ratios(self) -> dict[str, float]:
         out: dict[str, float] = {}
-        if self.explain and self.floor and self.floor.median_ms:
-            out["explain / floor"] = self.explain.median_ms / self.floor.median_ms
-        if self.peer and self.step and self.step.median_ms:
-            out["peer / livecam step"] = self.peer.median_ms / self.step.median_ms
-        if self.peer_pipeline_fps and self.pipeline_fps:
-            out["livecam pipeline / peer pipeline FPS"] = self.pipeline_fps / self.peer_pipeline_fps
+        if self.explanation and self.floor and self.floor.p50_ms:
+            out["explanation / plain inference (p50)"] = self.explanation.p50_ms / self.floor.p50_ms
+        if self.peer and self.step and self.step.p50_ms:
+            out["peer / livecam step (p50)"] = self.peer.p50_ms / self.step.p50_ms
+        peer_fps = self.peer_pipeline_fps()
+        if peer_fps and self.pipeline.get("fps"):
+            out["livecam pipeline / peer pipeline (FPS)"] = self.pipeline["fps"] / peer_fps
         return out
 
-    def to_json(self) -> str:
+    def peer_pipeline_fps(self) -> float | None:
+        """The peer end to end: decode, the peer and encode one after the other, from the medians."""
+        stages = self.pipeline.get("stages", {})
+        if self.peer is None or "decode" not in stages or "write" not in stages:
+            return None
+        return 1000.0 / (stages["decode"].p50_ms + self.peer.p50_ms + stages["write"].p50_ms)
+
+    def startup_p50_s(self) -> float | None:
+        """The median start-up of the runs after the first (which may export and cache the graph)."""
+        runs = self.startup_s[1:] or self.startup_s
+        return sorted(runs)[(len(runs) - 1) // 2] if runs else None
+
+    def to_dict(self) -> dict:
         data = asdict(self)
-        data["ratios"] = self.ratios()
-        return json.dumps(data, indent=2)
+        data = {"schema": SCHEMA, **data, "ratios": self.ratios(), "peer_pipeline_fps": self.peer_pipeline_fps(),
+                "startup_p50_s": self.startup_p50_s()}
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> BenchResult:
+        def stat(value: dict | None) -> Stat | None:
+            return Stat.from_dict(value) if value else None
+
+        pipeline = dict(data.get("pipeline") or {})
+        if pipeline.get("latency"):
+            pipeline["latency"] = Stat.from_dict(pipeline["latency"])
+        pipeline["stages"] = {k: Stat.from_dict(v) for k, v in (pipeline.get("stages") or {}).items()}
+        return cls(config=data["config"], machine=data["machine"], label=data.get("label", ""),
+                   stages={k: Stat.from_dict(v) for k, v in data.get("stages", {}).items()},
+                   step=stat(data.get("step")), explanation=stat(data.get("explanation")),
+                   floor=stat(data.get("floor")), peer=stat(data.get("peer")), pipeline=pipeline,
+                   startup_s=list(data.get("startup_s", [])), memory=data.get("memory", {}))
+
+    @property
+    def title(self) -> str:
+        """A short name for a column: the label, else the device and the runtime."""
+        return self.label or f"{self.machine.get('device', '?')}, {self.config.get('runtime', '?')}"
 
     def markdown(self) -> str:
         c, m = self.config, self.machine
         lines = [
-            f"livecam bench: {c['model']} {c['method']} {c['precision']} batch {c['batch']} on "
-            f"{m['device_name']}, {c['size'][0]}x{c['size'][1]} frames from {c['source']}, "
-            f"{c['frames']} frames ({m['date']}); forward pass in {c.get('backend', 'torch')}; BatchNorm layers "
-            f"folded into convolutions: {c.get('folded_batchnorms', 0)}",
+            f"livecam bench: {c['model']} {c['method']} {c['precision']}, batch {c['batch']}, input "
+            f"{c['input_size'][0]}x{c['input_size'][1]}, {c['frame_size'][0]}x{c['frame_size'][1]} frames from "
+            f"{c['source']}, {c['frames']} frames after {c['warmup']} warm-up; {c['runtime']}; {m['device']} "
+            f"({m['date']}, livecam {m['versions'].get('livecam', '?')})",
             "",
-            "| what | median ms | p95 ms |",
-            "| --- | --- | --- |",
+            "| per frame, single stream | p50 ms | p90 ms | p99 ms |",
+            "| --- | --- | --- | --- |",
         ]
-        for name, stat in self.stages.items():
-            lines.append(f"| {name} | {stat.median_ms:.2f} | {stat.p95_ms:.2f} |")
-        for name, stat in (("livecam explanation (forward + backward + CAM)", self.explain),
-                           ("livecam step (preprocess to annotated frame)", self.step),
-                           ("floor: plain inference", self.floor),
-                           ("peer: pytorch-grad-cam GradCAM + show_cam_on_image", self.peer)):
-            if stat is not None:
-                lines.append(f"| {name} | {stat.median_ms:.2f} | {stat.p95_ms:.2f} |")
-        lines += ["", f"End to end (decode, explain, overlay, encode; threaded): **{self.pipeline_fps:.1f} FPS**"]
-        if self.peer_pipeline_fps:
-            lines.append(f"Peer end to end (decode, peer, encode; serial): {self.peer_pipeline_fps:.1f} FPS")
+        rows = [*self.stages.items(), ("**step: frame in -> annotated frame out**", self.step),
+                ("explanation (one whole call)", self.explanation), ("plain inference (one whole call)", self.floor),
+                ("peer: pytorch-grad-cam GradCAM + show_cam_on_image", self.peer)]
+        if self.pipeline.get("latency"):
+            rows.append(("pipeline latency: decoded -> handed to the sinks", self.pipeline["latency"]))
+        for name, stat in rows:
+            if stat is not None and stat.n:
+                lines.append(f"| {name} | {stat.p50_ms:.2f} | {stat.p90_ms:.2f} | {stat.p99_ms:.2f} |")
+        lines += ["", f"End to end (decode, explain, overlay, encode; threaded): **{self.pipeline.get('fps', 0):.1f} "
+                      "FPS**"]
+        if self.peer_pipeline_fps():
+            lines.append(f"Peer end to end (decode, peer, encode; serial): {self.peer_pipeline_fps():.1f} FPS")
+        if self.startup_s:
+            runs = ", ".join(f"{s:.2f}" for s in self.startup_s)
+            lines.append(f"Start-up, command to first annotated frame: {self.startup_p50_s():.2f} s (runs: {runs} s; "
+                         "the first may export and cache the graph)")
         for name, value in self.ratios().items():
             lines.append(f"- {name}: {value:.2f}x")
-        if self.rss_mb:
-            lines.append("- host memory (RSS, MB): " + ", ".join(f"{k} {v:.0f}" for k, v in self.rss_mb.items()))
-        if self.device_mb:
-            lines.append("- device memory (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in self.device_mb.items()))
+        for name, samples in self.memory.items():
+            if samples:
+                lines.append(f"- {name.replace('_mb', '')} memory (MB): "
+                             + ", ".join(f"{k} {v:.0f}" for k, v in samples.items()))
         return "\n".join(lines) + "\n"
+
+
+# --- the machine ------------------------------------------------------------------------------------------------
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().replace("\x00", "").strip()
+    except OSError:
+        return ""
+
+
+def _command(*args: str) -> str:
+    if shutil.which(args[0]) is None:
+        return ""
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def _version(*packages: str) -> str | None:
+    for package in packages:
+        with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+            return importlib.metadata.version(package)
+    return None
+
+
+def machine_info() -> dict:
+    """The machine, without PyTorch: CPU, GPU and driver (nvidia-smi), Jetson model and power mode, versions."""
+    cpuinfo = _read("/proc/cpuinfo")
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+               "") or platform.processor() or platform.machine()
+    gpus = [line.split(", ") for line in _command("nvidia-smi", "--query-gpu=name,driver_version",
+                                                  "--format=csv,noheader").splitlines() if line]
+    board = _read("/proc/device-tree/model")
+    jetson = None
+    if "jetson" in board.lower() or os.path.exists("/etc/nv_tegra_release"):
+        mode = _command("nvpmodel", "-q")
+        jetson = {"model": board, "l4t": _read("/etc/nv_tegra_release").splitlines()[0:1] or None,
+                  "power_mode": " ".join(mode.split()) or None}
+    gpu = gpus[0][0] if gpus else None
+    device = f"{gpu} (driver {gpus[0][1]})" if gpus and len(gpus[0]) > 1 else gpu or f"CPU {cpu}"
+    return {
+        "device": jetson["model"] if jetson else device,
+        "cpu": cpu, "cpu_count": os.cpu_count(), "gpus": [g[0] for g in gpus],
+        "gpu_driver": gpus[0][1] if gpus and len(gpus[0]) > 1 else None, "jetson": jetson,
+        "os": platform.platform(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
+        "versions": {"livecam": __version__, "onnxruntime": _version("onnxruntime-gpu", "onnxruntime"),
+                     "torch": _version("torch"), "opencv": cv2.__version__, "numpy": np.__version__},
+    }
 
 
 def rss_mb() -> float:
@@ -130,21 +250,6 @@ def rss_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
-
-
-def machine_info(device: torch.device) -> dict:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    cpu = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
-    except OSError:
-        pass
-    return {
-        "device_name": name if device.type == "cuda" else f"CPU {cpu or name}, {torch.get_num_threads()} threads",
-        "cpu": cpu, "cpu_count": os.cpu_count(), "torch": torch.__version__, "opencv": cv2.__version__,
-        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-    }
 
 
 def parse_size(text: str | None) -> tuple[int, int] | None:
@@ -175,139 +280,110 @@ def load_frames(source: str, size: tuple[int, int] | None, count: int) -> tuple[
     return frames, write_frames(Path(name), frames, 30.0)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+# --- what is timed on ONNX Runtime --------------------------------------------------------------------------------
 
 
-def _per_frame(stage_sums: list[dict[str, float]], order: tuple[str, ...], batch: int) -> tuple[dict, Stat]:
-    """Per-stage stats per frame from each step's summed stage times, and the explanation's total."""
-    stages = {s: Stat.of([step[s] / batch for step in stage_sums]) for s in order if stage_sums and s in stage_sums[0]}
-    explain = Stat.of([sum(step.get(s, 0.0) for s in ("forward", "backward", "cam")) / batch for step in stage_sums])
-    return stages, explain
+class RuntimeTarget:
+    """What the benchmark times on the ONNX Runtime engine, each as a whole call returning its wall time.
 
-
-def _timed_step(device: torch.device, fn) -> dict[str, float]:  # noqa: ANN001 - fn(timer)
-    timer = StageTimer(functools.partial(_sync, device) if device.type == "cuda" else None)
-    fn(timer)
-    return {stage: sum(times) for stage, times in timer.times.items()}
-
-
-class Floor:
-    """Plain inference of the engine's model (same precision and layout) on the same frames.
-
-    On CUDA with graphs on, the forward pass is captured in a CUDA graph too, so the
-    floor is graphed where the engine is. Calling it runs chunk ``i`` and returns
-    its synchronized wall time.
+    ``explanation(i)`` runs the explainer graph on chunk ``i``'s prepared input
+    (all four outputs); ``floor(i)`` runs plain inference of the same model on the
+    same input with the same provider: the explainer graph cut down to its
+    ``logits`` output (``onnx.utils.extract_model``), so neither the maps nor the
+    top-K are computed.
     """
 
-    def __init__(self, engine: Engine, chunks: list[list[np.ndarray]], graph: bool) -> None:
-        model = engine.model
-        self.module, self.device = model.module, model.device
-        self.inputs = [to_input(c, model.preprocess, model.device, engine.channels_last).to(engine.dtype)
-                       for c in chunks[:64]]
-        self.graph = None
-        if graph and self.device.type == "cuda":
-            self.static = self.inputs[0].clone()
-            side = torch.cuda.Stream(self.device)
-            side.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(side), torch.inference_mode():
-                for _ in range(3):
-                    self.module(self.static)
-            torch.cuda.current_stream(self.device).wait_stream(side)
-            self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph), torch.inference_mode():
-                self.module(self.static)
+    stage_order = ("preprocess", "explain", "render")
 
-    def __call__(self, i: int) -> float:
-        x = self.inputs[i % len(self.inputs)]
-        if self.graph is not None:
-            self.static.copy_(x)
-        _sync(self.device)
+    def __init__(self, engine: Any, chunks: list[list[np.ndarray]], workdir: Path) -> None:
+        import onnx.utils
+
+        from livecam.runtime.session import RuntimeSession
+
+        self.engine = engine
+        session = engine.session
+        self.inputs = [self._input(c) for c in chunks[:64]]
+        floor_path = workdir / "floor.onnx"
+        onnx.utils.extract_model(str(engine.path), str(floor_path), [session.input_name], ["logits"])
+        self.floor_session = RuntimeSession(floor_path, session.request, cache_dir=session.cache_dir,
+                                            io_binding=session.io_binding)
+
+    def _input(self, chunk: list[np.ndarray]) -> np.ndarray:
+        from livecam.runtime.graph import INPUT_FRAMES
+
+        return np.stack(chunk) if self.engine.info.input == INPUT_FRAMES else self.engine._tensor(chunk)
+
+    @staticmethod
+    def _timed(fn: Any) -> float:
         start = time.perf_counter()
-        if self.graph is not None:
-            self.graph.replay()
-        else:
-            with torch.inference_mode():
-                self.module(x)
-        _sync(self.device)
+        fn()
         return time.perf_counter() - start
 
+    def floor(self, i: int) -> float:
+        x = self.inputs[i % len(self.inputs)]
+        return self._timed(lambda: self.floor_session.run(x, ["logits"]))
 
-def bench_step(engine: Engine, frames: list[np.ndarray], batch: int, warmup: int,
-               graph: bool = True) -> tuple[dict, Stat, Stat, Stat]:
-    """livecam's step, stage by stage and whole, and the floor, per frame.
+    def explanation(self, i: int) -> float:
+        x = self.inputs[i % len(self.inputs)]
+        return self._timed(lambda: self.engine._run(x))
 
-    The floor and the step run in turns on each chunk of frames, so that a noisy
-    neighbour slows both alike and their ratio holds.
-    """
-    device = engine.model.device
+    def stages(self, chunk: list[np.ndarray]) -> dict[str, float]:
+        from livecam.runtime.graph import INPUT_FRAMES
+
+        t0 = time.perf_counter()
+        x = self._input(chunk)
+        t1 = time.perf_counter()
+        explanation = self.engine._run(x)
+        t2 = time.perf_counter()
+        for j, image in enumerate(chunk):
+            self.engine.render(Frame(image, j, 0.0), explanation, j)
+        t3 = time.perf_counter()
+        stages = {"preprocess": t1 - t0, "explain": t2 - t1, "render": t3 - t2}
+        if self.engine.info.input == INPUT_FRAMES:  # stacking only: the graph resizes and normalizes
+            stages["explain"] += stages.pop("preprocess")
+        return stages
+
+    def step(self, frames: list[Frame]) -> float:
+        return self._timed(lambda: self.engine.process_batch(frames))
+
+    def config(self) -> dict:
+        info = self.engine.info
+        return {"engine": "onnxruntime", "runtime": self.engine.description, "provider": self.engine.session.provider,
+                "precision": info.precision, "layer": info.layer, "input": info.input,
+                "input_size": list(info.preprocess.size), "graph_file": str(self.engine.path)}
+
+    def device_memory_mb(self) -> dict[str, float]:
+        return {}
+
+    def device_name(self) -> str | None:
+        return None
+
+
+# --- the runs -------------------------------------------------------------------------------------------------------
+
+
+def bench_step(target: Any, frames: list[np.ndarray], batch: int, warmup: int) -> tuple[dict, Stat, Stat, Stat]:
+    """Stages, the whole step, the explanation and the floor, per frame, the last three in turns on each chunk."""
     chunks = [frames[i * batch:(i + 1) * batch] for i in range(len(frames) // batch)]
-    floor = Floor(engine, chunks, graph)
-    on_device = engine.device_step is not None
-
-    def stages_of(chunk: list[np.ndarray], timer: StageTimer) -> None:
-        if on_device:  # eager and synchronized per stage: the graphed step is timed whole below
-            with timer("upload"):
-                dev = engine.upload(chunk)
-            out = engine.device_step.step(dev, timer)
-            with timer("download"):
-                engine.download(out.images)
-            return
-        explanation = engine.explain(chunk, timer)
-        with timer("render"):
-            for j, image in enumerate(chunk):
-                engine.render(Frame(image, j, 0.0), explanation, j)
-
-    sums, steps, floors = [], [], []
+    sums: list[dict[str, float]] = []
+    steps, explanations, floors = [], [], []
     for i in range(warmup + len(chunks)):
         chunk = chunks[i % len(chunks)]
-        floor_s = floor(i)
-        stage_sums = _timed_step(device, functools.partial(stages_of, chunk))
-        _sync(device)
-        start = time.perf_counter()
-        engine.process_batch([Frame(image, j, 0.0) for j, image in enumerate(chunk)])
-        _sync(device)
+        floor_s = target.floor(i)
+        explanation_s = target.explanation(i)
+        stage_s = target.stages(chunk)
+        step_s = target.step([Frame(image, j, 0.0) for j, image in enumerate(chunk)])
         if i >= warmup:
-            steps.append((time.perf_counter() - start) / batch)
             floors.append(floor_s / batch)
-            sums.append(stage_sums)
-    order = ("upload", *STEP_STAGES, "download") if on_device else STEP_STAGES
-    stages, explain = _per_frame(sums, order, batch)
-    return stages, Stat.of(steps), explain, Stat.of(floors)
+            explanations.append(explanation_s / batch)
+            steps.append(step_s / batch)
+            sums.append(stage_s)
+    stages = {s: Stat.of([step[s] / batch for step in sums]) for s in target.stage_order if sums and s in sums[0]}
+    return stages, Stat.of(steps), Stat.of(explanations), Stat.of(floors)
 
 
-def bench_peer(model: LoadedModel, layer: str, frames: list[np.ndarray], warmup: int) -> Stat | None:
-    """pytorch-grad-cam's GradCAM + show_cam_on_image on each frame, as its README shows."""
-    try:
-        from pytorch_grad_cam import GradCAM
-        from pytorch_grad_cam.utils.image import show_cam_on_image
-    except ImportError:
-        log.warning("pytorch-grad-cam is not installed (pip install grad-cam): no peer column")
-        return None
-    module = copy.deepcopy(model.module).float().to(memory_format=torch.contiguous_format).requires_grad_(True)
-    mean, std = np.array(model.preprocess.mean), np.array(model.preprocess.std)
-    height, width = model.preprocess.size
-    times: list[float] = []
-    with GradCAM(model=module, target_layers=[module.get_submodule(layer)]) as cam:
-        for i in range(warmup + len(frames)):
-            frame = frames[i % len(frames)]
-            _sync(model.device)
-            start = time.perf_counter()
-            rgb = cv2.cvtColor(cv2.resize(frame, (width, height)), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-            x = torch.from_numpy(((rgb - mean) / std).astype(np.float32)).permute(2, 0, 1)[None].to(model.device)
-            grayscale = cam(input_tensor=x, targets=None)[0]
-            full = cv2.resize(grayscale, (frame.shape[1], frame.shape[0]))
-            frame_rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
-            overlay = show_cam_on_image(frame_rgb, full, use_rgb=True)
-            cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return Stat.of(times)
-
-
-def bench_pipeline(engine: Engine, video: Path, batch: int) -> tuple[float, dict[str, Stat], dict[str, float]]:
-    """The threaded pipeline on a real video file, writing a real mp4: the FPS a user sees."""
+def bench_pipeline(engine: Any, video: Path, batch: int) -> tuple[dict, dict[str, float]]:
+    """The threaded pipeline on a real video file, writing a real mp4: the FPS and latency a user sees."""
     from livecam.pipeline import run
     from livecam.sinks import VideoFileSink
 
@@ -316,87 +392,252 @@ def bench_pipeline(engine: Engine, video: Path, batch: int) -> tuple[float, dict
     src: Source = open_source(str(video))
     total = src.frame_count or 0
 
-    def sample(annotated) -> None:
+    def sample(annotated: Any) -> None:
         if annotated.frame.index == total // 10:
             samples["after 10% of frames"] = rss_mb()
 
-    with src, VideoFileSink(out, fps=src.fps) as sink:
-        report = run(src, engine, [sink], batch=batch, on_frame=sample)
+    try:
+        with src, VideoFileSink(out, fps=src.fps) as sink:
+            report = run(src, engine, [sink], batch=batch, on_frame=sample)
+    finally:
+        out.unlink(missing_ok=True)
+        out.parent.rmdir()
     samples["end"] = rss_mb()
-    out.unlink(missing_ok=True)
-    out.parent.rmdir()
-    return report.fps, {s: Stat.of(t) for s, t in report.stage_times.items() if t}, samples
+    pipeline = {"fps": report.fps, "frames": report.frames, "seconds": report.seconds,
+                "latency": Stat.of(report.latencies),
+                "stages": {s: Stat.of(t) for s, t in report.stage_times.items() if t}}
+    return pipeline, samples
+
+
+def startup_runs(options: EngineOptions, video: Path, runs: int, timeout: float = 300.0) -> list[float]:
+    """Seconds from starting ``livecam run`` in a fresh process to its first annotated frame, ``runs`` times.
+
+    The clock starts before the process is created and stops when the process
+    reports its first annotated frame (with -v), so it holds the interpreter's
+    start, the imports, loading the model and the first frame.
+    """
+    args = [sys.executable, "-m", "livecam", "run", "--model", options.model, "--source", str(video),
+            "--max-frames", "1", "--no-show", "-v", "--device", options.device, "--backend", options.backend]
+    for flag, value in (("--weights", options.weights), ("--method", options.method), ("--layer", options.layer),
+                        ("--class", options.target_class)):
+        if value is not None:
+            args += [flag, value]
+    if options.precision != "auto":
+        args += ["--precision", options.precision]
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        seen = None
+        lines = []
+        try:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                lines.append(line)
+                if seen is None and "first annotated frame" in line:
+                    seen = time.perf_counter() - start
+            proc.wait(timeout=timeout)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        if seen is None or proc.returncode != 0:
+            tail = " ".join("".join(lines[-3:]).split())
+            raise LivecamError(f"the start-up run failed (exit code {proc.returncode}): {tail[:300]}")
+        times.append(seen)
+    return times
 
 
 def run_bench(
-    model: LoadedModel,
-    method: str = "gradcam",
-    precision: str = "auto",
+    options: EngineOptions,
     batch: int = 1,
     source: str = "demo",
     size: tuple[int, int] | None = None,
     frames: int = 300,
     warmup: int = 20,
     peer: bool = True,
-    graph: bool = True,
-    renderer: str = "auto",
-    fold_bn: bool = True,
+    startup: int = 0,
+    label: str = "",
 ) -> BenchResult:
+    """Benchmark the engine ``options`` open (as ``livecam run`` would), on ``frames`` frames of ``source``."""
     if frames < batch:
         raise LivecamError(f"--frames {frames} is fewer than one batch of {batch}")
     images, video = load_frames(source, size, frames)
+    workdir = Path(tempfile.mkdtemp(prefix="livecam-bench-"))
     try:
-        engine = Engine(model, method=method, precision=precision, graph=graph, renderer=renderer, fold_bn=fold_bn)
-        config = {
-            "graph": engine.device_step is not None and engine.device_step.graph,
-            "model": model.name, "weights": model.weights, "method": method, "precision": str(engine.dtype)[6:],
-            "batch": batch, "source": source, "size": [images[0].shape[1], images[0].shape[0]],
-            "frames": frames, "warmup": warmup, "device": str(model.device), "layer": engine.explainer.layer,
-            "folded_batchnorms": engine.folded, "backend": "torch",
-        }
-        result = BenchResult(config=config, machine=machine_info(model.device))
-        step_stages, result.step, result.explain, result.floor = bench_step(engine, images, batch, warmup, graph)
-        fps, stages, samples = bench_pipeline(engine, video, batch)
-        result.pipeline_fps, result.pipeline_stages, result.rss_mb = fps, stages, samples
-        # decode and encode as the pipeline measured them, around the step's own stages
-        result.stages = {"decode": stages["decode"], **step_stages, "encode": stages["write"]}
-        if model.device.type == "cuda":
-            result.device_mb = {"peak allocated": torch.cuda.max_memory_allocated(model.device) / 1e6,
-                                "allocated at end": torch.cuda.memory_allocated(model.device) / 1e6}
+        launched = open_engine(options)
+        engine = launched.engine
+        chunks = [images[i * batch:(i + 1) * batch] for i in range(len(images) // batch)]
+        if launched.backend == "onnx":
+            target: Any = RuntimeTarget(engine, chunks, workdir)
+            model_name = engine.info.model
+        else:
+            from livecam.bench_torch import TorchTarget
+
+            target = TorchTarget(engine, chunks, options.graph)
+            model_name = engine.model.name
+        config = {"model": model_name, "method": launched.method, "batch": batch, "source": source,
+                  "frame_size": [images[0].shape[1], images[0].shape[0]], "frames": frames, "warmup": warmup,
+                  "device": options.device, **target.config()}
+        machine = machine_info()
+        if target.device_name():
+            machine["device"] = target.device_name()
+        result = BenchResult(config=config, machine=machine, label=label)
+        result.stages, result.step, result.explanation, result.floor = bench_step(target, images, batch, warmup)
+        result.pipeline, rss = bench_pipeline(engine, video, batch)
+        result.stages = {"decode": result.pipeline["stages"].get("decode", Stat.of([])), **result.stages,
+                         "encode": result.pipeline["stages"].get("write", Stat.of([]))}
+        result.memory = {"rss_mb": rss, "device_mb": target.device_memory_mb()}
+        layer = config["layer"]
         engine.close()
         if peer:
-            result.peer = bench_peer(model, result.config["layer"], images[: min(len(images), 100)], min(warmup, 5))
-            if result.peer is not None and "decode" in stages and "write" in stages:
-                per_frame = stages["decode"].median_ms + result.peer.median_ms + stages["write"].median_ms
-                result.peer_pipeline_fps = 1000.0 / per_frame
+            result.peer = _peer(options, layer, images, warmup)
+        if startup:
+            result.startup_s = startup_runs(options, video, startup)
         return result
     finally:
         video.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def plot(result: BenchResult, path: Path) -> None:
-    """A bar chart of the per-frame times (needs matplotlib)."""
+def _peer(options: EngineOptions, layer: str, images: list[np.ndarray], warmup: int) -> Stat | None:
+    """The peer on the same frames: needs PyTorch and a zoo model (an exported graph has no PyTorch twin)."""
+    if options.is_graph_file:
+        log.info("no peer column: %s is an exported graph", options.model)
+        return None
+    try:
+        from livecam.bench_torch import time_peer
+        from livecam.zoo import load_model
+    except ImportError:
+        log.warning("no peer column: the peer needs PyTorch (pip install 'livecam[torch]' grad-cam)")
+        return None
+    device = "cpu" if options.device in ("auto", "tensorrt") and options.backend != "torch" else options.device
+    model = load_model(options.model, weights=options.weights, device=device)
+    times = time_peer(model, layer, images[: min(len(images), 100)], min(warmup, 5))
+    return None if times is None else Stat.of(times)
+
+
+# --- reading, comparing and drawing reports ------------------------------------------------------------------------
+
+
+def load_result(path: Path) -> BenchResult:
+    """A JSON report of ``livecam bench``, checked against the schema's required keys."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LivecamError(f"cannot read {path} as a livecam bench report ({exc}); give JSON files written by "
+                           "'livecam bench --json'") from None
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        found = data.get("schema", "none") if isinstance(data, dict) else type(data).__name__
+        raise LivecamError(f"{path} is not a livecam bench report of schema {SCHEMA} (it says {found}); "
+                           "run livecam bench --json again with this livecam")
+    try:
+        result = BenchResult.from_dict(data)
+    except (KeyError, TypeError) as exc:
+        raise LivecamError(f"{path} lacks {exc} of schema {SCHEMA}; run livecam bench --json again") from None
+    return result if result.label else _labelled(result, Path(path).stem)
+
+
+def _labelled(result: BenchResult, label: str) -> BenchResult:
+    result.label = label
+    return result
+
+
+def compare_markdown(results: list[BenchResult]) -> str:
+    """A side-by-side table of several reports: one column each, the rows lined up."""
+
+    def cells(values: list[str]) -> str:
+        return "| " + " | ".join(values) + " |"
+
+    def ms(stat: Stat | None) -> str:
+        return f"{stat.p50_ms:.2f} / {stat.p90_ms:.2f} / {stat.p99_ms:.2f}" if stat and stat.n else ""
+
+    rows: list[tuple[str, list[str]]] = [
+        ("device", [r.machine.get("device", "") for r in results]),
+        ("runtime", [r.config.get("runtime", "") for r in results]),
+        ("model, method", [f"{r.config['model']}, {r.config['method']}" for r in results]),
+        ("precision, batch", [f"{r.config['precision']}, {r.config['batch']}" for r in results]),
+        ("input, frames", [f"{r.config['input_size'][0]}x{r.config['input_size'][1]}, "
+                           f"{r.config['frame_size'][0]}x{r.config['frame_size'][1]}" for r in results]),
+        ("**end to end FPS**", [f"**{r.pipeline.get('fps', 0):.1f}**" for r in results]),
+        ("step p50 / p90 / p99 ms", [ms(r.step) for r in results]),
+        ("explanation p50 / p90 / p99 ms", [ms(r.explanation) for r in results]),
+        ("plain inference p50 / p90 / p99 ms", [ms(r.floor) for r in results]),
+        ("explanation / plain inference", [f"{r.ratios().get('explanation / plain inference (p50)', 0):.2f}x"
+                                           for r in results]),
+        ("pipeline latency p50 / p90 / p99 ms", [ms(r.pipeline.get("latency")) for r in results]),
+        ("start-up to first frame", [f"{r.startup_p50_s():.2f} s" if r.startup_s else "" for r in results]),
+    ]
+    stage_names: list[str] = []
+    for r in results:
+        stage_names += [s for s in r.stages if s not in stage_names]
+    rows += [(f"{name} p50 ms", [f"{r.stages[name].p50_ms:.2f}" if name in r.stages and r.stages[name].n else ""
+                                 for r in results]) for name in stage_names]
+    rows.append(("date, livecam", [f"{r.machine.get('date', '')}, {r.machine.get('versions', {}).get('livecam', '')}"
+                                   for r in results]))
+    lines = [cells(["", *(r.title for r in results)]), cells(["---"] * (len(results) + 1))]
+    lines += [cells([name, *values]) for name, values in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _pyplot() -> Any:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise LivecamError("--plot needs matplotlib: pip install matplotlib") from None
-    bars = {f"livecam {k}": v.median_ms for k, v in result.stages.items()}
-    for name, stat in (("floor (plain inference)", result.floor), ("livecam explanation", result.explain),
-                       ("peer (pytorch-grad-cam)", result.peer)):
-        if stat is not None:
-            bars[name] = stat.median_ms
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(bars) + 1.2))
-    colours = ["#4477aa" if k.startswith("livecam") else "#999999" if k.startswith("floor") else "#cc6677"
-               for k in bars]
-    ax.barh(list(bars), list(bars.values()), color=colours)
+        raise LivecamError("drawing a chart needs matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def plot(result: BenchResult, path: Path) -> None:
+    """A bar chart of the per-frame p50 times, with p90 and p99 marked (needs matplotlib)."""
+    plt = _pyplot()
+    bars = {f"stage: {k}": v for k, v in result.stages.items() if v.n}
+    for name, stat in (("step (frame in -> annotated out)", result.step), ("explanation", result.explanation),
+                       ("plain inference", result.floor), ("peer (pytorch-grad-cam)", result.peer)):
+        if stat is not None and stat.n:
+            bars[name] = stat
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(bars) + 1.4))
+    names = list(bars)
+    colours = ["#cc6677" if n.startswith("peer") else "#999999" if n.startswith("plain") else "#4477aa"
+               for n in names]
+    ax.barh(names, [bars[n].p50_ms for n in names], color=colours)
+    ax.scatter([bars[n].p90_ms for n in names], names, marker="|", color="black", s=120, label="p90", zorder=3)
+    ax.scatter([bars[n].p99_ms for n in names], names, marker="x", color="black", s=30, label="p99", zorder=3)
     ax.invert_yaxis()
-    ax.set_xlabel("median ms per frame")
+    ax.set_xlabel("ms per frame (bar: p50)")
+    ax.legend(loc="lower right", fontsize=8)
     c = result.config
-    ax.set_title(f"{c['model']} {c['method']} {c['precision']}, {c['size'][0]}x{c['size'][1]}, "
-                 f"{result.machine['device_name']}\nend to end {result.pipeline_fps:.1f} FPS", fontsize=9)
+    ax.set_title(f"{c['model']} {c['method']} {c['precision']}, {c['frame_size'][0]}x{c['frame_size'][1]}, "
+                 f"{c['runtime']}\n{result.machine['device']}: end to end {result.pipeline.get('fps', 0):.1f} FPS",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_compare(results: list[BenchResult], path: Path) -> None:
+    """Side by side: each report's step latency (p50 bar, p90 and p99 marks) and its end-to-end FPS."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 0.5 * len(results) + 1.8))
+    names = [_wrap(r.title) for r in results]
+    steps = [r.step or Stat.of([]) for r in results]
+    left.barh(names, [s.p50_ms for s in steps], color="#4477aa")
+    left.scatter([s.p90_ms for s in steps], names, marker="|", color="black", s=120, label="p90", zorder=3)
+    left.scatter([s.p99_ms for s in steps], names, marker="x", color="black", s=30, label="p99", zorder=3)
+    left.set_xlabel("step: frame in -> annotated frame out, ms (bar: p50)")
+    left.legend(loc="lower right", fontsize=8)
+    left.invert_yaxis()
+    right.barh(names, [r.pipeline.get("fps", 0) for r in results], color="#228833")
+    right.set_xlabel("end to end FPS (decode, explain, overlay, encode)")
+    right.set_yticks([])
+    right.invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _wrap(text: str, width: int = 28) -> str:
+    return "\n".join(re.findall(rf".{{1,{width}}}(?:\s+|$)", text)) or text

@@ -294,11 +294,25 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
             click.echo(f"livecam: no frame was processed, so {recorder.path} was not written")
 
 
-@main.command("bench", context_settings=CONTEXT_SETTINGS)
+BENCH_EPILOG = """\b
+Examples:
+  livecam bench                                   the default model on this machine's default engine
+  livecam bench --model lite0.onnx --device tensorrt --json orin.json
+  livecam bench --backend torch --size 1280x720   the PyTorch engine on 720p frames
+  livecam bench --compare orin.json x86.json --plot compare.png
+"""
+
+
+@main.command("bench", context_settings=CONTEXT_SETTINGS, epilog=BENCH_EPILOG)
+@click.argument("reports", nargs=-1, type=click.Path(path_type=Path), metavar="[REPORT.json]...")
+@click.option("--compare", is_flag=True,
+              help="Compare JSON reports of earlier runs side by side (a Markdown table; --plot draws them) "
+                   "instead of running the benchmark.")
 @click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
-              help="The model, as for livecam run.")
+              help="As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed).")
 @WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True)
+@click.option("--layer", metavar="MODULE.PATH", help="As for livecam run.")
 @click.option("--precision", type=click.Choice(choices.PRECISIONS), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per step.")
 @click.option("--source", "-s", default="demo", show_default=True,
@@ -307,45 +321,68 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
 @click.option("--frames", type=click.IntRange(10, 100000), default=300, show_default=True,
               help="Frames to time (after --warmup).")
 @click.option("--warmup", type=click.IntRange(0, 1000), default=20, show_default=True)
-@DEVICE_OPTION
+@click.option("--device", default="auto", show_default=True, help="As for livecam run (tensorrt: ONNX Runtime's).")
 @click.option("--graph/--no-graph", default=True, show_default=True,
-              help="On CUDA, capture the whole step in a CUDA graph and replay it.")
+              help="On CUDA, capture the PyTorch engine's whole step in a CUDA graph and replay it.")
 @BACKEND_OPTION
 @click.option("--fold/--no-fold", default=True, show_default=True,
-              help="Fold each BatchNorm into the convolution before it (as livecam run does), or time the "
-                   "model unfolded.")
+              help="The PyTorch engine: fold each BatchNorm into the convolution before it (as livecam run does), "
+                   "or time the model unfolded.")
 @click.option("--peer/--no-peer", default=True, show_default=True,
-              help="Also time pytorch-grad-cam (pip install grad-cam) on the same frames.")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the results as JSON.")
+              help="Also time pytorch-grad-cam (pip install grad-cam) on the same frames (zoo models only).")
+@click.option("--startup", type=click.IntRange(0, 20), default=3, show_default=True, metavar="N",
+              help="Start livecam run N times in fresh processes and time the command to its first annotated "
+                   "frame (the first run may export and cache the graph; the median of the others is reported).")
+@click.option("--label", metavar="TEXT", help="A name for this run in --compare tables (default: the file's name).")
+@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE",
+              help="Write the report as JSON (schema livecam-bench/2; see benchmarks/README.md).")
 @click.option("--markdown", "md_path", type=click.Path(path_type=Path), metavar="FILE",
               help="Write the table as Markdown.")
 @click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
-              help="Draw a bar chart (needs matplotlib).")
+              help="Draw a chart (needs matplotlib): p50 bars with p90 and p99 marked.")
 @VERBOSE_OPTION
-def bench_command(model_name: str, weights: str | None, method: str, precision: str, batch: int, source: str,
-                  size: str | None, frames: int, warmup: int, device: str, graph: bool, backend: str, fold: bool,
-                  peer: bool, json_path: Path | None, md_path: Path | None, plot_path: Path | None,
+def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, weights: str | None, method: str,
+                  layer: str | None, precision: str, batch: int, source: str, size: str | None, frames: int,
+                  warmup: int, device: str, graph: bool, backend: str, fold: bool, peer: bool, startup: int,
+                  label: str | None, json_path: Path | None, md_path: Path | None, plot_path: Path | None,
                   verbose: int) -> None:
-    """Time livecam stage by stage, against plain inference and pytorch-grad-cam, on the same frames.
+    """Time explanations as edge devices are compared: p50, p90 and p99 latency per stage and per frame,
+    end-to-end FPS on a real video, start-up, and the explanation against plain inference of the same
+    model and against pytorch-grad-cam, on the same frames.
 
-    Prints per-stage medians and 95th percentiles (decode, preprocess, forward,
-    backward, CAM, render, encode), the end-to-end FPS of the threaded pipeline
-    on a real video file, and the ratios livecam/floor and peer/livecam.
+    The JSON report records the device (CPU, GPU and driver, Jetson power mode), the provider or backend,
+    precision, batch, input size and versions; --compare lines reports from several machines up.
     """
     _setup_logging(verbose)
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
-    from livecam.bench import parse_size, plot, run_bench
-    from livecam.zoo import load_model
+    from livecam import bench
 
     for path in (json_path, md_path, plot_path):
         if path is not None and not path.parent.is_dir():
             raise LivecamError(f"cannot write {path}: the folder {path.parent} does not exist")
-    wanted = parse_size(size)
-    loaded = load_model(model_name, weights=weights, device=device)
-    click.echo(f"livecam bench: {loaded.name} {method} on {loaded.device}, {frames} frames from {source}"
-               f"{f' at {size}' if size else ''}...", err=True)
-    result = run_bench(loaded, method=method, precision=precision, batch=batch, source=source, size=wanted,
-                       frames=frames, warmup=warmup, peer=peer, graph=graph, fold_bn=fold)
+    if compare or reports:
+        if not compare:
+            raise LivecamError("report files are for --compare; add --compare, or leave them out to run the benchmark")
+        if not reports:
+            raise LivecamError("--compare needs the JSON reports to compare: livecam bench --compare a.json b.json")
+        results = [bench.load_result(path) for path in reports]
+        table = bench.compare_markdown(results)
+        click.echo(table)
+        if md_path is not None:
+            md_path.write_text(table)
+        if plot_path is not None:
+            bench.plot_compare(results, plot_path)
+        return
+    from livecam.launch import EngineOptions
+
+    method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
+    options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None, layer=layer,
+                            device=device, precision=precision, backend=backend, graph=graph, fold_bn=fold)
+    wanted = bench.parse_size(size)
+    click.echo(f"livecam bench: {model_name}, {frames} frames from {source}{f' at {size}' if size else ''}...",
+               err=True)
+    result = bench.run_bench(options, batch=batch, source=source, size=wanted, frames=frames, warmup=warmup,
+                             peer=peer, startup=startup, label=label or "")
     table = result.markdown()
     click.echo(table)
     if json_path is not None:
@@ -353,7 +390,7 @@ def bench_command(model_name: str, weights: str | None, method: str, precision: 
     if md_path is not None:
         md_path.write_text(table)
     if plot_path is not None:
-        plot(result, plot_path)
+        bench.plot(result, plot_path)
 
 
 @main.command("evaluate", context_settings=CONTEXT_SETTINGS)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 WIDTH, HEIGHT = 640, 360
 FPS = 24.0
 SCENE_FRAMES = 48  # two seconds each
+SCENES = 7  # cat pan, coffee zoom, cat walks, cup slides, rocket tilt, motorcycle pan, astronaut zoom-out
 CLIP_VERSION = 1  # bump when the frames change, so caches are remade
 
 
@@ -39,7 +40,11 @@ def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=1)
 def _photos() -> dict[str, np.ndarray]:
-    import skimage.data as data
+    try:
+        import skimage.data as data
+    except ImportError:
+        raise LivecamError("the demo clip is made from scikit-image's photographs, and scikit-image is not "
+                           "installed: pip install scikit-image, or give --source a video") from None
 
     return {
         "cat": _rgb_to_bgr(data.chelsea()),
@@ -116,7 +121,9 @@ def _scenes(p: dict[str, np.ndarray]) -> list[Callable[[float], np.ndarray]]:
         s = smoothstep(t)
         return camera_view(astro, (230 + 26 * s, 120 + 136 * s), 2.4 - 1.4 * s)
 
-    return [cat_pan, coffee_zoom, cat_walks, cup_slides, rocket_tilt, motorcycle_pan, astronaut_zoom_out]
+    scenes = [cat_pan, coffee_zoom, cat_walks, cup_slides, rocket_tilt, motorcycle_pan, astronaut_zoom_out]
+    assert len(scenes) == SCENES
+    return scenes
 
 
 def demo_frames() -> Iterator[np.ndarray]:
@@ -127,7 +134,7 @@ def demo_frames() -> Iterator[np.ndarray]:
 
 
 def frame_count() -> int:
-    return len(_scenes(_photos())) * SCENE_FRAMES
+    return SCENES * SCENE_FRAMES
 
 
 def write_demo_clip(path: Path) -> Path:

@@ -54,7 +54,9 @@ class EngineOptions:
     device: str = "auto"
     precision: str = "auto"
     backend: str = "auto"  # auto, torch or onnx
-    graph: bool = True  # CUDA graphs on the PyTorch engine
+    graph: bool = True  # the PyTorch engine: CUDA graphs
+    fold_bn: bool = True  # the PyTorch engine: BatchNorm folded into the convolution before it
+    renderer: str = "auto"  # the PyTorch engine: auto, opencv or device
     colormap: str = choices.DEFAULT_COLORMAP
     alpha: float = 0.5
 
@@ -273,7 +275,7 @@ def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
                                                                              loaded.class_names)
     engine = Engine(loaded, method=method, layer=options.layer, target_class=target, topk=options.topk,
                     annotator=annotator, precision=options.precision, graph=options.graph, panels=options.panels,
-                    view=options.view, backend="torch")
+                    view=options.view, fold_bn=options.fold_bn, renderer=options.renderer)
     what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
     summary = (f"{loaded.name} ({loaded.weights}) on {loaded.device} (PyTorch) in {str(engine.dtype)[6:]}, "
                f"{method} of {what} at layer {engine.explainer.layer}")

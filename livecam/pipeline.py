@@ -48,6 +48,7 @@ class RunReport:
     seconds: float = 0.0
     dropped: int = 0  # live sources: frames replaced by a newer one before the engine got to them
     stage_times: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latencies: list[float] = field(default_factory=list)  # per frame: from leaving the decoder to the sinks
     interrupted: bool = False  # Ctrl-C or SIGTERM
     stopped_by_user: bool = False  # q, Esc, or the window closed
 
@@ -155,7 +156,8 @@ class _Reader(threading.Thread):
                 frame = next(iterator, None)
                 if frame is None:
                     break
-                self.decode_times.append(time.perf_counter() - start)
+                frame.received = time.perf_counter()
+                self.decode_times.append(frame.received - start)
                 self._put(frame)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.error = exc
@@ -237,6 +239,7 @@ def run(
             for out in annotated:
                 for sink in main_sinks:
                     sink.write(out)
+                report.latencies.append(time.perf_counter() - out.frame.received)
                 writer.queue.put(out)
                 for stage, seconds in out.timings.items():
                     report.stage_times.setdefault(stage, []).append(seconds)

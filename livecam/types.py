@@ -37,6 +37,7 @@ class Frame:
     image: np.ndarray
     index: int
     timestamp: float
+    received: float = 0.0  # time.perf_counter() when the pipeline took it from the source (for its latency)
 
 
 @dataclass

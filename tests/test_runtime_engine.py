@@ -1,0 +1,202 @@
+"""The ONNX Runtime engine: the same frames as the PyTorch engine, without PyTorch, chosen where it can run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from livecam.cli import main
+from livecam.engine import Engine
+from livecam.errors import LivecamError
+from livecam.launch import EngineOptions, graph_cache_path, open_engine, runtime_refusal, weights_file
+from livecam.runtime.engine import RuntimeEngine
+from livecam.types import Frame
+from tests.conftest import photo_bgr, read_video
+
+PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
+NO_TORCH = "import sys\nfor name in ('torch', 'torchvision', 'onnxscript'):\n    sys.modules[name] = None\n"
+
+
+@pytest.fixture(scope="module")
+def graphs(tmp_path_factory: pytest.TempPathFactory, lite0) -> dict[str, Path]:
+    """Lite0 exported three ways: Grad-CAM of the top class, the top 3 for panels, one fixed class."""
+    from livecam.export import export_explainer
+
+    folder = tmp_path_factory.mktemp("graphs")
+    return {
+        "gradcam": export_explainer(lite0, folder / "lite0.onnx"),
+        "top3": export_explainer(lite0, folder / "lite0-top3.onnx", topk=3),
+        "espresso": export_explainer(lite0, folder / "lite0-espresso.onnx", method="cam", target_class=967),
+    }
+
+
+def test_the_runtime_engine_draws_what_the_pytorch_engine_draws(lite0, graphs) -> None:
+    runtime = RuntimeEngine(graphs["gradcam"], "cpu")
+    pytorch = Engine(lite0, "gradcam")
+    for name in PHOTOS:
+        frame = Frame(photo_bgr(name), 0, 0.0)
+        a, b = runtime.process(frame, readout="9.0 FPS  20 ms"), pytorch.process(frame, readout="9.0 FPS  20 ms")
+        assert a.image.shape == frame.image.shape and a.image.dtype == np.uint8
+        assert int(a.explanation.classes[0, 0]) == int(b.explanation.classes[0])
+        assert np.abs(a.explanation.cams[0, 0] - b.explanation.cams[0].numpy()).max() < 1e-4
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2  # rounding of the blended pixels
+        assert set(a.timings) == {"preprocess", "explain", "render"}
+    pytorch.close()
+
+
+def test_panels_and_a_fixed_class(lite0, graphs) -> None:
+    frames = [Frame(photo_bgr(name), i, 0.0) for i, name in enumerate(PHOTOS[:2])]
+    runtime = RuntimeEngine(graphs["top3"], "cpu", topk=3, panels=True)
+    pytorch = Engine(lite0, "gradcam", topk=3, panels=True)
+    for a, b in zip(runtime.process_batch(frames), pytorch.process_batch(frames), strict=True):
+        assert a.image.shape == b.image.shape
+        assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+    fixed = RuntimeEngine(graphs["espresso"], "cpu", topk=1).process(Frame(photo_bgr("coffee"), 0, 0.0))
+    assert fixed.explanation.classes.tolist() == [[967]]
+    with pytest.raises(LivecamError, match="no panels"):
+        RuntimeEngine(graphs["gradcam"], "cpu", panels=True)
+
+
+def test_frames_of_different_sizes_in_one_batch(graphs) -> None:
+    engine = RuntimeEngine(graphs["gradcam"], "cpu")
+    frames = [Frame(photo_bgr(name), i, 0.0) for i, name in enumerate(PHOTOS)]
+    batch = engine.process_batch(frames)
+    for frame, out in zip(frames, batch, strict=True):
+        alone = engine.process(frame)
+        assert out.image.shape == frame.image.shape
+        assert np.abs(out.explanation.cams[out.index] - alone.explanation.cams[0]).max() < 1e-5
+
+
+def _no_torch(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where importing torch, torchvision or onnxscript fails."""
+    return subprocess.run([sys.executable, "-c", NO_TORCH + code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.slow
+def test_a_graph_runs_the_whole_loop_without_torch(graphs, cat_video: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out.mp4"
+    args = ["--model", str(graphs["gradcam"]), "--source", str(cat_video), "--output", str(out), "--no-show"]
+    proc = _no_torch(f"from livecam.cli import main\nmain({args!r})")
+    assert proc.returncode == 0, proc.stderr
+    assert "on ONNX Runtime CPU in fp32, gradcam of the top class at layer _head_act" in proc.stderr
+    recorded, _ = read_video(out)
+    assert len(recorded) == len(read_video(cat_video)[0])
+
+
+def test_runtime_refusal_says_when_pytorch_must_run() -> None:
+    cpu = EngineOptions(device="cpu")
+    assert runtime_refusal(cpu) is None
+    assert runtime_refusal(EngineOptions(device="auto"), gpus=0) is None
+    assert "CUDA" in runtime_refusal(EngineOptions(device="auto"), gpus=1)
+    assert runtime_refusal(EngineOptions(device="auto", backend="onnx"), gpus=1) is None
+    assert runtime_refusal(EngineOptions(device="tensorrt"), gpus=1) is None
+    for options, reason in [(EngineOptions(device="cpu", backend="torch"), "--backend torch"),
+                            (EngineOptions(device="cpu", method="scorecam"), "second pass"),
+                            (EngineOptions(device="cpu", method="guided"), "second pass"),
+                            (EngineOptions(device="cpu", view="guided"), "guided view"),
+                            (EngineOptions(device="cpu", precision="bf16"), "bf16"),
+                            (EngineOptions(device="cpu", weights="random"), "untrained"),
+                            (EngineOptions(device="cuda"), "CUDA")]:
+        assert reason in runtime_refusal(options)
+
+
+def test_the_zoo_model_runs_from_its_cached_graph_without_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              chelsea_bgr) -> None:
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
+    from livecam import export
+
+    calls = []
+    real = export.export_explainer
+    monkeypatch.setattr(export, "export_explainer", lambda *a, **k: calls.append(k) or real(*a, **k))
+    first = open_engine(EngineOptions(device="cpu"))
+    assert first.backend == "onnx" and len(calls) == 1
+    second = open_engine(EngineOptions(device="cpu"))  # the cache: no second export
+    assert len(calls) == 1 and second.engine.path == first.engine.path
+    assert first.engine.path.parent == tmp_path / "graphs"
+    code = ("from livecam.launch import EngineOptions, open_engine\n"
+            "launched = open_engine(EngineOptions(device='cpu'))\n"
+            "print(launched.backend, launched.engine.path)\n"
+            "print(sorted(m for m in ('torch', 'torchvision') if sys.modules.get(m)))")
+    proc = _no_torch(code, {"LIVECAM_CACHE_DIR": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["onnx", str(first.engine.path), "[]"]
+    # panels and another method are other graphs; a fixed class too
+    assert open_engine(EngineOptions(device="cpu", topk=2, panels=True)).engine.info.topk == 2
+    assert open_engine(EngineOptions(device="cpu", method="eigencam")).engine.info.method == "eigencam"
+    assert open_engine(EngineOptions(device="cpu", target_class="tabby")).engine.info.target_class == 281
+    assert len(calls) == 4 and len(list((tmp_path / "graphs").glob("*.onnx"))) == 4
+
+
+def test_the_cache_key_follows_the_weights_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
+    weights = tmp_path / "w.pt"
+    weights.write_bytes(b"x" * 10)
+    key = graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32")
+    assert key == graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32")
+    os.utime(weights, ns=(1, 1))
+    assert graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32") != key
+    assert weights_file("resnet18", str(weights)) == weights.resolve()
+    assert weights_file("resnet18", "random") is None and weights_file("resnet18", None) is None
+    assert weights_file("efficientnet_lite0", None).name.endswith(".pth")
+
+
+def test_heads_without_a_closed_form_fall_back_to_pytorch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
+    weights = tmp_path / "mnv3.pt"
+    torch.manual_seed(0)
+    import torchvision
+
+    torch.save(torchvision.models.mobilenet_v3_small().state_dict(), weights)
+    options = EngineOptions(model="mobilenet_v3_small", weights=str(weights), device="cpu")
+    assert open_engine(options).backend == "torch"  # Grad-CAM needs autograd behind this head
+    with pytest.raises(LivecamError, match="eigencam"):
+        open_engine(EngineOptions(model="mobilenet_v3_small", weights=str(weights), device="cpu", backend="onnx"))
+    assert open_engine(EngineOptions(model="mobilenet_v3_small", weights=str(weights), device="cpu",
+                                     method="eigencam")).backend == "onnx"
+    assert not list(tmp_path.rglob("*.partial*"))
+
+
+def _assert_one_line_error(result, fragment: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("livecam: error: ") and fragment in lines[0], result.stderr
+
+
+def test_a_graph_refuses_what_it_was_not_exported_for(graphs, cat_video: Path, tmp_path: Path) -> None:
+    graph, top3 = str(graphs["gradcam"]), str(graphs["top3"])
+    bare = tmp_path / "bare.onnx"
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["logits"])], "bare",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 3])])), str(bare))
+    video = str(cat_video)
+    for args, fragment in [
+        (["--model", graph, "--weights", "w.pt"], "--weights does not apply"),
+        (["--model", graph, "--method", "eigencam"], "explains with method gradcam, not eigencam"),
+        (["--model", graph, "--layer", "_blocks.3"], "export it again with --layer _blocks.3"),
+        (["--model", graph, "--class", "tabby"], "export it with --class tabby"),
+        (["--model", str(graphs["espresso"]), "--class", "tabby"], "explains class 'espresso', not 'tabby'"),
+        (["--model", graph, "--panels"], "no panels"),
+        (["--model", top3, "--view", "guided"], "--view guided does not apply"),
+        (["--model", graph, "--backend", "torch"], "--backend torch does not apply"),
+        (["--model", str(tmp_path / "missing.onnx")], "does not exist"),
+        (["--model", str(bare)], "has no livecam metadata"),
+        (["--model", graph, "--device", "cuda"], "device cuda"),
+    ]:
+        _assert_one_line_error(CliRunner().invoke(main, ["--source", video, "--no-show", *args]), fragment)
+
+
+def test_the_graph_metadata_says_what_it_holds(graphs) -> None:
+    meta = {p.key: p.value for p in onnx.load(str(graphs["top3"]), load_external_data=False).metadata_props}
+    assert meta["method"] == "gradcam" and meta["topk"] == "3" and meta["input"] == "tensor"
+    assert len(json.loads(meta["class_names"])) == 1000
