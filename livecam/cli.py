@@ -444,3 +444,98 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
         json_path.write_text(json.dumps({"model": loaded.name, "source": source, "frames": len(images),
                                          "steps": steps, "methods": {k: asdict(v) for k, v in rows.items()}},
                                         indent=2))
+
+
+EXPORT_METHODS = ("cam", "gradcam", "hirescam", "xgradcam", "gradcampp", "layercam", "eigencam")
+EXPORT_EPILOG = """\b
+The file has one input and four outputs:
+  x        float32 (N, 3, H, W), normalized RGB (the default), or with --from-frames
+  frames   uint8 (N, H, W, 3) BGR frames of any size, resized and normalized inside
+  logits   float32 (N, classes)
+  classes  int64 (N, K): the K most probable classes, best first (or --class)
+  scores   float32 (N, K): their softmax probabilities
+  cams     float32 (N, K, h, w) in [0, 1]: each class's map at the layer's resolution
+Its metadata (model, method, layer, class names, mean, std, sizes) says the rest.
+
+\b
+Examples:
+  livecam export --output lite0-gradcam.onnx
+  livecam export --output lite0-top3.onnx --topk 3 --from-frames
+  livecam export --model mobilenet_v3_large --method eigencam --output mnv3.onnx
+"""
+
+
+def _parse_input_size(text: str | None) -> tuple[int, int] | None:
+    """'HxW' -> (h, w), sides 8 to 4096."""
+    if text is None:
+        return None
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not all(8 <= int(p) <= 4096 for p in parts):
+        raise LivecamError(f"--input-size must be HEIGHTxWIDTH with sides from 8 to 4096 (e.g. 224x224), "
+                           f"not '{text}'")
+    return int(parts[0]), int(parts[1])
+
+
+@main.command("export", context_settings=CONTEXT_SETTINGS, epilog=EXPORT_EPILOG)
+@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
+              help="The model, as for livecam run.")
+@click.option("--weights", metavar="FILE|random", help="As for livecam run ('random': untrained).")
+@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE.onnx", required=True,
+              help="The ONNX file to write.")
+@click.option("--layer", metavar="MODULE.PATH", help="The layer to explain. Default: the last feature map.")
+@click.option("--method", type=click.Choice(EXPORT_METHODS), default="gradcam", show_default=True,
+              help="The map computed inside the graph. cam, gradcam, hirescam, xgradcam, gradcampp and layercam "
+                   "need a head of global average pooling and one Linear layer (their gradient then has a closed "
+                   "form); eigencam works for any head. scorecam and the guided methods cannot be exported.")
+@click.option("--topk", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="Explain each image's K most probable classes: K maps per image.")
+@click.option("--class", "class_", metavar="NAME|INDEX",
+              help="Explain this class in every image instead (K = 1), by name or index.")
+@click.option("--input-size", metavar="HxW", help="The model's input size, e.g. 320x320. Default: the model's own; "
+              "the maps' size follows.")
+@click.option("--precision", type=click.Choice(("fp32", "fp16")), default="fp32", show_default=True,
+              help="The model's weights and arithmetic inside the graph; the maps are always computed in fp32.")
+@click.option("--from-frames", is_flag=True,
+              help="Take uint8 BGR frames of any size (N, H, W, 3) as input and resize and normalize them inside "
+                   "the graph, instead of a normalized float32 batch.")
+@click.option("--overwrite", is_flag=True, help="Replace --output if it exists.")
+@click.option("-v", "--verbose", count=True, help="Say more.")
+def export_command(model_name: str, weights: str | None, output: Path, layer: str | None, method: str, topk: int,
+                   class_: str | None, input_size: str | None, precision: str, from_frames: bool, overwrite: bool,
+                   verbose: int) -> None:
+    """Write the model and its explanation as one ONNX file, which runs with ONNX Runtime alone.
+
+    No PyTorch and no autograd at run time: the graph computes the logits, the
+    top-K classes and their probabilities, and each class's map, min-max
+    normalized to [0, 1], so a C++ program or an edge device gets the
+    explanation from one ONNX Runtime call.
+    """
+    import time
+
+    _setup_logging(verbose)
+    started = time.perf_counter()
+    if output.suffix.lower() != ".onnx":
+        raise LivecamError(f"cannot write {output}: the output must be an .onnx file")
+    if not output.parent.is_dir():
+        raise LivecamError(f"cannot write {output}: the folder {output.parent} does not exist")
+    if output.exists() and not overwrite:
+        raise LivecamError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
+    size = _parse_input_size(input_size)
+    from livecam.export import export_explainer, exportable
+    from livecam.zoo import RANDOM, load_model, resolve_class
+
+    loaded = load_model(model_name, weights=weights, device="cpu")
+    if weights == RANDOM:
+        logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
+    if layer is None:
+        exportable(loaded, method)  # refuse before the slow part
+    target = resolve_class(class_, loaded.class_names) if class_ is not None else None
+    if target is not None and topk != 1:
+        raise LivecamError("--class explains one class per image: leave out --topk, or --class to explain the "
+                           "top-K classes")
+    path = export_explainer(loaded, output, method=method, layer=layer, topk=topk, target_class=target,
+                            input_size=size, precision=precision, from_frames=from_frames)
+    what = f"class '{loaded.class_names[target]}'" if target is not None else f"top-{topk}"
+    click.echo(f"livecam: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {loaded.name} {method} of {what}, "
+               f"{'uint8 BGR frames' if from_frames else 'normalized float32'} input, {precision}, in "
+               f"{time.perf_counter() - started:.1f} s")

@@ -7,7 +7,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from livecam.cams.base import Capture, CamMethod, normalize_maps, upsample_maps
+from livecam.cams.base import Capture, CamMethod, normalize_maps, safe_divide, upsample_maps
 from livecam.errors import LivecamError
 from livecam.zoo.analysis import GAP_LINEAR, Head
 
@@ -52,14 +52,72 @@ class EigenCAM(CamMethod):
     def compute(self, cap: Capture) -> torch.Tensor:
         acts = cap.activation.detach().float()
         n, k, h, w = acts.shape
-        x = acts.reshape(n, k, h * w).transpose(1, 2)  # (N, hw, K)
-        x = x - x.mean(dim=1, keepdim=True)
+        x = _centred_rows(acts)  # (N, hw, K)
         _, _, vh = torch.linalg.svd(x, full_matrices=False)
         projection = (x @ vh[:, 0, :, None])[..., 0]  # (N, hw)
-        mean_act = acts.mean(dim=1).reshape(n, h * w)
-        centred = mean_act - mean_act.mean(dim=1, keepdim=True)
-        sign = torch.where((projection * centred).sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
-        return (projection * sign).reshape(n, h, w)
+        return eigen_sign(projection, acts).reshape(n, h, w)
+
+
+def _centred_rows(acts: torch.Tensor) -> torch.Tensor:
+    """(N, K, h, w) -> X: (N, hw, K), each channel centred over the pixels."""
+    n, k, h, w = acts.shape
+    x = acts.reshape(n, k, h * w).transpose(1, 2)
+    return x - x.mean(dim=1, keepdim=True)
+
+
+def eigen_sign(projection: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+    """Eigen-CAM's sign convention: flip each (N, hw) projection that correlates negatively with the
+    centred mean activation over channels (a singular vector's sign is arbitrary)."""
+    n = acts.shape[0]
+    mean_act = acts.mean(dim=1).reshape(n, -1)
+    centred = mean_act - mean_act.mean(dim=1, keepdim=True)
+    sign = torch.where((projection * centred).sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
+    return projection * sign
+
+
+def _unit(t: torch.Tensor) -> torch.Tensor:
+    """Each sample of ``t`` (N, ...) divided by its Frobenius norm; an all-zero sample stays zero."""
+    norm = t.flatten(1).square().sum(dim=1).sqrt().reshape(-1, *([1] * (t.dim() - 1)))
+    return safe_divide(t, norm)
+
+
+def eigen_maps_power(acts: torch.Tensor, squarings: int = 12) -> torch.Tensor:
+    """Eigen-CAM's maps (N, h, w) without an SVD: what :class:`EigenCAM` computes, in ops that export to ONNX.
+
+    ``torch.linalg.svd`` has no ONNX export, so the first principal component
+    comes from the power method by repeated squaring (Golub & Van Loan,
+    "Matrix Computations", section 7.3): with X the (hw x K) centred
+    activations, the smaller of the Gram matrices G = X X^T (hw x hw) or
+    X^T X (K x K) is scaled and squared ``squarings`` times, G <- (G / max G)^2, which
+    leaves G^(2^s) up to a positive scale: nearly e e^T for the top eigenvector e,
+    as (lambda_2 / lambda_1)^(2^s) vanishes (12 squarings: the 4096th power).
+    Its column with the largest diagonal entry is e times a scalar. (The
+    all-ones start of the textbook power method would not do: X is centred,
+    so ones lie in the null space of X X^T.) From e = u_1 the right singular
+    vector is v_1 = X^T u_1 / ||X^T u_1||, and the map is the projection X v_1,
+    as in the SVD method, with the same sign convention.
+
+    No ReLU, as in :class:`EigenCAM`: the exported maps must equal the PyTorch
+    path's (the principal component is signed, not rectified). Flat
+    activations (X = 0) give an all-zero map, never NaN.
+    """
+    acts = acts.float()
+    n, k, h, w = acts.shape
+    x = _centred_rows(acts)  # (N, hw, K)
+    pixels_side = h * w <= k  # static: the smaller Gram matrix
+    gram = x @ x.transpose(1, 2) if pixels_side else x.transpose(1, 2) @ x
+    tiny = torch.finfo(torch.float32).tiny
+    for _ in range(squarings):
+        # scaled by its largest entry (a diagonal one, G being positive semi-definite) to stay in range
+        gram = gram / gram.flatten(1).amax(dim=1)[:, None, None].clamp_min(tiny)
+        gram = gram @ gram
+    size = gram.shape[-1]
+    eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
+    best = (gram * eye).sum(dim=2).argmax(dim=1)  # (N,): the largest diagonal entry
+    column = gram.gather(2, best[:, None, None].expand(n, size, 1))[..., 0]  # (N, size)
+    v = (x.transpose(1, 2) @ column[..., None])[..., 0] if pixels_side else column  # (N, K)
+    projection = (x @ _unit(v)[..., None])[..., 0]  # (N, hw)
+    return eigen_sign(projection, acts).reshape(n, h, w)
 
 
 class ScoreCAM(CamMethod):

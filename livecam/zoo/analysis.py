@@ -10,11 +10,17 @@ One probe forward on a fixed random input records the output of every module
   the tensor that is pooled, after its activation;
 - the head is "GAP -> (dropout) -> Linear" when a Linear layer of the model maps
   the spatially averaged target activation to the logits, checked numerically
-  (an eval-mode dropout is the identity). Only such heads have a CAM.
+  (an eval-mode dropout is the identity). Only such heads have a CAM;
+- the head's ``chain`` names the leaf modules that finish after the target layer,
+  in order ("AdaptiveAvgPool2d -> Dropout -> Linear(1280 -> 1000)"), so that a
+  message about the head can say what the head is. Functional operations in a
+  ``forward`` (``torch.flatten``, ``F.adaptive_avg_pool2d``) are not modules and
+  do not appear.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 from dataclasses import dataclass
@@ -36,12 +42,14 @@ class Head:
 
     ``kind`` is ``"gap_linear"`` when logits = W @ mean_hw(A) + b, and then
     ``linear`` is that Linear layer; otherwise ``kind`` is ``"other"`` and
-    ``reason`` says why the head is not GAP -> Linear.
+    ``reason`` says why the head is not GAP -> Linear. ``chain`` describes the
+    leaf modules that run after the target layer in the probe forward pass.
     """
 
     kind: str
     linear: nn.Linear | None = None
     reason: str = ""
+    chain: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +129,30 @@ def find_head(activation: torch.Tensor, logits: torch.Tensor, model: nn.Module, 
     ))
 
 
+def describe_module(module: nn.Module) -> str:
+    """A short name for a leaf module: 'Linear(960 -> 1280)', 'Conv2d(512 -> 1000, 1x1)', 'Hardswish'."""
+    kind = type(module).__name__
+    if isinstance(module, nn.Linear):
+        return f"{kind}({module.in_features} -> {module.out_features})"
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        return f"{kind}({module.in_channels} -> {module.out_channels}, {kh}x{kw})"
+    return kind
+
+
+def head_chain(model: nn.Module, record: list[tuple[str, object]], layer: str, limit: int = 8) -> str:
+    """The leaf modules that finish after ``layer``'s last call, as 'A -> B -> C' (long chains elided)."""
+    last = max(i for i, (name, _) in enumerate(record) if name == layer)
+    modules = dict(model.named_modules())
+    leaves = [describe_module(modules[name]) for name, _ in record[last + 1:]
+              if name in modules and next(modules[name].children(), None) is None]
+    if not leaves:
+        return "no modules (functional operations only)"
+    if len(leaves) > limit:
+        leaves = [*leaves[:3], f"... ({len(leaves) - 7} more) ...", *leaves[-4:]]
+    return " -> ".join(leaves)
+
+
 def suggest(name: str, choices: list[str], n: int = 3) -> str:
     """' (did you mean a, b?)' for a near miss, else ''."""
     close = difflib.get_close_matches(name, choices, n=n, cutoff=0.6)
@@ -163,9 +195,10 @@ def inspect_model(model: nn.Module, input_size: tuple[int, int], layer: str | No
         log.warning(
             "layer '%s' runs %d times per forward pass; its last call is explained", layer, calls[layer]
         )
+    head = dataclasses.replace(find_head(out, logits, model, layer), chain=head_chain(model, record, layer))
     return ModelInfo(
         target_layer=layer,
-        head=find_head(out, logits, model, layer),
+        head=head,
         feature_shape=tuple(out.shape),
         num_classes=logits.shape[1],
     )
