@@ -8,7 +8,8 @@ The public API::
     result = explainer(x)                                      # x: normalized (N, 3, H, W)
     result.cams, result.classes, result.scores, result.logits
     result = livecam.explain_frame(bgr_uint8_frame, explainer) # one frame, maps at its size
-    livecam.export_onnx(model.module, model.target_layer, path)  # ONNX: (logits, activation)
+    livecam.export_explainer(model, path)                      # ONNX: logits, classes, scores, maps
+    engine = livecam.RuntimeEngine(path)                       # ONNX Runtime alone: frames in, annotated out
 
 Names load lazily (a module-level ``__getattr__``): ``import livecam`` imports
 no PyTorch, so the command line's ``--help`` and the ONNX Runtime engine start
@@ -34,13 +35,15 @@ _LAZY = {
     "LivecamError": "livecam.errors",
     "Explainer": "livecam.explainer",
     "export_onnx": "livecam.onnx_export",
+    "export_explainer": "livecam.export",
+    "RuntimeEngine": "livecam.runtime.engine",
     "LoadedModel": "livecam.zoo",
     "load_model": "livecam.zoo",
 }
 
 __all__ = [
     "METHODS", "Annotated", "Engine", "Explainer", "Explanation", "Frame", "LivecamError", "LoadedModel",
-    "__version__", "explain_frame", "export_onnx", "load_model", "to_input",
+    "RuntimeEngine", "__version__", "explain_frame", "export_explainer", "export_onnx", "load_model", "to_input",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
@@ -48,7 +51,9 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports
     from livecam.engine import Engine, explain_frame, to_input
     from livecam.errors import LivecamError
     from livecam.explainer import Explainer
+    from livecam.export import export_explainer
     from livecam.onnx_export import export_onnx
+    from livecam.runtime.engine import RuntimeEngine
     from livecam.types import Annotated, Frame
     from livecam.zoo import LoadedModel, load_model
 

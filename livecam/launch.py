@@ -237,25 +237,25 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
 
 def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str, path: Path | None) -> Path | None:
     """Export the zoo model's explainer graph into the cache (PyTorch, once); None when it cannot hold the method."""
-    from livecam.export import export_explainer, exportable
+    from livecam.export import export_explainer
     from livecam.zoo import load_model
     from livecam.zoo.torchvision_models import cached_weights_path
 
     loaded = load_model(options.model, weights=options.weights, device="cpu")
+    if path is None:  # torchvision's own weights: their file is known now
+        path = graph_cache_path(options.model, cached_weights_path(loaded.name).resolve(), method, options.layer, k,
+                                options.target_class, precision)
+    target = None if options.target_class is None else choices.resolve_class(options.target_class, loaded.class_names)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    log.info("exporting %s with %s to ONNX (once; cached in %s)", loaded.name, method, path.parent)
     try:
-        exportable(loaded, method, options.layer)
-    except LivecamError as exc:
+        export_explainer(loaded, path, method=method, layer=options.layer, topk=k, target_class=target,
+                         precision=precision)
+    except LivecamError as exc:  # the head has no closed form for the method, or the exporter failed
         if options.backend == "onnx":
             raise
         log.info("running %s in PyTorch: %s", method, exc)
         return None
-    if path is None:  # torchvision's own weights: the file is known now
-        path = graph_cache_path(options.model, cached_weights_path(loaded.name).resolve(), method, options.layer, k,
-                                options.target_class, precision)
-    target = None if options.target_class is None else choices.resolve_class(options.target_class, loaded.class_names)
-    log.info("exporting %s with %s to ONNX (once; cached in %s)", loaded.name, method, path.parent)
-    export_explainer(loaded, path, method=method, layer=options.layer, topk=k, target_class=target,
-                     precision=precision)
     return path
 
 

@@ -178,7 +178,8 @@ def test_a_graph_refuses_what_it_was_not_exported_for(graphs, cat_video: Path, t
     onnx.save(onnx.helper.make_model(onnx.helper.make_graph(
         [onnx.helper.make_node("Identity", ["x"], ["logits"])], "bare",
         [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
-        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 3])])), str(bare))
+        [onnx.helper.make_tensor_value_info("logits", onnx.TensorProto.FLOAT, [1, 3])]),
+        ir_version=10, opset_imports=[onnx.helper.make_opsetid("", 18)]), str(bare))
     video = str(cat_video)
     for args, fragment in [
         (["--model", graph, "--weights", "w.pt"], "--weights does not apply"),
