@@ -350,6 +350,15 @@ def test_cli_export_end_to_end(tmp_path: Path) -> None:
     assert np.isfinite(cams).all() and np.allclose(cams.max(axis=(2, 3)), 1)
 
 
+def test_cli_help_says_what_the_file_holds() -> None:
+    result = CliRunner().invoke(main, ["export", "--help"])
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert "runs with ONNX Runtime alone" in text and "--from-frames" in text and "--overwrite" in text
+    for output in OUTPUTS:
+        assert f"{output} " in result.output, output
+
+
 @pytest.mark.parametrize("args, fragment", [
     (["--output", "{existing}"], "exists; pass --overwrite"),
     (["--output", "{dir}/lite0.onx"], "must be an .onnx file"),
