@@ -357,6 +357,10 @@ def test_cli_help_says_what_the_file_holds() -> None:
     assert "runs with ONNX Runtime alone" in text and "--from-frames" in text and "--overwrite" in text
     for output in OUTPUTS:
         assert f"{output} " in result.output, output
+    from livecam.cli import EXPORT_METHODS
+    from livecam.export import EXPORTABLE
+
+    assert set(EXPORT_METHODS) == set(EXPORTABLE)  # the CLI's hand-kept list (quick --help) matches the library
 
 
 @pytest.mark.parametrize("args, fragment", [
