@@ -521,6 +521,9 @@ def export_command(model_name: str, weights: str | None, output: Path, layer: st
     if output.exists() and not overwrite:
         raise LivecamError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
     size = _parse_input_size(input_size)
+    if class_ is not None and topk != 1:
+        raise LivecamError("--class explains one class per image: leave out --topk, or --class to explain the "
+                           "top-K classes")
     from livecam.export import export_explainer, exportable
     from livecam.zoo import RANDOM, load_model, resolve_class
 
@@ -530,9 +533,6 @@ def export_command(model_name: str, weights: str | None, output: Path, layer: st
     if layer is None:
         exportable(loaded, method)  # refuse before the slow part
     target = resolve_class(class_, loaded.class_names) if class_ is not None else None
-    if target is not None and topk != 1:
-        raise LivecamError("--class explains one class per image: leave out --topk, or --class to explain the "
-                           "top-K classes")
     path = export_explainer(loaded, output, method=method, layer=layer, topk=topk, target_class=target,
                             input_size=size, precision=precision, from_frames=from_frames)
     what = f"class '{loaded.class_names[target]}'" if target is not None else f"top-{topk}"

@@ -260,7 +260,7 @@ def export_explainer(
     if linear is not None and dtype != torch.float32:
         linear = copy.deepcopy(linear)  # the head weight for the maps stays float32 ...
     module.to(dtype)  # ... while the model's weights take the export's precision
-    compute = None if method == EIGEN else METHODS[method](Head(GAP_LINEAR, linear=linear) if linear else info.head)
+    compute = None if method == EIGEN else METHODS[method](Head(GAP_LINEAR, linear=linear))
     graph = ExplanationGraph(module, info.target_layer, compute, linear, topk, target_class, dtype,
                              model.preprocess if from_frames else None).eval()
 
