@@ -446,7 +446,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
                                         indent=2))
 
 
-EXPORT_METHODS = ("cam", "gradcam", "hirescam", "xgradcam", "gradcampp", "layercam", "eigencam")
+EXPORT_METHODS = choices.EXPORT_METHODS
 EXPORT_EPILOG = """\b
 The file has one input and four outputs:
   x        float32 (N, 3, H, W), normalized RGB (the default), or with --from-frames
@@ -479,7 +479,7 @@ def _parse_input_size(text: str | None) -> tuple[int, int] | None:
 @main.command("export", context_settings=CONTEXT_SETTINGS, epilog=EXPORT_EPILOG)
 @click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
               help="The model, as for livecam run.")
-@click.option("--weights", metavar="FILE|random", help="As for livecam run ('random': untrained).")
+@WEIGHTS_OPTION
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE.onnx", required=True,
               help="The ONNX file to write.")
 @click.option("--layer", metavar="MODULE.PATH", help="The layer to explain. Default: the last feature map.")
@@ -493,13 +493,13 @@ def _parse_input_size(text: str | None) -> tuple[int, int] | None:
               help="Explain this class in every image instead (K = 1), by name or index.")
 @click.option("--input-size", metavar="HxW", help="The model's input size, e.g. 320x320. Default: the model's own; "
               "the maps' size follows.")
-@click.option("--precision", type=click.Choice(("fp32", "fp16")), default="fp32", show_default=True,
+@click.option("--precision", type=click.Choice(choices.EXPORT_PRECISIONS), default="fp32", show_default=True,
               help="The model's weights and arithmetic inside the graph; the maps are always computed in fp32.")
 @click.option("--from-frames", is_flag=True,
               help="Take uint8 BGR frames of any size (N, H, W, 3) as input and resize and normalize them inside "
                    "the graph, instead of a normalized float32 batch.")
 @click.option("--overwrite", is_flag=True, help="Replace --output if it exists.")
-@click.option("-v", "--verbose", count=True, help="Say more.")
+@VERBOSE_OPTION
 def export_command(model_name: str, weights: str | None, output: Path, layer: str | None, method: str, topk: int,
                    class_: str | None, input_size: str | None, precision: str, from_frames: bool, overwrite: bool,
                    verbose: int) -> None:

@@ -51,22 +51,23 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from livecam import choices
 from livecam.cams import METHODS, Capture, CamMethod, normalize_maps
 from livecam.cams.activation import eigen_maps_power
 from livecam.device_step import preprocess_frames
 from livecam.errors import LivecamError
+from livecam.runtime.graph import FORMAT
 from livecam.zoo import GAP_LINEAR, Head, LoadedModel, ModelInfo, Preprocess, inspect_model
 from livecam.zoo.analysis import suggest
 
 log = logging.getLogger(__name__)
 
-FORMAT = "1"
 OPSET = 18
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16}
 EIGEN = "eigencam"
 # the gradient methods and CAM: exportable where the gradient has a closed form (GAP -> Linear heads)
-CLOSED_FORM = ("cam", "gradcam", "hirescam", "xgradcam", "gradcampp", "layercam")
-EXPORTABLE = (*CLOSED_FORM, EIGEN)
+CLOSED_FORM = choices.GAP_LINEAR_EXPORT_METHODS
+EXPORTABLE = choices.EXPORT_METHODS
 NOT_IN_ONE_GRAPH = {
     "scorecam": "it runs the model once more per channel of the target layer, on the input masked by that "
                 "channel, which cannot live in one graph",
@@ -203,7 +204,7 @@ def metadata(model: LoadedModel, info: ModelInfo, method: str, k: int, target_cl
                 "layer's resolution, min-max normalized (a flat map is all zeros)",
     }
     return {
-        "livecam_format": FORMAT,
+        "livecam_format": str(FORMAT),
         "livecam_version": __version__,
         "model": model.name,
         "weights": model.weights,

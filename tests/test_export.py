@@ -358,9 +358,9 @@ def test_cli_help_says_what_the_file_holds() -> None:
     for output in OUTPUTS:
         assert f"{output} " in result.output, output
     from livecam.cli import EXPORT_METHODS
-    from livecam.export import EXPORTABLE
+    from livecam.export import EIGEN, EXPORTABLE
 
-    assert set(EXPORT_METHODS) == set(EXPORTABLE)  # the CLI's hand-kept list (quick --help) matches the library
+    assert set(EXPORT_METHODS) == set(EXPORTABLE) == {*CLOSED_FORM, EIGEN}
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -21,13 +21,13 @@ One probe forward on a fixed random input records the output of every module
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from livecam.choices import suggest
 from livecam.errors import LivecamError
 
 log = logging.getLogger(__name__)
@@ -151,12 +151,6 @@ def head_chain(model: nn.Module, record: list[tuple[str, object]], layer: str, l
     if len(leaves) > limit:
         leaves = [*leaves[:3], f"... ({len(leaves) - 7} more) ...", *leaves[-4:]]
     return " -> ".join(leaves)
-
-
-def suggest(name: str, choices: list[str], n: int = 3) -> str:
-    """' (did you mean a, b?)' for a near miss, else ''."""
-    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.6)
-    return f" (did you mean {', '.join(close)}?)" if close else ""
 
 
 def inspect_model(model: nn.Module, input_size: tuple[int, int], layer: str | None = None) -> ModelInfo:
