@@ -98,6 +98,18 @@ class Capture:
                 raise RuntimeError("this method declared needs_grad=False but asked for gradients")
         return self._grads
 
+    def gradient_means(self) -> torch.Tensor:
+        """mean_ij d y^c / d A^k_ij, (N, K, 1, 1) in float32: Grad-CAM's channel weights.
+
+        For a GAP -> Linear head the gradient is the same at every pixel, so its
+        mean is W_c,k / (h w) itself, taken without spreading it over the map
+        first (which an exported graph would do in memory, then average again).
+        """
+        if self._grads is None and self.head_weight is not None:
+            h, w = self.activation.shape[-2:]
+            return (self.head_weight.detach()[self.classes].float() / (h * w))[:, :, None, None]
+        return self.gradients().float().mean(dim=(2, 3), keepdim=True)
+
 
 class CamMethod:
     """One explanation method: its paper's formula in ``compute``.

@@ -24,9 +24,10 @@ class GradCAM(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        grads, acts = _grads_and_acts(cap)
-        alpha = grads.mean(dim=(2, 3), keepdim=True)
-        return F.relu((alpha * acts).sum(dim=1))
+        alpha = cap.gradient_means()  # (N, K, 1, 1)
+        acts = cap.activation.detach().float()
+        # sum_k alpha_k A^k as one (1 x K) @ (K x hw) product per sample
+        return F.relu(torch.matmul(alpha.flatten(1)[:, None], acts.flatten(2)).reshape(acts.shape[0], *acts.shape[2:]))
 
 
 class GradCAMPlusPlus(CamMethod):
