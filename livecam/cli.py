@@ -18,7 +18,7 @@ from pathlib import Path
 import click
 
 from livecam import __version__, choices
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, require_torch
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -418,6 +418,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     import json
     from dataclasses import asdict
 
+    require_torch("livecam evaluate")
     from livecam.cams import METHODS
     from livecam.metrics import evaluate, table
     from livecam.sources import open_source, spread_frames
@@ -524,6 +525,7 @@ def export_command(model_name: str, weights: str | None, output: Path, layer: st
     if class_ is not None and topk != 1:
         raise LivecamError("--class explains one class per image: leave out --topk, or --class to explain the "
                            "top-K classes")
+    require_torch("livecam export")
     from livecam.export import export_explainer, exportable
     from livecam.zoo import RANDOM, load_model, resolve_class
 

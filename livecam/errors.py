@@ -14,3 +14,20 @@ class LivecamError(Exception):
     The message is shown to the user as it is, so it must be one line that
     names the problem and the fix.
     """
+
+
+def torch_installed() -> bool:
+    """Is PyTorch importable here? (Without importing it: that takes a second or two.)"""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("torch") is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+        return False
+
+
+def require_torch(what: str) -> None:
+    """Refuse, in one line, what needs PyTorch in an install without it (the runtime alone)."""
+    if not torch_installed():
+        raise LivecamError(f"{what} needs PyTorch, which this install lacks: pip install 'livecam[torch]' (the "
+                           "runtime alone runs graphs made by 'livecam export': --model FILE.onnx)")

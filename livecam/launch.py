@@ -24,12 +24,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from livecam import __version__, choices
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, require_torch, torch_installed
 from livecam.paths import cache_dir
 from livecam.render import Annotator
 from livecam.runtime.graph import FORMAT
@@ -82,6 +82,9 @@ def open_engine(options: EngineOptions) -> Launched:
     if options.is_graph_file:
         return _graph_file(options, annotator)
     reason = runtime_refusal(options)
+    if reason is not None and not torch_installed() and runtime_refusal(options, gpus=0) is None:
+        reason = None  # no PyTorch for the CUDA path: ONNX Runtime takes the GPU
+        options = replace(options, backend="onnx")
     if reason is None:
         launched = _zoo_on_runtime(options, annotator)
         if launched is not None:
@@ -237,6 +240,7 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
 
 def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str, path: Path | None) -> Path | None:
     """Export the zoo model's explainer graph into the cache (PyTorch, once); None when it cannot hold the method."""
+    require_torch(f"exporting {options.model} for ONNX Runtime (once; later runs find it in the cache)")
     from livecam.export import export_explainer
     from livecam.zoo import load_model
     from livecam.zoo.torchvision_models import cached_weights_path
@@ -260,6 +264,8 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
 
 
 def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
+    require_torch(f"running {options.model} with {options.method or choices.DEFAULT_METHOD} here "
+                  f"({runtime_refusal(options) or 'the PyTorch engine'})")
     from livecam.engine import Engine
     from livecam.zoo import load_model
 

@@ -93,6 +93,20 @@ def test_a_graph_runs_the_whole_loop_without_torch(graphs, cat_video: Path, tmp_
     assert len(recorded) == len(read_video(cat_video)[0])
 
 
+def test_without_torch_what_needs_it_says_so_in_one_line(cat_video: Path, tmp_path: Path) -> None:
+    """A runtime-only install: the zoo model with no cached graph, a PyTorch-only method, the exporter."""
+    for args, fragment in [
+        (["--source", str(cat_video), "--no-show"], "exporting efficientnet_lite0 for ONNX Runtime"),
+        (["--source", str(cat_video), "--no-show", "--method", "scorecam"], "running efficientnet_lite0 with scorecam"),
+        (["export", "--output", str(tmp_path / "x.onnx")], "livecam export needs PyTorch"),
+        (["evaluate"], "livecam evaluate needs PyTorch"),
+    ]:
+        proc = _no_torch(f"from livecam.cli import main\nmain({args!r})", {"LIVECAM_CACHE_DIR": str(tmp_path)})
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert fragment in lines[0] and "pip install 'livecam[torch]'" in lines[0], lines[0]
+
+
 def test_runtime_refusal_says_when_pytorch_must_run() -> None:
     cpu = EngineOptions(device="cpu")
     assert runtime_refusal(cpu) is None
