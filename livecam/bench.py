@@ -608,7 +608,7 @@ def plot(result: BenchResult, path: Path) -> None:
     ax.scatter([bars[n].p99_ms for n in names], names, marker="x", color="black", s=30, label="p99", zorder=3)
     ax.invert_yaxis()
     ax.set_xlabel("ms per frame (bar: p50)")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     c = result.config
     ax.set_title(f"{c['model']} {c['method']} {c['precision']}, {c['frame_size'][0]}x{c['frame_size'][1]}, "
                  f"{c['runtime']}\n{result.machine['device']}: end to end {result.pipeline.get('fps', 0):.1f} FPS",
@@ -628,7 +628,7 @@ def plot_compare(results: list[BenchResult], path: Path) -> None:
     left.scatter([s.p90_ms for s in steps], names, marker="|", color="black", s=120, label="p90", zorder=3)
     left.scatter([s.p99_ms for s in steps], names, marker="x", color="black", s=30, label="p99", zorder=3)
     left.set_xlabel("step: frame in -> annotated frame out, ms (bar: p50)")
-    left.legend(loc="lower right", fontsize=8)
+    left.legend(loc="best", fontsize=8)
     left.invert_yaxis()
     right.barh(names, [r.pipeline.get("fps", 0) for r in results], color="#228833")
     right.set_xlabel("end to end FPS (decode, explain, overlay, encode)")
