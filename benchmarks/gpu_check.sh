@@ -23,6 +23,8 @@ python3 -c "import onnxruntime as o; print('onnxruntime', o.__version__, o.get_a
 # 1. Correctness on the GPU: the CUDA tests (graph vs eager, GPU vs CPU maps, memory over 200 frames).
 timeout 200 python3 -m pytest -q -x -p no:cacheprovider tests/test_device_step.py tests/test_cams.py \
     tests/test_engine.py tests/test_views.py -k "cuda or gpu or graph" 2>&1 | tee "$OUT/pytest-gpu.txt"
+timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_runtime_engine.py -k cuda 2>&1 \
+    | tee -a "$OUT/pytest-gpu.txt"
 # 2. The PyTorch engine: ResNet-50 fp16 batch 1 on a 1080p frame, then EfficientNet-Lite0.
 bench() { timeout 100 python3 -m livecam bench --size 1920x1080 --frames 500 --startup 3 "$@"; }
 bench --device cuda --model resnet50 --weights random --precision fp16 --no-peer \

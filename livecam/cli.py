@@ -30,8 +30,9 @@ METHOD_NAMES = choices.METHODS
 COLORMAP_NAMES = choices.COLORMAPS
 BACKEND_OPTION = click.option(
     "--backend", type=click.Choice(choices.BACKENDS), default="auto", show_default=True,
-    help="The forward pass: auto takes ONNX Runtime on the CPU (about twice as fast; the model is exported once "
-         "and cached) for methods that need no autograd and no second pass, PyTorch otherwise.")
+    help="The engine. auto: ONNX Runtime on a CPU wherever the method fits in one graph (the model and its "
+         "explanation, exported once and cached; no PyTorch on later runs), PyTorch otherwise and on CUDA. "
+         "onnx insists on ONNX Runtime; torch runs PyTorch.")
 
 
 WEIGHTS_OPTION = click.option(
@@ -122,11 +123,18 @@ Examples:
   livecam --source demo --output demo.mp4 --no-show   annotate the built-in clip
   livecam --source video.mp4 --output out.mp4         annotate a recorded video
   livecam --source photos/ --class tabby --no-show --output cats.mp4
+  livecam --model lite0.onnx --source 0               a graph from livecam export: no PyTorch
 
 \b
 In the window, q or Esc quits. Ctrl-C stops a run between frames; the
 recording then holds every processed frame and plays to the end.
 Bad input exits with code 2 and one line saying what to do.
+
+\b
+Other commands (each with --help):
+  livecam export     the model and its explanation as one ONNX file
+  livecam bench      latency (p50/p90/p99), FPS and start-up; --compare
+  livecam evaluate   how faithful each method's maps are
 """
 
 
@@ -134,7 +142,7 @@ Bad input exits with code 2 and one line saying what to do.
 @click.option("--source", "-s", required=True, metavar="SOURCE",
               help="What to explain: a camera index (0), a video file, an image or a folder of images, "
                    "a stream URL (rtsp://, http://, ...), or 'demo' for the built-in clip.")
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
+@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True, metavar="NAME|FILE.onnx",
               help="efficientnet_lite0 (real ImageNet weights, shipped), a torchvision classification model by "
                    "name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...), or FILE.onnx, a "
                    "graph from 'livecam export', which runs on ONNX Runtime alone (no PyTorch needed) with "
@@ -308,7 +316,7 @@ Examples:
 @click.option("--compare", is_flag=True,
               help="Compare JSON reports of earlier runs side by side (a Markdown table; --plot draws them) "
                    "instead of running the benchmark.")
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
+@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True, metavar="NAME|FILE.onnx",
               help="As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed).")
 @WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True)

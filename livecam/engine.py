@@ -1,6 +1,8 @@
-"""The per-frame step: preprocess -> explain -> render, on the CPU or a GPU.
+"""The PyTorch engine's per-frame step: preprocess -> explain -> render, on the CPU or a GPU.
 
-Two paths keep one contract, frames in and :class:`Annotated` frames out:
+It runs what does not fit in an exported graph (:mod:`livecam.runtime` runs
+what does; :mod:`livecam.launch` chooses). Two paths keep one contract, frames
+in and :class:`Annotated` frames out:
 
 - OpenCV (the default on the CPU): resize and normalize with OpenCV, explain
   with torch, colour map and blend in uint8 with OpenCV;

@@ -65,3 +65,20 @@ def test_cli_choices_match_the_library() -> None:
 
     assert set(cli.METHOD_NAMES) == set(METHODS)
     assert set(cli.COLORMAP_NAMES) == set(COLORMAPS)
+
+
+def test_softmax_and_top_labels_in_numpy() -> None:
+    import torch
+
+    from livecam.render import softmax, top_labels
+
+    logits = np.array([[1000.0, 999.0, -5.0], [0.1, 0.2, 0.3]])
+    probs = softmax(logits)
+    assert np.isfinite(probs).all() and np.allclose(probs.sum(axis=1), 1)
+    assert np.allclose(probs, torch.softmax(torch.from_numpy(logits), dim=1).numpy())
+    names = ["a", "b", "c"]
+    labels = top_labels(probs[1], names, 2, explained=2)
+    assert [(label.name, label.explained) for label in labels] == [("c", True), ("b", False)]
+    labels = top_labels(probs[1], names, 1, explained=0)  # the explained class is added when not in the top k
+    assert [(label.name, label.explained) for label in labels] == [("c", False), ("a", True)]
+    assert labels[1].score == pytest.approx(probs[1, 0])
