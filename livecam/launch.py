@@ -21,6 +21,7 @@ is needed (to build a zoo model, to export it, or to run the PyTorch engine).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -202,16 +203,33 @@ def weights_file(model: str, weights: str | None) -> Path | None:
     return None  # torchvision's own weights: their file name comes from torchvision
 
 
+# the code an exported graph is made of: a change to any of it makes new graphs
+_EXPORT_SOURCES = ("export.py", "device_step.py", "cams", "zoo")
+
+
+@functools.lru_cache(maxsize=1)
+def _export_code() -> str:
+    """A hash of the source files an exported graph is made of (about 100 kB to read; no PyTorch)."""
+    root = Path(__file__).parent
+    digest = hashlib.sha256()
+    for name in _EXPORT_SOURCES:
+        for path in sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]:
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def graph_cache_path(model: str, weights: Path, method: str, layer: str | None, topk: int,
                      target_class: str | None, precision: str) -> Path:
     """Where the exported graph for these options is cached: keyed by the weights file's identity, not its bytes.
 
     Hashing the weights would need PyTorch and half a second; the path, size and
-    modification time of the file change whenever the weights do.
+    modification time of the file change whenever the weights do. The key also
+    holds livecam's version and a hash of the exporter's and the methods' code.
     """
     stat = weights.stat()
-    fields = [FORMAT, __version__, choices.canonical_model(model), str(weights), stat.st_size, stat.st_mtime_ns,
-              method, layer or "", topk, (target_class or "").strip().lower(), precision]
+    fields = [FORMAT, __version__, _export_code(), choices.canonical_model(model), str(weights), stat.st_size,
+              stat.st_mtime_ns, method, layer or "", topk, (target_class or "").strip().lower(), precision]
     key = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
     return cache_dir() / "graphs" / f"{choices.canonical_model(model)}-{method}-{key}.onnx"
 

@@ -14,6 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from livecam import launch
 from livecam.cli import main
 from livecam.engine import Engine
 from livecam.errors import LivecamError
@@ -169,6 +170,10 @@ def test_the_cache_key_follows_the_weights_file(tmp_path: Path, monkeypatch: pyt
     key = graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32")
     assert key == graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32")
     os.utime(weights, ns=(1, 1))
+    assert graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32") != key
+    assert len(launch._export_code()) == 16
+    key = graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32")
+    monkeypatch.setattr(launch, "_export_code", lambda: "other code")  # a change to the exporter or the methods
     assert graph_cache_path("resnet18", weights, "gradcam", None, 1, None, "fp32") != key
     assert weights_file("resnet18", str(weights)) == weights.resolve()
     assert weights_file("resnet18", "random") is None and weights_file("resnet18", None) is None
