@@ -207,8 +207,16 @@ class Engine:
             "render": render_s / n,
         }
         k = self.rows_per_frame
-        return [Annotated(image, explanation, frame, dict(timings), i * k) for i, (image, frame)
+        return [self._annotated(image, explanation, frame, dict(timings), i * k, k) for i, (image, frame)
                 in enumerate(zip(images, frames, strict=True))]
+
+    def _annotated(self, image: np.ndarray, explanation: Explanation, frame: Frame, timings: dict[str, float],
+                   row: int, rows: int = 1) -> Annotated:
+        """The output frame with its labels and maps (rows ``row`` to ``row + rows`` of the explanation)."""
+        labels = top_labels(explanation, self.model.class_names, self.topk, row)
+        maps = explanation.cams[row:row + rows].float().cpu().numpy()
+        classes = [int(c) for c in explanation.classes[row:row + rows]]
+        return Annotated(image, explanation, frame, timings, row, labels, maps, classes)
 
     def upload(self, images: list[np.ndarray]) -> torch.Tensor:
         """Frames of one size -> a (N, H, W, 3) uint8 tensor on the model's device (pinned, on CUDA)."""
@@ -235,8 +243,9 @@ class Engine:
                                   layer=self.explainer.layer)
         results = []
         for i, frame in enumerate(frames):
-            self.annotator.label(host[i], top_labels(explanation, self.model.class_names, self.topk, i), readout)
-            results.append(Annotated(host[i], explanation, frame, {}, i))
+            annotated = self._annotated(host[i], explanation, frame, {}, i)
+            self.annotator.label(host[i], annotated.labels, readout)
+            results.append(annotated)
         t3 = time.perf_counter()
         n = len(frames)
         for annotated in results:

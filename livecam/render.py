@@ -7,14 +7,13 @@ full-frame overlay at 1080p costs about 26 ms, ``applyColorMap`` and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import cv2
 import numpy as np
 
 from livecam import choices
 from livecam.errors import LivecamError
 from livecam.preprocess import downscale
+from livecam.types import Label
 
 COLORMAPS: dict[str, int] = {
     "jet": cv2.COLORMAP_JET,
@@ -80,17 +79,6 @@ def draw_text_box(image: np.ndarray, lines: list[str], corner: str = "top-left")
         cv2.putText(image, line, (x0 + 6, y), FONT, scale, (255, 255, 255), thick, cv2.LINE_AA)
 
 
-@dataclass(frozen=True)
-class Label:
-    name: str
-    score: float
-    explained: bool = False
-
-    def text(self) -> str:
-        mark = "> " if self.explained else "  "
-        return f"{mark}{self.name} {self.score * 100:.1f}%"
-
-
 class Annotator:
     """Heatmap over the frame, the top classes in a corner and a speed readout."""
 
@@ -130,9 +118,9 @@ def top_labels(probs: np.ndarray, class_names: list[str], k: int, explained: int
     """The k most probable classes of one sample, the explained one marked (and added if missing)."""
     probs = np.asarray(probs)
     order = np.argsort(-probs, kind="stable")[: min(k, probs.size)]
-    labels = [Label(class_names[int(i)], float(probs[i]), int(i) == explained) for i in order]
+    labels = [Label(class_names[int(i)], float(probs[i]), int(i) == explained, int(i)) for i in order]
     if not any(label.explained for label in labels):
-        labels.append(Label(class_names[explained], float(probs[explained]), True))
+        labels.append(Label(class_names[explained], float(probs[explained]), True, explained))
     return labels
 
 

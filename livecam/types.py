@@ -26,6 +26,20 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
 
 
+@dataclass(frozen=True)
+class Label:
+    """A class as drawn on a frame: its name, probability, whether its map is shown, and its index."""
+
+    name: str
+    score: float
+    explained: bool = False
+    index: int = -1  # the class index in the model's output; -1 for a caption that is not one class
+
+    def text(self) -> str:
+        mark = "> " if self.explained else "  "
+        return f"{mark}{self.name} {self.score * 100:.1f}%"
+
+
 @dataclass
 class Frame:
     """One frame: BGR uint8 (H, W, 3), its index, and its time in seconds.
@@ -63,7 +77,7 @@ class Annotated:
     ``explanation`` is the engine's own: :class:`livecam.Explanation` (torch
     tensors) from the PyTorch engine, :class:`ArrayExplanation` from the ONNX
     Runtime engine. Sinks and the pipeline read only the image, the frame and
-    the timings.
+    the timings, and, whatever the engine, ``labels`` and ``maps``.
     """
 
     image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
@@ -71,3 +85,6 @@ class Annotated:
     frame: Frame
     timings: dict[str, float] = field(default_factory=dict)  # seconds per stage, per frame
     index: int = 0  # the frame's row in explanation (PyTorch panels: the row of its best class)
+    labels: list[Label] = field(default_factory=list)  # the frame's most probable classes, best first
+    maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
+    map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``

@@ -62,6 +62,11 @@ def test_the_runtime_engine_draws_what_the_pytorch_engine_draws(lite0, graphs) -
         assert np.abs(a.explanation.cams[0, 0] - b.explanation.cams[0].numpy()).max() < 1e-4
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2  # rounding of the blended pixels
         assert set(a.timings) == {"preprocess", "explain", "render"}
+        # what the sinks read, whatever the engine: the same labels and maps
+        assert [(x.index, x.name, x.explained) for x in a.labels] == [(x.index, x.name, x.explained) for x in b.labels]
+        assert np.allclose([x.score for x in a.labels], [x.score for x in b.labels], atol=1e-5)
+        assert a.maps.shape == b.maps.shape == (1, 7, 7) and np.abs(a.maps - b.maps).max() < 1e-4
+        assert a.map_classes == b.map_classes == [a.labels[0].index]
     pytorch.close()
 
 
@@ -72,8 +77,11 @@ def test_panels_and_a_fixed_class(lite0, graphs) -> None:
     for a, b in zip(runtime.process_batch(frames), pytorch.process_batch(frames), strict=True):
         assert a.image.shape == b.image.shape
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
+        assert a.maps.shape == b.maps.shape == (3, 7, 7) and np.abs(a.maps - b.maps).max() < 1e-4
+        assert a.map_classes == b.map_classes == [x.index for x in a.labels[:3]]
     fixed = RuntimeEngine(graphs["espresso"], "cpu", topk=1).process(Frame(photo_bgr("coffee"), 0, 0.0))
     assert fixed.explanation.classes.tolist() == [[967]]
+    assert fixed.map_classes == [967] and [x.index for x in fixed.labels if x.explained] == [967]
     with pytest.raises(LivecamError, match="no panels"):
         RuntimeEngine(graphs["gradcam"], "cpu", panels=True)
 

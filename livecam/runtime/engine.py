@@ -109,8 +109,17 @@ class RuntimeEngine:
         timings = {"preprocess": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
         if self.info.input == INPUT_FRAMES:
             del timings["preprocess"]
-        return [Annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
+        return [self._annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
                 in enumerate(zip(images, frames, strict=True))]
+
+    def _annotated(self, image: np.ndarray, explanation: ArrayExplanation, frame: Frame, timings: dict[str, float],
+                   i: int) -> Annotated:
+        """The output frame with its labels and maps (all K of the graph's with panels, else the first)."""
+        names = list(self.info.class_names)
+        labels = top_labels(softmax(explanation.logits[i]), names, self.topk, int(explanation.classes[i, 0]))
+        k = explanation.cams.shape[1] if self.panels else 1
+        return Annotated(image, explanation, frame, timings, i, labels, explanation.cams[i, :k],
+                         [int(c) for c in explanation.classes[i, :k]])
 
     def process(self, frame: Frame, readout: str | None = None) -> Annotated:
         return self.process_batch([frame], readout)[0]
