@@ -75,7 +75,7 @@ class LivecamGroup(click.Group):
         except click.ClickException as exc:
             _fail(f"{exc.format_message()} (see 'livecam --help')", exc.exit_code or EXIT_USAGE)
         except LivecamError as exc:
-            _fail(str(exc))
+            _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except (KeyboardInterrupt, click.exceptions.Abort):
             click.echo("livecam: interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
@@ -177,6 +177,11 @@ Other commands (each with --help):
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Record the annotated video (.mp4, .avi, .mkv or .mov) at the source's size and frame "
                    "rate; for cameras and streams, the rate measured over the first frames.")
+@click.option("--codec", type=click.Choice(["h264", "hevc", "mjpeg", "mp4v"]),
+              help="The recording's codec. Default: h264 (x264, yuv420p) for .mp4, .mov and .mkv, which browsers, "
+                   "slide decks and phones play; mjpeg for .avi. hevc: smaller files, fewer players.")
+@click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
+              help="The h264/hevc quality: lower is better and bigger (default 23 for h264, 28 for hevc).")
 @click.option("--overwrite", is_flag=True, help="Replace the --output file if it exists.")
 @click.option("--show/--no-show", default=None,
               help="Show the annotated frames in a window. Default: show when a display exists.")
@@ -200,8 +205,9 @@ Other commands (each with --help):
 @VERBOSE_OPTION
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
                 class_: str | None, topk: int, panels: bool, view: str, device: str, output: Path | None,
-                overwrite: bool, show: bool | None, max_frames: int | None, alpha: float, colormap: str, precision: str,
-                batch: int, graph: bool, backend: str, fps: float | None, verbose: int) -> None:
+                codec: str | None, crf: int | None, overwrite: bool, show: bool | None, max_frames: int | None,
+                alpha: float, colormap: str, precision: str, batch: int, graph: bool, backend: str,
+                fps: float | None, verbose: int) -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
@@ -229,7 +235,8 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         recorder = None
         if output is not None:
             recorder = stack.enter_context(
-                VideoFileSink(output, fps=fps or src.fps, overwrite=overwrite, source_path=src.path))
+                VideoFileSink(output, fps=fps or src.fps, overwrite=overwrite, source_path=src.path, codec=codec,
+                              crf=crf))
             sinks.append(recorder)
         if show_window:
             sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}")))

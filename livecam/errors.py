@@ -2,7 +2,7 @@
 
 Library code raises :class:`LivecamError` with a message that says what is
 wrong and what to do about it. The CLI (and only the CLI) turns it into one
-line on stderr and exit code 2.
+line on stderr and exit code 2 (1 for a :class:`RunError`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,15 @@ class LivecamError(Exception):
     The message is shown to the user as it is, so it must be one line that
     names the problem and the fix.
     """
+
+
+class RunError(LivecamError):
+    """A run that could not go on (the disk filled up, the model failed on a frame): exit code 1, not 2.
+
+    What was processed before it is kept: the recording plays, the log holds its lines.
+    """
+
+    exit_code = 1
 
 
 def torch_installed() -> bool:

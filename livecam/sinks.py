@@ -18,12 +18,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livecam.errors import LivecamError
+from livecam.encode import DEFAULT_CODEC, VideoEncoder, is_disk_full, resolve_codec
+from livecam.errors import LivecamError, RunError
 from livecam.types import Annotated
 
 log = logging.getLogger(__name__)
 
-FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}
+FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}  # write_frames: quick test clips
 RATE_WINDOW_S = 2.0  # a live source's rate is measured over this much of its start ...
 RATE_WINDOW_FRAMES = 60  # ... or this many frames, whichever comes first
 FALLBACK_FPS = 25.0
@@ -50,9 +51,9 @@ def check_output_path(path: Path, overwrite: bool, source_path: Path | None = No
     """Refuse an output path that cannot be written or would destroy the user's data."""
     if path.is_dir():
         raise LivecamError(f"{path} is a folder; give --output a video file name such as {path / 'out.mp4'}")
-    if path.suffix.lower() not in FOURCC:
+    if path.suffix.lower() not in DEFAULT_CODEC:
         raise LivecamError(
-            f"cannot record to {path}: the output must be a video file ending in {', '.join(FOURCC)}"
+            f"cannot record to {path}: the output must be a video file ending in {', '.join(DEFAULT_CODEC)}"
         )
     parent = path.parent
     if not parent.is_dir():
@@ -99,11 +100,18 @@ class VideoFileSink(Sink):
     is never lost to a run that fails, and the finished file is complete and
     playable. With ``fps=None`` (live sources) the rate is measured over the
     first frames before the file is opened, so the recording plays in real time.
+
+    ``codec`` (default: H.264 for .mp4, .mov and .mkv, Motion JPEG for .avi)
+    and ``crf`` are checked here, before any frame. When the disk fills up,
+    ``write`` raises :class:`RunError` and the frames written so far stay
+    playable in the target file (see :mod:`livecam.encode`).
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None, overwrite: bool = False,
-                 source_path: Path | None = None) -> None:
+                 source_path: Path | None = None, codec: str | None = None, crf: int | None = None) -> None:
         self.path = check_output_path(Path(path), overwrite, source_path)
+        self.codec = resolve_codec(self.path.suffix, codec, crf)
+        self.crf = crf
         self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
         try:
             self.partial.open("wb").close()
@@ -112,7 +120,8 @@ class VideoFileSink(Sink):
         self.fps = fps
         self.size: tuple[int, int] | None = None
         self.frames_written = 0
-        self._writer: cv2.VideoWriter | None = None
+        self.failed = False
+        self._encoder: VideoEncoder | None = None
         self._pending: list[tuple[np.ndarray, float]] = []
 
     def _open(self, size: tuple[int, int]) -> None:
@@ -120,21 +129,29 @@ class VideoFileSink(Sink):
         if even != size:
             log.info("recording %dx%d frames as %dx%d: the codec needs even sizes", *size, *even)
             size = even
-        fourcc = cv2.VideoWriter_fourcc(*FOURCC[self.path.suffix.lower()])
-        writer = cv2.VideoWriter(str(self.partial), fourcc, float(self.fps or FALLBACK_FPS), size)
-        if not writer.isOpened():
-            raise LivecamError(f"OpenCV could not open a video writer for {self.path}; try an .avi or .mp4 file name")
-        self._writer, self.size = writer, size
+        self._encoder = VideoEncoder(self.partial, size, float(self.fps or FALLBACK_FPS), self.codec, self.crf)
+        self.size = size
 
     def _put(self, image: np.ndarray) -> None:
-        assert self._writer is not None and self.size is not None
+        assert self._encoder is not None and self.size is not None
         width, height = self.size
         if image.shape[1] - width in (0, 1) and image.shape[0] - height in (0, 1):
-            image = image[:height, :width]  # drop an odd last row or column
+            image = np.ascontiguousarray(image[:height, :width])  # drop an odd last row or column
         else:
             image = cv2.resize(image, self.size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
+        try:
+            self._encoder.write(image)
+        except OSError as exc:
+            self.failed = True
+            raise self._write_error(exc) from None
         self.frames_written += 1
+
+    def _write_error(self, exc: OSError) -> RunError:
+        kept = f"{self.frames_written} frames, which {self.path} holds up to its last whole fragment"
+        if is_disk_full(exc):
+            return RunError(f"the disk is full: could not write {self.path} ({exc.strerror}); stopped after {kept}; "
+                            "free some space")
+        return RunError(f"could not write {self.path} ({exc.strerror or exc}); stopped after {kept}")
 
     def _flush_pending(self) -> None:
         if not self._pending:
@@ -143,13 +160,15 @@ class VideoFileSink(Sink):
             self.fps = measured_fps([stamp for _, stamp in self._pending])
         first = self._pending[0][0]
         self._open((first.shape[1], first.shape[0]))
-        for image, _ in self._pending:
+        pending, self._pending = self._pending, []
+        for image, _ in pending:
             self._put(image)
-        self._pending.clear()
 
     def write(self, annotated: Annotated) -> None:
+        if self.failed:
+            return
         image, stamp = annotated.image, annotated.frame.timestamp
-        if self._writer is not None:
+        if self._encoder is not None:
             self._put(image)
             return
         self._pending.append((image, stamp))
@@ -159,16 +178,27 @@ class VideoFileSink(Sink):
 
     def close(self) -> None:
         """Finish the file: write what is pending, close it, move it into place."""
+        error: RunError | None = None
         try:
-            self._flush_pending()
+            if not self.failed:
+                self._flush_pending()
         finally:
-            if self._writer is not None:
-                self._writer.release()
-                self._writer = None
+            encoder, self._encoder = self._encoder, None
+            if encoder is not None:
+                if self.failed:
+                    encoder.abandon()
+                else:
+                    try:
+                        encoder.close()
+                    except OSError as exc:  # the last fragment did not fit: the ones before it still play
+                        self.failed = True
+                        error = self._write_error(exc)
             if self.frames_written:
                 os.replace(self.partial, self.path)
             else:
                 self.partial.unlink(missing_ok=True)
+        if error is not None:
+            raise error
 
 
 def has_display() -> bool:

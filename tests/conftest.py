@@ -137,3 +137,31 @@ def cat_video(tmp_path_factory: pytest.TempPathFactory, chelsea_bgr: np.ndarray)
     cat = cv2.resize(chelsea_bgr, (150, 100), interpolation=cv2.INTER_AREA)
     frames = [cat_on_background(cat, (240, 320), (7 * i, 20 + 4 * i)) for i in range(24)]
     return make_video(tmp_path_factory.mktemp("video") / "cat.mp4", frames, fps=12.0)
+
+
+@pytest.fixture(scope="session")
+def lite0_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+    """Lite0 and its Grad-CAM exported once (livecam export): runs start in a fraction of a second."""
+    from livecam.export import export_explainer
+
+    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
+
+
+def moving_photos(count: int, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
+    """``count`` frames (w, h) panning across real photographs, a new photograph every 20 frames."""
+    names = ["chelsea", "coffee", "astronaut", "rocket"]
+    w, h = size
+    frames = []
+    for i in range(count):
+        photo = photo_bgr(names[(i // 20) % len(names)])
+        scale = 1.25 * max(w / photo.shape[1], h / photo.shape[0])
+        big = cv2.resize(photo, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        x = (i % 20) * (big.shape[1] - w) // 20
+        frames.append(np.ascontiguousarray(big[:h, x:x + w]))
+    return frames
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """120 frames, 320x240, 25 fps, of real photographs panning (Motion JPEG in AVI)."""
+    return make_video(tmp_path_factory.mktemp("video") / "walk.avi", moving_photos(120), fps=25.0)
