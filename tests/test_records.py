@@ -23,6 +23,7 @@ from livecam.records import JsonlLog, MapsSaver
 from livecam.runtime.engine import RuntimeEngine
 from livecam.sinks import VideoFileSink
 from livecam.sources import open_source
+from livecam.types import Frame
 from tests.conftest import cat_on_background, make_video, read_video
 
 
@@ -104,7 +105,8 @@ def test_the_log_and_maps_hold_every_frame_as_the_engine_saw_it(graph: Path, cat
         assert saved["map_classes"].tolist() == annotated.map_classes
         assert saved["classes"].tolist() == [x["index"] for x in line["labels"]]  # the log's classes
         assert saved["scores"] == pytest.approx([x["score"] for x in line["labels"]], abs=1e-6)
-        assert int(saved["frame"]) == line["frame"] and float(saved["timestamp"]) == pytest.approx(line["time"], abs=1e-6)
+        assert int(saved["frame"]) == line["frame"]
+        assert float(saved["timestamp"]) == pytest.approx(line["time"], abs=1e-6)
     assert sorted(p.name for p in maps.iterdir()) == [f"frame_{i:06d}.npz" for i in range(24)]  # no partial files
     cats = sum(line["labels"][0]["name"] in {"tabby", "tiger cat", "Egyptian cat"} for line in lines)
     assert cats >= 20, [line["labels"][0]["name"] for line in lines]  # the log says what the model saw
@@ -263,3 +265,23 @@ def test_no_processed_frame_is_lost_when_stopped(graph: Path, long_video: Path, 
     assert [line["frame"] for line in lines] == list(range(len(lines)))
     assert len(frames) == len(lines), (len(frames), len(lines))
     assert f"{len(lines)} frames in" in stdout and "(interrupted)" in stdout
+
+
+def test_a_live_source_logs_the_frames_dropped_before_each(graph: Path, cat_video: Path, tmp_path: Path) -> None:
+    with open_source(str(cat_video)) as src:
+        frames = list(src)
+
+    def camera():  # noqa: ANN202 - a "camera" far faster than the engine: most frames are replaced unread
+        for i in range(120):
+            frame = frames[i % len(frames)]
+            yield Frame(frame.image, i, i / 500)
+            time.sleep(0.002)
+
+    log = tmp_path / "log.jsonl"
+    with JsonlLog(log) as sink:
+        report = run(camera(), RuntimeEngine(graph, "cpu", topk=2), [sink], live=True)
+    lines = _lines(log)
+    assert report.dropped > 0 and len(lines) == report.frames and report.frames + report.dropped == 120
+    # the i-th frame taken was frame k: the k - i frames before it that were never taken were dropped
+    assert [line["dropped"] for line in lines] == [line["frame"] - i for i, line in enumerate(lines)]
+    assert lines[-1]["frame"] == 119 and lines[-1]["dropped"] == report.dropped
