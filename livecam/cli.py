@@ -245,6 +245,8 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
                 VideoFileSink(output, fps=fps or src.fps, overwrite=overwrite, source_path=src.path))
             sinks.append(recorder)
         if log_path is not None:
+            if output is not None and log_path.absolute() == output.absolute():
+                raise LivecamError(f"--log {log_path} is also the --output video; give the log its own file name")
             sinks.append(stack.enter_context(JsonlLog(log_path, overwrite=overwrite, source_path=src.path)))
         if save_maps is not None:
             sinks.append(stack.enter_context(MapsSaver(save_maps, overwrite=overwrite)))

@@ -182,6 +182,7 @@ def test_refusals_before_the_model_loads(tmp_path: Path, cat_video: Path) -> Non
         (["--save-maps", str(tmp_path / "maps")], "already holds saved maps"),
         (["--save-maps", str(existing)], "is a file"),
         (["--on-error", "retry"], "--on-error"),
+        (["--log", str(tmp_path / "o.mp4"), "--output", str(tmp_path / "o.mp4")], "also the --output video"),
     ]
     for args, fragment in cases:
         result = CliRunner().invoke(main, ["--source", str(cat_video), "--no-show", "--model", "missing.onnx", *args])
@@ -189,7 +190,7 @@ def test_refusals_before_the_model_loads(tmp_path: Path, cat_video: Path) -> Non
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("livecam: error: ") and fragment in lines[0], lines
     assert existing.read_text() == "keep me\n"
-    assert not (tmp_path / "nowhere").exists()
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "o.mp4").exists()
 
 
 def test_help_explains_the_options() -> None:
