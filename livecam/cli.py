@@ -182,7 +182,18 @@ Other commands (each with --help):
                    "slide decks and phones play; mjpeg for .avi. hevc: smaller files, fewer players.")
 @click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
               help="The h264/hevc quality: lower is better and bigger (default 23 for h264, 28 for hevc).")
-@click.option("--overwrite", is_flag=True, help="Replace the --output file if it exists.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the --output and --log files, and the maps in --save-maps, if they exist.")
+@click.option("--log", "log_path", type=click.Path(path_type=Path), metavar="FILE.jsonl",
+              help="Write one JSON line per frame: its index and source time, the top classes and their "
+                   "probabilities, each stage's milliseconds, the latency and the frames dropped so far "
+                   "(fields in the README). Lines are written whole as frames finish.")
+@click.option("--save-maps", type=click.Path(path_type=Path), metavar="DIR",
+              help="Save each frame's raw maps (float32 in [0, 1] at the layer's resolution) with their "
+                   "classes and scores as DIR/frame_000123.npz (created if missing).")
+@click.option("--on-error", type=click.Choice(("stop", "skip")), default="stop", show_default=True,
+              help="When the model fails on a frame (out of memory, say): stop the run with everything so far "
+                   "recorded and exit code 1, or skip the frame with a warning and go on (the log marks it).")
 @click.option("--show/--no-show", default=None,
               help="Show the annotated frames in a window. Default: show when a display exists.")
 @click.option("--max-frames", type=click.IntRange(min=1), metavar="N", help="Stop after N frames.")
@@ -207,7 +218,8 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
                 class_: str | None, topk: int, panels: bool, view: str, device: str, output: Path | None,
                 codec: str | None, crf: int | None, overwrite: bool, show: bool | None, max_frames: int | None,
                 alpha: float, colormap: str, precision: str, batch: int, graph: bool, backend: str,
-                fps: float | None, verbose: int) -> None:
+                fps: float | None, verbose: int, log_path: Path | None = None, save_maps: Path | None = None,
+                on_error: str = "stop") -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
@@ -220,7 +232,8 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     from tqdm import tqdm
 
     from livecam.launch import EngineOptions, open_engine
-    from livecam.pipeline import run
+    from livecam.pipeline import ModelError, run
+    from livecam.records import JsonlLog, MapsSaver
     from livecam.sinks import Sink, VideoFileSink, WindowSink, has_display
     from livecam.sources import open_source
 
@@ -238,6 +251,12 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
                 VideoFileSink(output, fps=fps or src.fps, overwrite=overwrite, source_path=src.path, codec=codec,
                               crf=crf))
             sinks.append(recorder)
+        if log_path is not None:
+            if output is not None and log_path.absolute() == output.absolute():
+                raise LivecamError(f"--log {log_path} is also the --output video; give the log its own file name")
+            sinks.append(stack.enter_context(JsonlLog(log_path, overwrite=overwrite, source_path=src.path)))
+        if save_maps is not None:
+            sinks.append(stack.enter_context(MapsSaver(save_maps, overwrite=overwrite)))
         if show_window:
             sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}")))
         launched = open_engine(options)
@@ -252,9 +271,14 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         stop = threading.Event()
         with tqdm(total=total, unit="frame", disable=None, file=sys.stderr, leave=False) as bar, \
                 _stop_on_signals(stop):
-            report = run(src, engine, sinks, max_frames=max_frames, batch=batch, stop=stop,
-                         on_frame=_progress(bar))
+            try:
+                report = run(src, engine, sinks, max_frames=max_frames, batch=batch, stop=stop,
+                             on_frame=_progress(bar), on_error=on_error)
+            except ModelError as exc:
+                report = exc.report
     _summary(report, recorder)
+    if report.error is not None:
+        _fail(report.error, 1)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
 
@@ -297,6 +321,7 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
                        if report.stage_times[stage])
     ended = " (interrupted)" if report.interrupted else " (stopped in the window)" if report.stopped_by_user else ""
     dropped = f", {report.dropped} stale frames dropped" if report.dropped else ""
+    dropped += f", {report.skipped} skipped (the model failed on them)" if report.skipped else ""
     click.echo(f"livecam: {report.frames} frames in {report.seconds:.1f} s, "
                f"{report.fps:.1f} FPS end to end{dropped}{ended}")
     if stages:

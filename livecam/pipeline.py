@@ -15,10 +15,17 @@ others (the recorder) get them on the writer thread, in order, with none lost.
 Stopping (the source ends, ``max_frames``, q in the window, ``stop`` set by a
 signal handler) finishes the frames in flight, so a recording holds every
 processed frame.
+
+An exception inside the engine (out of memory, say) names the frames it failed
+on. ``on_error="stop"`` ends the run with the frames done so far written, then
+raises :class:`ModelError`; ``"skip"`` logs a warning, counts the frames as
+skipped and goes on. Sinks with a ``write_failure(frame, message)`` method (the
+per-frame log) are told of each failed frame, in order.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -27,11 +34,45 @@ from dataclasses import dataclass, field
 from statistics import median
 from typing import Protocol
 
+from livecam.errors import LivecamError
 from livecam.sinks import Sink
 from livecam.types import Annotated, Frame
 
 STAGES = ("decode", "preprocess", "explain", "render", "write")
+ON_ERROR = ("stop", "skip")
 _END = object()
+log = logging.getLogger(__name__)
+
+
+class ModelError(Exception):
+    """The engine failed on a frame and ``on_error`` was ``"stop"``: the message names the frames; ``report``
+    says what was done before (every frame before the failure is written)."""
+
+    def __init__(self, message: str, report: RunReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class _Failure:
+    """Frames the engine failed on, for the writer thread to hand to the sinks that log failures."""
+
+    frames: list[Frame]
+    message: str
+
+
+def failure_message(frames: list[Frame], exc: BaseException, limit: int = 300) -> str:
+    """One line: "the model failed on frame 123 (4.92 s): RuntimeError: CUDA out of memory ..."."""
+    detail = " ".join(str(exc).split())
+    detail = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+    if len(detail) > limit:
+        detail = detail[: limit - 3] + "..."
+    first, last = frames[0], frames[-1]
+    if len(frames) == 1:
+        where = f"frame {first.index} ({first.timestamp:.2f} s)"
+    else:
+        where = f"frames {first.index}-{last.index} ({first.timestamp:.2f}-{last.timestamp:.2f} s)"
+    return f"the model failed on {where}: {detail}"
 
 
 class Engine(Protocol):
@@ -51,6 +92,8 @@ class RunReport:
     latencies: list[float] = field(default_factory=list)  # per frame: from leaving the decoder to the sinks
     interrupted: bool = False  # Ctrl-C or SIGTERM
     stopped_by_user: bool = False  # q, Esc, or the window closed
+    skipped: int = 0  # frames the engine failed on, skipped with on_error="skip"
+    error: str | None = None  # why the run stopped on a model failure (on_error="stop")
 
     @property
     def fps(self) -> float:
@@ -106,6 +149,8 @@ class LatestSlot:
                 self._cond.wait(timeout)
             if self._item is not None:
                 item, self._item = self._item, None
+                if isinstance(item, Frame):
+                    item.dropped = self.dropped  # drops so far, for the per-frame log
                 return item
             return _END if self._ended else None
 
@@ -157,7 +202,8 @@ class _Reader(threading.Thread):
                 if frame is None:
                     break
                 frame.received = time.perf_counter()
-                self.decode_times.append(frame.received - start)
+                frame.decode = frame.received - start
+                self.decode_times.append(frame.decode)
                 self._put(frame)
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.error = exc
@@ -181,6 +227,12 @@ class _Writer(threading.Thread):
             if self.error is not None:
                 continue  # drain without writing after a failure
             try:
+                if isinstance(item, _Failure):
+                    for sink in self.sinks:
+                        note = getattr(sink, "write_failure", None)
+                        for frame in item.frames if note is not None else ():
+                            note(frame, item.message)
+                    continue
                 start = time.perf_counter()
                 for sink in self.sinks:
                     sink.write(item)
@@ -198,6 +250,7 @@ def run(
     live: bool | None = None,
     stop: threading.Event | None = None,
     on_frame: Callable[[Annotated], None] | None = None,
+    on_error: str = "stop",
 ) -> RunReport:
     """Explain frames and hand them to every sink until the source ends,
     ``max_frames`` are done, a sink asks to stop, or ``stop`` is set.
@@ -206,7 +259,15 @@ def run(
     policy; ``batch`` frames are explained per step for other sources.
     KeyboardInterrupt is also caught; the CLI instead sets ``stop`` from its
     signal handler, so the loop ends between frames.
+
+    ``on_error``: what an exception inside the engine does (not KeyboardInterrupt,
+    nor :class:`LivecamError`, which say the run must end). ``"stop"``: the frames
+    before are written, then :class:`ModelError` names the failed frames.
+    ``"skip"``: a warning, the frames are counted in ``report.skipped``, and the
+    run goes on.
     """
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
     live = bool(getattr(frames, "is_live", False)) if live is None else live
     batch = 1 if live else max(1, batch)
     stop = stop or threading.Event()
@@ -221,8 +282,8 @@ def run(
     writer.start()
     ended = False
     try:
-        while not ended and not stop.is_set() and (max_frames is None or report.frames < max_frames):
-            want = batch if max_frames is None else min(batch, max_frames - report.frames)
+        while not ended and not stop.is_set() and (max_frames is None or report.frames + report.skipped < max_frames):
+            want = batch if max_frames is None else min(batch, max_frames - report.frames - report.skipped)
             chunk: list[Frame] = []
             while len(chunk) < want and not stop.is_set():
                 item = reader.box.get(timeout=0.1)
@@ -234,12 +295,25 @@ def run(
             if not chunk:
                 continue
             step_start = time.perf_counter()
-            annotated = engine.process_batch(chunk, readout.text(reader.box.dropped))
+            try:
+                annotated = engine.process_batch(chunk, readout.text(reader.box.dropped))
+            except (LivecamError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # noqa: BLE001 - out of memory and the like: named, then on_error decides
+                message = failure_message(chunk, exc)
+                writer.queue.put(_Failure(chunk, message))
+                if on_error == "stop":
+                    report.error = message
+                    break
+                log.warning("%s; skipped", message)
+                report.skipped += len(chunk)
+                continue
             step_s = time.perf_counter() - step_start
             for out in annotated:
                 for sink in main_sinks:
                     sink.write(out)
-                report.latencies.append(time.perf_counter() - out.frame.received)
+                out.frame.latency = time.perf_counter() - out.frame.received
+                report.latencies.append(out.frame.latency)
                 writer.queue.put(out)
                 for stage, seconds in out.timings.items():
                     report.stage_times.setdefault(stage, []).append(seconds)
@@ -262,9 +336,11 @@ def run(
     report.interrupted = report.interrupted or stop.is_set()
     report.seconds = time.perf_counter() - start
     report.dropped = reader.box.dropped
-    report.stage_times["decode"] = reader.decode_times[: report.frames + report.dropped]
+    report.stage_times["decode"] = reader.decode_times[: report.frames + report.skipped + report.dropped]
     report.stage_times["write"] = writer.write_times
     for error in (reader.error, writer.error):
         if error is not None:
             raise error
+    if report.error is not None:
+        raise ModelError(report.error, report)
     return report

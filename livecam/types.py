@@ -52,6 +52,11 @@ class Frame:
     index: int
     timestamp: float
     received: float = 0.0  # time.perf_counter() when the pipeline took it from the source (for its latency)
+    # set by the pipeline, for the per-frame log: seconds to decode, live frames dropped before this one was
+    # taken, and seconds from leaving the decoder to reaching the sinks
+    decode: float = 0.0
+    dropped: int = 0
+    latency: float = 0.0
 
 
 @dataclass

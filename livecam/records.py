@@ -1,0 +1,173 @@
+"""Records of a run beside the video: a JSON Lines log of every frame, and the raw maps as .npz files.
+
+Both are sinks that the pipeline's writer thread runs (``main_thread`` is
+False), so they never slow the engine. They read only what every engine gives:
+the frame (index, timestamp, and the pipeline's decode time, drops and
+latency), the labels, the per-stage timings and the maps.
+
+The log (:class:`JsonlLog`) has one JSON object per line, per frame, in order::
+
+    {"frame": 0, "time": 0.0, "labels": [{"index": 281, "name": "tabby", "score": 0.78, "explained": true}],
+     "ms": {"decode": 1.2, "preprocess": 0.9, "explain": 9.8, "render": 1.1}, "latency_ms": 14.0, "dropped": 0}
+
+A frame the engine failed on is a line with ``"error"`` instead of labels and
+timings. Each line is written with one system call, so a killed process leaves
+only whole lines.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from livecam.errors import LivecamError, RunError
+from livecam.sinks import Sink
+from livecam.types import Annotated, Frame
+
+MAPS_PATTERN = "frame_{:06d}.npz"
+
+
+def check_log_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
+    """Refuse a --log path that cannot be written or would replace the user's file without --overwrite."""
+    if path.is_dir():
+        raise LivecamError(f"{path} is a folder; give --log a file name such as {path / 'frames.jsonl'}")
+    if not path.parent.is_dir():
+        raise LivecamError(f"cannot write the log {path}: the folder {path.parent} does not exist; create it or "
+                           "choose another --log")
+    if source_path is not None and path.exists() and path.resolve() == source_path.resolve():
+        raise LivecamError(f"--log {path} is the source itself; choose another file name")
+    if path.exists() and not overwrite:
+        raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --log")
+    return path
+
+
+def _number(value: float, digits: int) -> float | None:
+    return round(float(value), digits) if math.isfinite(value) else None
+
+
+def frame_record(annotated: Annotated) -> dict:
+    """The log's line for a processed frame (see the module's docstring)."""
+    frame = annotated.frame
+    ms = {"decode": frame.decode * 1000.0}
+    ms.update({stage: seconds * 1000.0 for stage, seconds in annotated.timings.items()})
+    return {
+        "frame": frame.index,
+        "time": _number(frame.timestamp, 6),
+        "labels": [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
+                    "explained": label.explained} for label in annotated.labels],
+        "ms": {stage: _number(value, 3) for stage, value in ms.items()},
+        "latency_ms": _number(frame.latency * 1000.0, 3),
+        "dropped": frame.dropped,
+    }
+
+
+def failure_record(frame: Frame, message: str) -> dict:
+    """The log's line for a frame the engine failed on."""
+    return {"frame": frame.index, "time": _number(frame.timestamp, 6), "error": message, "dropped": frame.dropped}
+
+
+class JsonlLog(Sink):
+    """One JSON line per frame (see the module's docstring), each written whole and at once.
+
+    Every line goes to the file with one ``write`` system call as soon as its
+    frame arrives, so the file is never more than a frame behind, and a process
+    killed at any moment leaves only complete lines. A full disk is a one-line
+    :class:`LivecamError` naming the file.
+    """
+
+    main_thread = False
+
+    def __init__(self, path: str | os.PathLike, overwrite: bool = False, source_path: Path | None = None) -> None:
+        self.path = check_log_path(Path(path), overwrite, source_path)
+        if not os.access(self.path.parent, os.W_OK):
+            raise LivecamError(f"cannot write the log {self.path}: the folder {self.path.parent} is not writable; "
+                               "choose another --log")
+        self.overwrite = overwrite
+        self._file = None  # opened at the first line: a run that fails to start leaves no file behind
+        self.lines = 0
+
+    def _put(self, record: dict) -> None:
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        try:
+            if self._file is None:
+                self._file = open(self.path, "wb" if self.overwrite else "xb", buffering=0)  # noqa: SIM115
+            view = memoryview(data)
+            while view:  # a regular file takes it all in one call; a short write is finished, never dropped
+                view = view[self._file.write(view):]
+        except FileExistsError:
+            raise LivecamError(f"{self.path} already exists; pass --overwrite to replace it, or choose another "
+                               "--log") from None
+        except OSError as exc:
+            raise RunError(f"cannot write the log {self.path} ({exc.strerror or exc}); the run stopped: "
+                               "free some space or choose another --log") from None
+        self.lines += 1
+
+    def write(self, annotated: Annotated) -> None:
+        self._put(frame_record(annotated))
+
+    def write_failure(self, frame: Frame, message: str) -> None:
+        self._put(failure_record(frame, message))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def check_maps_folder(folder: Path, overwrite: bool) -> Path:
+    """Refuse a --save-maps folder that is a file, or that holds saved maps, without --overwrite."""
+    if folder.exists() and not folder.is_dir():
+        raise LivecamError(f"--save-maps {folder} is a file; give a folder (it is created if missing)")
+    if not overwrite and folder.is_dir() and any(folder.glob("frame_*.npz")):
+        raise LivecamError(f"{folder} already holds saved maps (frame_*.npz); pass --overwrite to replace them, or "
+                           "choose another --save-maps folder")
+    return folder
+
+
+class MapsSaver(Sink):
+    """The raw maps of every frame as ``DIR/frame_000123.npz`` (named by the frame's index).
+
+    Each file holds ``maps`` (K, h, w) float32 in [0, 1] at the layer's
+    resolution, ``map_classes`` (K,) the class of each map, ``classes`` and
+    ``scores`` (the labels' class indices and probabilities, best first),
+    ``frame`` and ``timestamp``. A file is written beside its name and moved
+    into place, so a killed run leaves no half-written file; without
+    ``overwrite`` an existing file is never replaced.
+    """
+
+    main_thread = False
+
+    def __init__(self, folder: str | os.PathLike, overwrite: bool = False) -> None:
+        self.folder = check_maps_folder(Path(folder), overwrite)
+        self.overwrite = overwrite
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LivecamError(f"cannot create the folder {self.folder} ({exc.strerror or exc}); choose another "
+                               "--save-maps") from None
+        self.files = 0
+
+    def write(self, annotated: Annotated) -> None:
+        frame = annotated.frame
+        path = self.folder / MAPS_PATTERN.format(frame.index)
+        if not self.overwrite and path.exists():
+            raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --save-maps")
+        maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            with open(partial, "wb") as file:
+                np.savez(file, maps=np.asarray(maps, np.float32),
+                         map_classes=np.asarray(annotated.map_classes, np.int64),
+                         classes=np.asarray([label.index for label in annotated.labels], np.int64),
+                         scores=np.asarray([label.score for label in annotated.labels], np.float32),
+                         frame=np.int64(frame.index), timestamp=np.float64(frame.timestamp))
+            os.replace(partial, path)
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise RunError(f"cannot write {path} ({exc.strerror or exc}); the run stopped: free some space or "
+                               "choose another --save-maps") from None
+        self.files += 1
