@@ -83,19 +83,20 @@ class Source:
 
 
 class CaptureSource(Source):
-    """A cv2.VideoCapture of a video file.
+    """A cv2.VideoCapture of a video file (or of a recorded video served by URL).
 
     The first frame is read when the source opens, so that a source that opens
     but cannot be decoded is reported at once. A file that ends before the
     frame count its container states says so in a warning.
     """
 
-    def __init__(self, target: str | int, description: str, is_live: bool = False, path: Path | None = None) -> None:
+    def __init__(self, target: str | int, description: str, is_live: bool = False, path: Path | None = None,
+                 cap: cv2.VideoCapture | None = None) -> None:
         self.description = description
         self.is_live = is_live
         self.path = path
         with quiet_opencv():
-            self._cap = cv2.VideoCapture(target)
+            self._cap = cv2.VideoCapture(target) if cap is None else cap
             ok = self._cap.isOpened()
             first = self._cap.read()[1] if ok else None
         if first is None:
@@ -230,13 +231,13 @@ class LiveSource(Source):
     is_live = True
 
     def __init__(self, target: str | int, description: str, reconnect: float = DEFAULT_RECONNECT_S,
-                 timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+                 timeout_s: float = DEFAULT_TIMEOUT_S, cap: cv2.VideoCapture | None = None) -> None:
         self.target = target
         self.description = description
         self.reconnect = reconnect
         self.timeout_s = timeout_s
         self.gave_up = False
-        cap = _open_live(target, timeout_s)
+        cap = _open_live(target, timeout_s) if cap is None else cap
         with quiet_opencv():
             first = cap.read()[1] if cap.isOpened() else None
         if first is None:
@@ -384,7 +385,11 @@ def open_source(spec: str, reconnect: float | None = None, timeout_s: float = DE
         path = demo_clip_path()
         return CaptureSource(str(path), f"the built-in demo clip ({path})", is_live=False, path=path)
     if text.lower().startswith(STREAM_PREFIXES):
-        return LiveSource(text, f"stream {text}", reconnect, timeout_s)
+        cap = _open_live(text, timeout_s)
+        if cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            # a recorded video served over the network (it has a length): read it whole, as a file
+            return CaptureSource(text, f"video {text}", cap=cap)
+        return LiveSource(text, f"stream {text}", reconnect, timeout_s, cap=cap)
     path = Path(text).expanduser()
     if path.is_dir():
         return _image_folder(path)
