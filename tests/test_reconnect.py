@@ -293,3 +293,75 @@ def test_ffmpeg_lines_never_reach_the_terminal(cat_video: Path, cat_avi: Path, l
     loud = _cli("--source", str(broken), "--model", str(lite0_onnx), "--output", str(tmp_path / "o2.avi"),
                 "--no-show", "-vv")
     assert "[mjpeg @" in loud.stderr
+
+
+def test_cli_on_a_camera_that_never_sends_a_frame(camera: FlakyCamera) -> None:
+    """Headers, then nothing: the open times out (5 s) into a one-line error, before any model loads."""
+    camera.mode = "stall"
+    start = time.monotonic()
+    done = _cli("--source", camera.url, "--no-show", timeout=60)
+    assert done.returncode == 2
+    assert _only_livecam_lines(done) == [f"livecam: error: could not read the stream {camera.url}; check the URL "
+                                         "and that the stream is running"]
+    assert time.monotonic() - start < 30
+
+
+class HangingCapture:
+    """A stand-in for a camera driver whose read() blocks (V4L2 can; FFmpeg's streams time out instead)."""
+
+    def __init__(self, hang: threading.Event) -> None:
+        self.hang = hang
+        self.released = False
+        self.reads = 0
+
+    def isOpened(self) -> bool:  # noqa: N802 - cv2's name
+        return True
+
+    def read(self) -> tuple[bool, np.ndarray]:
+        self.reads += 1
+        if self.reads > 3:
+            self.hang.wait()  # until the test ends
+        return True, stamp(self.reads)
+
+    def release(self) -> None:
+        self.released = True
+
+
+def test_a_read_that_blocks_is_abandoned_to_a_new_connection(monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    import livecam.sources as sources
+
+    caplog.set_level("WARNING", logger="livecam")
+    hang = threading.Event()
+    opened: list[HangingCapture] = []
+
+    def open_live(_target: object, _timeout: float) -> HangingCapture:
+        opened.append(HangingCapture(hang))
+        return opened[-1]
+
+    monkeypatch.setattr(sources, "_open_live", open_live)
+    src = sources.LiveSource(0, "camera 0", reconnect=30, timeout_s=0.5)
+    got: list[int] = []
+
+    def consume() -> None:  # each connection gives 3 frames, then its read blocks
+        for frame in src:
+            got.append(frame.index)
+            if len(got) == 2:
+                return
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    try:
+        consumer.start()
+        consumer.join(timeout=20)
+        assert not consumer.is_alive(), "the iteration hung on a blocked read"
+        src.close()
+    finally:
+        hang.set()
+    assert got == [0, 1] and len(opened) >= 2
+    deadline = time.monotonic() + 10
+    while not all(cap.released for cap in opened) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(cap.released for cap in opened)  # the abandoned ones too, once their read returned
+    assert "camera 0: a read blocked for more than 0.5 s" in caplog.text
+    assert "camera 0 stopped delivering frames; reconnecting (try 1 in 0.5 s)" in caplog.text
+    assert "camera 0 is back after 1 try" in caplog.text
