@@ -46,18 +46,34 @@ FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 5.0
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved = 0
+
+
 @contextlib.contextmanager
 def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log lines (probing a camera prints several), unless livecam logs debug messages."""
+    """Silence OpenCV's own log lines (probing a camera prints several), unless livecam logs debug messages.
+
+    OpenCV's log level is global: nested and concurrent uses (a live source's capture thread reads inside
+    this) put back the level from before the first one.
+    """
+    global _quiet_depth, _quiet_saved
     if log.isEnabledFor(logging.DEBUG):
         yield
         return
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                cv2.utils.logging.setLogLevel(_quiet_saved)
 
 
 class Source:

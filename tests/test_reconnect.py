@@ -214,7 +214,9 @@ def test_cli_records_across_a_drop(camera: FlakyCamera, lite0_onnx: Path, tmp_pa
     done = _cli("--source", camera.url, "--model", str(lite0_onnx), "--output", str(out), "--no-show",
                 "--max-frames", "80")
     assert done.returncode == 0, done.stderr
-    assert "reconnecting (try 1" in done.stderr and "is back after" in done.stderr
+    lines = _only_livecam_lines(done)  # FFmpeg's "Stream ends prematurely" and the like stay quiet
+    assert f"livecam: stream {camera.url} stopped delivering frames; reconnecting (try 1 in 0.5 s)" in lines
+    assert any(line.startswith(f"livecam: stream {camera.url} is back after") for line in lines), lines
     frames, _ = read_video(out)
     assert len(frames) == 80 > before[0]  # more than the camera had sent before the drop
 
@@ -226,7 +228,7 @@ def test_cli_gives_up_when_the_camera_is_gone(camera: FlakyCamera, lite0_onnx: P
     done = _cli("--source", camera.url, "--model", str(lite0_onnx), "--output", str(out), "--no-show",
                 "--reconnect", "1")
     assert done.returncode == 0, done.stderr
-    assert "gave up reconnecting" in done.stderr
+    assert any("stopped delivering frames; gave up reconnecting after" in line for line in _only_livecam_lines(done))
     frames, _ = read_video(out)
     assert len(frames) > 0
     assert f"wrote {out}" in done.stdout
@@ -295,6 +297,7 @@ def test_ffmpeg_lines_never_reach_the_terminal(cat_video: Path, cat_avi: Path, l
     assert "[mjpeg @" in loud.stderr
 
 
+@pytest.mark.slow
 def test_cli_on_a_camera_that_never_sends_a_frame(camera: FlakyCamera) -> None:
     """Headers, then nothing: the open times out (5 s) into a one-line error, before any model loads."""
     camera.mode = "stall"
