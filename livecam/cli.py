@@ -93,8 +93,18 @@ def main() -> None:
     """livecam: see what an image classifier looks at, live."""
 
 
+_USER_FFMPEG_LOGLEVEL = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")  # as the user set it, before any command ran
+
+
 def _setup_logging(verbose: int) -> None:
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    # FFmpeg writes its own lines ("moov atom not found") to stderr; livecam's errors say it in one line.
+    # OpenCV reads this once, when it first opens a video, so every command sets it before opening anything.
+    # With -vv, FFmpeg logs as it does by default. (OpenCV's own FFmpeg log handler, used once this is set
+    # to a level, writes to stdout.)
+    if _USER_FFMPEG_LOGLEVEL is None and verbose < 2:
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"
+        os.environ.setdefault("OPENCV_LOG_LEVEL", "SILENT")
     # other libraries (PIL, torch's exporter) only warn: their debug output is not livecam's to show
     logging.basicConfig(level=logging.WARNING, format="livecam: %(message)s", stream=sys.stderr)
     logging.getLogger("livecam").setLevel(level)
@@ -115,6 +125,26 @@ def _stop_on_signals(stop: threading.Event):
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class ReconnectType(click.ParamType):
+    """--reconnect: seconds (a number >= 0) or 'forever' (math.inf)."""
+
+    name = "seconds"
+
+    def convert(self, value, param, ctx):  # noqa: ANN001, ANN201 - click's signature
+        if isinstance(value, float):
+            return value
+        text = str(value).strip().lower()
+        if text in ("forever", "inf", "infinity"):
+            return float("inf")
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not seconds >= 0 or seconds == float("inf"):
+            self.fail(f"{value!r} is not a number of seconds (0 or more) or 'forever'", param, ctx)
+        return seconds
 
 
 RUN_EPILOG = """\b
@@ -213,13 +243,19 @@ Other commands (each with --help):
 @BACKEND_OPTION
 @click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
               help="Frame rate of the recording (default: the source's; 2 for images).")
+@click.option("--reconnect", type=ReconnectType(), default=None, metavar="SECONDS|forever",
+              help="Cameras and streams: when one stops delivering frames (unplugged, a network drop, the stream "
+                   "ended, a read blocked for 5 s), reopen it with growing pauses for this long after its last good "
+                   "frame, the frames going on into the same recording and window; then end the run as if the "
+                   "source had ended. 0 ends at the first drop; forever never gives up. Default: 30. Files are "
+                   "never reopened.")
 @VERBOSE_OPTION
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
                 class_: str | None, topk: int, panels: bool, view: str, device: str, output: Path | None,
                 codec: str | None, crf: int | None, overwrite: bool, show: bool | None, max_frames: int | None,
                 alpha: float, colormap: str, precision: str, batch: int, graph: bool, backend: str,
-                fps: float | None, verbose: int, log_path: Path | None = None, save_maps: Path | None = None,
-                on_error: str = "stop") -> None:
+                fps: float | None, reconnect: float | None, verbose: int, log_path: Path | None = None,
+                save_maps: Path | None = None, on_error: str = "stop") -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
@@ -227,8 +263,6 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     window and/or recorded to --output.
     """
     _setup_logging(verbose)
-    if verbose < 2:  # FFmpeg writes its own lines to stderr; our errors say it in one line
-        os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from tqdm import tqdm
 
     from livecam.launch import EngineOptions, open_engine
@@ -243,7 +277,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
                             precision=precision, backend=backend, graph=graph, colormap=colormap, alpha=alpha)
     show_window = has_display() if show is None else show
     with contextlib.ExitStack() as stack:
-        src = stack.enter_context(open_source(source))
+        src = stack.enter_context(open_source(source, reconnect=reconnect))
         sinks: list[Sink] = []
         recorder = None
         if output is not None:
@@ -394,7 +428,6 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
     precision, batch, input size and versions; --compare lines reports from several machines up.
     """
     _setup_logging(verbose)
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     from livecam import bench
 
     for path in (json_path, md_path, plot_path):
@@ -454,7 +487,6 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     centre-Gaussian baseline. Each frame is explained for its top-1 class.
     """
     _setup_logging(verbose)
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import json
     from dataclasses import asdict
 

@@ -4,13 +4,23 @@
 :class:`Source`, an iterable of :class:`Frame` (BGR uint8), checking up front
 that it can be read, so that a bad source is a one-line error before any model
 is loaded.
+
+Live sources (a camera index, a stream URL) come back when they drop: a read
+that fails or blocks past a timeout, an unplugged camera or a stream that ends
+makes the source reopen itself with exponential backoff, for up to
+``reconnect`` seconds after the last good frame, while its iterator keeps
+yielding into the same run. A background thread keeps reading a live source
+from the moment it opens, so nothing goes stale in the camera's or the
+socket's buffer while a model loads: iteration starts from a current frame.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import re
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +32,7 @@ from livecam.demo import demo_clip_path
 from livecam.errors import LivecamError
 from livecam.types import Frame
 
-__all__ = ["CaptureSource", "Frame", "ImageSource", "Source", "open_source", "spread_frames"]
+__all__ = ["CaptureSource", "Frame", "ImageSource", "LiveSource", "Source", "open_source", "spread_frames"]
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +40,40 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 DEFAULT_IMAGE_FPS = 2.0
 DEFAULT_VIDEO_FPS = 25.0
+DEFAULT_RECONNECT_S = 30.0  # live sources: how long to keep trying after the last good frame
+DEFAULT_TIMEOUT_S = 5.0  # live sources: an open or a read that takes longer counts as a drop
+FIRST_BACKOFF_S = 0.5
+MAX_BACKOFF_S = 5.0
+
+
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved = 0
 
 
 @contextlib.contextmanager
 def quiet_opencv() -> Iterator[None]:
-    """Silence OpenCV's own log lines (probing a camera prints several)."""
-    level = cv2.utils.logging.getLogLevel()
-    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    """Silence OpenCV's own log lines (probing a camera prints several), unless livecam logs debug messages.
+
+    OpenCV's log level is global: nested and concurrent uses (a live source's capture thread reads inside
+    this) put back the level from before the first one.
+    """
+    global _quiet_depth, _quiet_saved
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = cv2.utils.logging.getLogLevel()
+            cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        cv2.utils.logging.setLogLevel(level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                cv2.utils.logging.setLogLevel(_quiet_saved)
 
 
 class Source:
@@ -66,23 +99,25 @@ class Source:
 
 
 class CaptureSource(Source):
-    """A cv2.VideoCapture: a video file, a camera index or a stream URL.
+    """A cv2.VideoCapture of a video file (or of a recorded video served by URL).
 
     The first frame is read when the source opens, so that a source that opens
-    but cannot be decoded is reported at once.
+    but cannot be decoded is reported at once. A file that ends before the
+    frame count its container states says so in a warning.
     """
 
-    def __init__(self, target: str | int, description: str, is_live: bool, path: Path | None = None) -> None:
+    def __init__(self, target: str | int, description: str, is_live: bool = False, path: Path | None = None,
+                 cap: cv2.VideoCapture | None = None) -> None:
         self.description = description
         self.is_live = is_live
         self.path = path
         with quiet_opencv():
-            self._cap = cv2.VideoCapture(target)
+            self._cap = cv2.VideoCapture(target) if cap is None else cap
             ok = self._cap.isOpened()
             first = self._cap.read()[1] if ok else None
         if first is None:
             self._cap.release()
-            raise LivecamError(self._open_error(target))
+            raise LivecamError(_open_error(target, is_live))
         self._first: np.ndarray | None = first
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
         if is_live:
@@ -91,16 +126,6 @@ class CaptureSource(Source):
             self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
             count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
             self.frame_count = count if count > 0 else None
-
-    def _open_error(self, target: str | int) -> str:
-        if isinstance(target, int):
-            return (
-                f"camera {target} could not be opened; check that it is connected and not in use, "
-                "or try another index (--source 1)"
-            )
-        if self.is_live:
-            return f"could not read the stream {target}; check the URL and that the stream is running"
-        return f"could not read {target} as a video; check that the file is a complete video (mp4, avi, mkv, ...)"
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
@@ -111,13 +136,206 @@ class CaptureSource(Source):
             else:
                 ok, image = self._cap.read()
                 if not ok or image is None:
-                    return
+                    break
             stamp = time.monotonic() - start if self.is_live else index / (self.fps or DEFAULT_VIDEO_FPS)
+            yield Frame(_as_bgr(image), index, stamp)
+            index += 1
+        # a container's count can be an estimate (from the duration) off by one; a shorter file is cut
+        if not self.is_live and self.frame_count and index < self.frame_count - 1:
+            log.warning("%s: the file ended after %d of its %d frames", self.description, index, self.frame_count)
+
+    def close(self) -> None:
+        self._cap.release()
+
+
+def _open_error(target: str | int, is_live: bool) -> str:
+    if isinstance(target, int):
+        return (
+            f"camera {target} could not be opened; check that it is connected and not in use, "
+            "or try another index (--source 1)"
+        )
+    if is_live:
+        return f"could not read the stream {target}; check the URL and that the stream is running"
+    return f"could not read {target} as a video; check that the file is a complete video (mp4, avi, mkv, ...)"
+
+
+def _open_live(target: str | int, timeout_s: float) -> cv2.VideoCapture:
+    """Open a camera or stream; FFmpeg's open and read give up after ``timeout_s`` (a stalled stream)."""
+    with quiet_opencv():
+        if isinstance(target, int):
+            return cv2.VideoCapture(target)
+        ms = max(1, int(timeout_s * 1000))
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
+        return cv2.VideoCapture(target, cv2.CAP_FFMPEG, params)
+
+
+class _Grabber(threading.Thread):
+    """Reads a live source for as long as it is wanted, reopening it with backoff when it drops.
+
+    One grabber is one generation: when a read blocks past the watchdog, the
+    source starts a new grabber and this one, once its read returns, releases
+    its capture and ends.
+    """
+
+    def __init__(self, owner: LiveSource, cap: cv2.VideoCapture | None, generation: int) -> None:
+        super().__init__(name=f"livecam-capture-{generation}", daemon=True)
+        self.owner = owner
+        self.cap = cap
+        self.generation = generation
+        self.busy_since: float | None = None  # when a blocking open or read began
+
+    def _current(self) -> bool:
+        return not self.owner._closed.is_set() and self.owner._generation == self.generation
+
+    def _blocking(self, call, *args):  # noqa: ANN001, ANN202 - a cv2 call
+        self.busy_since = time.monotonic()
+        try:
+            return call(*args)
+        finally:
+            self.busy_since = None
+
+    def run(self) -> None:
+        owner = self.owner
+        tries = 0
+        try:
+            while self._current():
+                if self.cap is None:
+                    if not owner._may_retry():
+                        return
+                    tries += 1
+                    delay = min(FIRST_BACKOFF_S * 2 ** (tries - 1), MAX_BACKOFF_S, max(0.0, owner._time_left()))
+                    log.warning("%s stopped delivering frames; reconnecting (try %d in %.1f s)",
+                                owner.description, tries, delay)
+                    if owner._closed.wait(delay) or not self._current():
+                        return
+                    cap = self._blocking(_open_live, owner.target, owner.timeout_s)
+                    if not self._current():
+                        cap.release()
+                        return
+                    if not cap.isOpened():
+                        cap.release()
+                        continue
+                    self.cap = cap
+                with quiet_opencv():
+                    ok, image = self._blocking(self.cap.read)
+                if not self._current():
+                    return
+                if not ok or image is None:
+                    self.cap.release()
+                    self.cap = None
+                    continue
+                if tries:
+                    log.warning("%s is back after %d %s", owner.description, tries, "try" if tries == 1 else "tries")
+                    tries = 0
+                owner._publish(image)
+        finally:
+            if self.cap is not None:
+                self.cap.release()
+            owner._wake()
+
+
+class LiveSource(Source):
+    """A camera index or a stream URL that keeps delivering frames, reconnecting when it drops.
+
+    ``reconnect`` is how many seconds to keep trying after the last good frame
+    (``math.inf``: forever; 0: end at the first drop). ``timeout_s`` bounds
+    each open and read: a read that blocks longer counts as a drop. Frame
+    indices keep counting across reconnections; timestamps are capture times
+    (seconds of ``time.monotonic()`` since the source opened).
+    """
+
+    is_live = True
+
+    def __init__(self, target: str | int, description: str, reconnect: float = DEFAULT_RECONNECT_S,
+                 timeout_s: float = DEFAULT_TIMEOUT_S, cap: cv2.VideoCapture | None = None) -> None:
+        self.target = target
+        self.description = description
+        self.reconnect = reconnect
+        self.timeout_s = timeout_s
+        self.gave_up = False
+        cap = _open_live(target, timeout_s) if cap is None else cap
+        with quiet_opencv():
+            first = cap.read()[1] if cap.isOpened() else None
+        if first is None:
+            cap.release()
+            raise LivecamError(_open_error(target, True))
+        self._cond = threading.Condition()
+        self._closed = threading.Event()
+        self._start = time.monotonic()
+        self._latest: tuple[int, float, np.ndarray] | None = None
+        self._seq = 0
+        self._last_good = self._start
+        self._generation = 0
+        self._publish(first)
+        self._grabber = _Grabber(self, cap, 0)
+        self._grabber.start()
+
+    # --- called by the grabber thread
+    def _publish(self, image: np.ndarray) -> None:
+        now = time.monotonic()
+        with self._cond:
+            self._seq += 1
+            self._last_good = now
+            self._latest = (self._seq, now - self._start, image)
+            self._cond.notify_all()
+
+    def _time_left(self) -> float:
+        return self.reconnect - (time.monotonic() - self._last_good)
+
+    def _may_retry(self) -> bool:
+        if self._time_left() > 0 or math.isinf(self.reconnect):
+            return True
+        with self._cond:
+            if not self.gave_up:
+                self.gave_up = True
+                log.warning("%s stopped delivering frames; gave up reconnecting after %.1f s without a frame",
+                            self.description, time.monotonic() - self._last_good)
+            self._cond.notify_all()
+        return False
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def _watchdog(self) -> None:
+        """A read or open blocked past the timeout (a hung camera): abandon it to a new grabber."""
+        grabber = self._grabber
+        busy = grabber.busy_since
+        if busy is None or time.monotonic() - busy < self.timeout_s + 1.0:
+            return
+        log.warning("%s: a read blocked for more than %.1f s", self.description, self.timeout_s)
+        with self._cond:
+            self._generation += 1
+            self._grabber = _Grabber(self, None, self._generation)
+        self._grabber.start()
+
+    # --- the consumer side
+    def __iter__(self) -> Iterator[Frame]:
+        begun = time.monotonic() - self._start
+        last_seq = 0
+        index = 0
+        while not self._closed.is_set():
+            with self._cond:
+                latest = self._latest
+                # the first frame is one captured after iteration began, not one kept from before
+                fresh = latest is not None and latest[0] > last_seq and (index > 0 or latest[1] >= begun)
+                if not fresh:
+                    if self.gave_up or not self._grabber.is_alive():
+                        return
+                    self._cond.wait(0.2)
+                    latest = self._latest
+                    fresh = latest is not None and latest[0] > last_seq and (index > 0 or latest[1] >= begun)
+            if not fresh:
+                self._watchdog()
+                continue
+            last_seq, stamp, image = latest
             yield Frame(_as_bgr(image), index, stamp)
             index += 1
 
     def close(self) -> None:
-        self._cap.release()
+        self._closed.set()
+        self._wake()
+        self._grabber.join(timeout=1.0)  # a hung read keeps a daemon thread; it releases its capture when it returns
 
 
 class ImageSource(Source):
@@ -164,20 +382,30 @@ def _image_folder(folder: Path) -> ImageSource:
     return ImageSource(paths, f"{len(paths)} images in {folder}")
 
 
-def open_source(spec: str) -> Source:
-    """Open what ``--source`` names: a camera index, ``demo``, a URL, a video, an image or a folder."""
+def open_source(spec: str, reconnect: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Source:
+    """Open what ``--source`` names: a camera index, ``demo``, a URL, a video, an image or a folder.
+
+    ``reconnect`` (live sources only; default 30 s, ``math.inf`` forever) is how
+    long a camera or stream that drops is reopened after its last good frame;
+    files are never reopened. ``timeout_s`` bounds a live source's opens and reads.
+    """
+    reconnect = DEFAULT_RECONNECT_S if reconnect is None else reconnect
     text = str(spec).strip()
     if not text:
         raise LivecamError(
             "--source is empty; give a camera index (0), a video file, a folder of images, a URL or 'demo'"
         )
     if text.isdigit():
-        return CaptureSource(int(text), f"camera {text}", is_live=True)
+        return LiveSource(int(text), f"camera {text}", reconnect, timeout_s)
     if text.lower() == "demo":
         path = demo_clip_path()
         return CaptureSource(str(path), f"the built-in demo clip ({path})", is_live=False, path=path)
     if text.lower().startswith(STREAM_PREFIXES):
-        return CaptureSource(text, f"stream {text}", is_live=True)
+        cap = _open_live(text, timeout_s)
+        if cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
+            # a recorded video served over the network (it has a length): read it whole, as a file
+            return CaptureSource(text, f"video {text}", cap=cap)
+        return LiveSource(text, f"stream {text}", reconnect, timeout_s, cap=cap)
     path = Path(text).expanduser()
     if path.is_dir():
         return _image_folder(path)

@@ -111,14 +111,30 @@ def http_server(tmp_path: Path):
     thread.join(timeout=10)
 
 
-def test_http_stream_is_a_live_source(tmp_path: Path, http_server: str) -> None:
+def test_a_video_served_by_url_is_read_whole_like_a_file(tmp_path: Path, http_server: str) -> None:
+    """A URL whose container states a length is a recorded video: every frame, in order, no reconnecting."""
     frames = [np.full((48, 64, 3), 10 * i, np.uint8) for i in range(20)]
     write_frames(tmp_path / "stream.avi", frames, 10.0)  # MJPG in AVI: readable without seeking
     with open_source(f"{http_server}/stream.avi") as src:
         got = list(src)
-        assert src.is_live and src.fps is None and src.frame_count is None
-    assert len(got) == len(frames)
+        assert not src.is_live and src.fps == pytest.approx(10.0) and src.frame_count == 20
     assert [round(f.image.mean() / 10) for f in got] == list(range(20))
-    assert all(b.timestamp >= a.timestamp for a, b in zip(got[:-1], got[1:], strict=True))  # capture times
     with pytest.raises(LivecamError, match="could not read the stream"):
         open_source(f"{http_server}/missing.avi")
+
+
+def test_a_file_that_ends_early_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (96, 128, 3), np.uint8) for _ in range(20)]  # noise: big JPEGs, a small header
+    data = write_frames(tmp_path / "whole.avi", frames, 10.0).read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])
+    caplog.set_level("WARNING", logger="livecam")
+    with open_source(str(cut)) as src:
+        got = list(src)
+    assert 0 < len(got) < 20
+    assert caplog.messages == [f"video {cut}: the file ended after {len(got)} of its 20 frames"]
+    caplog.clear()
+    with open_source(str(tmp_path / "whole.avi")) as src:
+        assert len(list(src)) == 20
+    assert caplog.messages == []
