@@ -421,7 +421,15 @@ def _run_pool(jobs: list[Job], options: Any, settings: dict, batch: int, workers
 
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
                                initargs=(options, batch, settings, shared_stop, progress))
-    pending = {pool.submit(_work, job): job for job in jobs}
+    # The workers start while submitting; ignoring Ctrl-C meanwhile makes them start with it ignored (a terminal
+    # sends it to them too, and a worker still importing would otherwise die of it): the parent tells them.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        pending = {pool.submit(_work, job): job for job in jobs}
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     try:
         while pending:
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
