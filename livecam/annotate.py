@@ -154,10 +154,12 @@ def find_inputs(specs: Iterable[str], out_dir: Path) -> list[tuple[Path, Path]]:
     return unique
 
 
-def check_out_dir(out_dir: Path) -> Path:
-    """The output folder, created if needed; a file there (or an unwritable place) is a one-line error."""
+def check_out_dir(out_dir: Path, create: bool = True) -> Path:
+    """The output folder, created if needed (``create``); a file there (or an unwritable place) is an error."""
     if out_dir.exists() and not out_dir.is_dir():
         raise LivecamError(f"--out-dir {out_dir} is a file; give a folder (it is created if missing)")
+    if not create:
+        return out_dir
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

@@ -377,8 +377,9 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
                             precision=precision, backend=backend, colormap=colormap, alpha=alpha)
     settings = annotate.settings_of(options)
     # codec: once VideoFileSink records H.264, --codec/--crf go here, into settings and the FileWorker
-    annotate.check_out_dir(out_dir)
+    annotate.check_out_dir(out_dir, create=False)
     planned = annotate.plan(inputs, out_dir, settings, force=force)
+    annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
     in_process = jobs == 1 or len(planned.jobs) == 1  # as run_jobs decides
     worker = annotate.FileWorker(options, batch, settings) if planned.jobs and in_process else None
     if worker is not None:

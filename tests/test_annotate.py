@@ -188,8 +188,8 @@ def test_bad_usage_is_one_line_and_exit_2(graph: Path, tmp_path: Path) -> None:
     afile = tmp_path / "file.txt"
     afile.write_text("x")
     for args, message in (([root, "--out-dir", afile], "is a file"),
-                          ([str(tmp_path / "*.mkv"), "--out-dir", tmp_path / "o"], "no video file matches"),
-                          ([tmp_path / "missing", "--out-dir", tmp_path / "o"], "does not exist"),
+                          ([str(tmp_path / "*.mkv"), "--out-dir", tmp_path / "u1"], "no video file matches"),
+                          ([tmp_path / "missing", "--out-dir", tmp_path / "u2"], "does not exist"),
                           ([root, "--out-dir", tmp_path / "o", "--model", tmp_path / "no.onnx"], "does not exist"),
                           ([root, "--out-dir", tmp_path / "o2", "--model", tmp_path / "no.onnx", "-j", "2"],
                            "does not exist")):
@@ -198,7 +198,7 @@ def test_bad_usage_is_one_line_and_exit_2(graph: Path, tmp_path: Path) -> None:
         errors = [line for line in proc.stderr.splitlines() if "error" in line]
         assert errors == [proc.stderr.splitlines()[-1]] and message in errors[0], proc.stderr
         assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "o" / "cat.mp4").exists()
+    assert not (tmp_path / "u1").exists() and not (tmp_path / "u2").exists()  # nothing made before the check
 
 
 def test_help_explains_the_options() -> None:
