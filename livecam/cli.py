@@ -42,6 +42,12 @@ WEIGHTS_OPTION = click.option(
          "cache or download otherwise). 'random': untrained, for timing.")
 DEVICE_OPTION = click.option("--device", default="auto", show_default=True,
                              help="auto (CUDA when available), cpu, cuda or cuda:N.")
+CODEC_OPTION = click.option(
+    "--codec", type=click.Choice(["h264", "hevc", "mjpeg", "mp4v"]),
+    help="The recording's codec. Default: h264 (x264, yuv420p) for .mp4, .mov and .mkv, which browsers, slide "
+         "decks and phones play; mjpeg for .avi. hevc: smaller files, fewer players. mp4v: MPEG-4 Part 2.")
+CRF_OPTION = click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
+                          help="The h264/hevc quality: lower is better and bigger (default 23 for h264, 28 for hevc).")
 VERBOSE_OPTION = click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 
 
@@ -162,6 +168,7 @@ Bad input exits with code 2 and one line saying what to do.
 
 \b
 Other commands (each with --help):
+  livecam annotate   annotate many recordings into a folder, with a manifest
   livecam export     the model and its explanation as one ONNX file
   livecam bench      latency (p50/p90/p99), FPS and start-up; --compare
   livecam evaluate   how faithful each method's maps are
@@ -207,11 +214,8 @@ Other commands (each with --help):
 @click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
               help="Record the annotated video (.mp4, .avi, .mkv or .mov) at the source's size and frame "
                    "rate; for cameras and streams, the rate measured over the first frames.")
-@click.option("--codec", type=click.Choice(["h264", "hevc", "mjpeg", "mp4v"]),
-              help="The recording's codec. Default: h264 (x264, yuv420p) for .mp4, .mov and .mkv, which browsers, "
-                   "slide decks and phones play; mjpeg for .avi. hevc: smaller files, fewer players.")
-@click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
-              help="The h264/hevc quality: lower is better and bigger (default 23 for h264, 28 for hevc).")
+@CODEC_OPTION
+@CRF_OPTION
 @click.option("--overwrite", is_flag=True,
               help="Replace the --output and --log files, and the maps in --save-maps, if they exist.")
 @click.option("--log", "log_path", type=click.Path(path_type=Path), metavar="FILE.jsonl",
@@ -366,6 +370,124 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
                        f"{recorder.size[0]}x{recorder.size[1]}, {recorder.fps:.1f} fps)")
         else:
             click.echo(f"livecam: no frame was processed, so {recorder.path} was not written")
+
+
+ANNOTATE_EPILOG = """\b
+Examples:
+  livecam annotate dashcam/ --out-dir annotated/
+  livecam annotate 'clips/**/*.mp4' --out-dir out/ --model lite0.onnx --jobs 2
+  livecam annotate dashcam/ --out-dir annotated/ --force        redo every file
+
+\b
+Outputs mirror the inputs' folders: a folder's videos (found by extension,
+recursively) are placed relative to that folder; files and glob matches
+relative to the deepest folder holding them all. Each is an .mp4, written
+under a hidden name and renamed when complete. DIR/manifest.jsonl gets one
+line per input and run (the latest line per input wins); a rerun skips the
+inputs done before with the same source (size, mtime) and options.
+
+\b
+Exit codes: 0 every input done or skipped; 1 some failed (the table at the
+end names them); 2 bad usage; 130 interrupted (finished files are kept and
+recorded; the ones in progress leave no output).
+"""
+
+
+@main.command("annotate", context_settings=CONTEXT_SETTINGS, epilog=ANNOTATE_EPILOG)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--out-dir", "-o", "out_dir", required=True, type=click.Path(path_type=Path), metavar="DIR",
+              help="Where the annotated videos and manifest.jsonl go (created if missing).")
+@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True, metavar="NAME|FILE.onnx",
+              help="As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed).")
+@WEIGHTS_OPTION
+@click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True,
+              help="As for livecam run (see livecam run --help).")
+@click.option("--layer", metavar="MODULE.PATH", help="The layer to explain. Default: the last feature map.")
+@click.option("--class", "class_", metavar="NAME|INDEX",
+              help="Explain this class in every frame, by name or index. Default: each frame's top class.")
+@click.option("--topk", type=click.IntRange(1, 10), default=3, show_default=True,
+              help="How many of the most probable classes to label on each frame.")
+@click.option("--panels", is_flag=True, help="Explain each of the --topk classes in its own labelled panel.")
+@click.option("--precision", type=click.Choice(choices.PRECISIONS), default="auto", show_default=True,
+              help="The model's arithmetic: auto is fp16 on CUDA and fp32 on the CPU.")
+@click.option("--device", default="auto", show_default=True,
+              help="auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N, as for livecam run.")
+@BACKEND_OPTION
+@click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Frames explained per step (more throughput on a GPU).")
+@click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+              help="Opacity of the heatmap over the frame.")
+@click.option("--colormap", type=click.Choice(COLORMAP_NAMES), default="jet", show_default=True,
+              help="The heatmap's colour map.")
+@click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Worker processes, each loading the model once and taking files in turn. 1: in this process.")
+@click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
+@CODEC_OPTION
+@CRF_OPTION
+@VERBOSE_OPTION
+def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, weights: str | None, method: str,
+                     layer: str | None, class_: str | None, topk: int, panels: bool, precision: str, device: str,
+                     backend: str, batch: int, alpha: float, colormap: str, jobs: int, force: bool,
+                     codec: str | None, crf: int | None, verbose: int) -> None:
+    """Annotate many recordings (files, folders, globs): one annotated video per input in --out-dir,
+    and a manifest line for each with its status, frames, speed and most frequent top classes.
+
+    A rerun resumes: inputs done before are skipped. A bad input is reported and the rest go on.
+    """
+    _setup_logging(verbose)
+    from tqdm import tqdm
+
+    from livecam import annotate
+    from livecam.encode import resolve_codec
+    from livecam.launch import EngineOptions
+
+    method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
+    options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None,
+                            layer=layer, target_class=class_, topk=topk, panels=panels, device=device,
+                            precision=precision, backend=backend, colormap=colormap, alpha=alpha)
+    codec = resolve_codec(annotate.OUTPUT_SUFFIX, codec, crf)  # a codec .mp4 cannot hold: refused before any work
+    settings = annotate.settings_of(options, codec=codec, crf=crf)
+    annotate.check_out_dir(out_dir, create=False)
+    planned = annotate.plan(inputs, out_dir, settings, force=force)
+    annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
+    in_process = jobs == 1 or len(planned.jobs) == 1  # as run_jobs decides
+    worker = annotate.FileWorker(options, batch, settings) if planned.jobs and in_process else None
+    if worker is not None:
+        click.echo(f"livecam: {worker.launched.summary}", err=True)
+    click.echo(f"livecam annotate: {len(planned.jobs)} to annotate, {len(planned.skipped)} done before, into "
+               f"{out_dir}" + ("" if in_process else f" with {jobs} workers"), err=True)
+    records: list[dict] = []
+    stop = threading.Event()
+    with annotate.Manifest(out_dir.resolve()) as manifest:
+        for job, earlier in planned.skipped:
+            records.append(annotate.skipped_record(job, earlier, settings))
+            manifest.append(records[-1])
+        with tqdm(total=annotate.frame_total(planned.jobs), unit="frame", disable=None, file=sys.stderr,
+                  leave=False) as bar, _stop_on_signals(stop):
+            bar.set_postfix_str(f"files 0/{len(planned.jobs)}")
+
+            def on_result(record: dict) -> None:
+                if record["status"] == annotate.INTERRUPTED:
+                    return  # no output, no line: a rerun does it
+                manifest.append(record)
+                records.append(record)
+                bar.set_postfix_str(f"files {len(records) - len(planned.skipped)}/{len(planned.jobs)}")
+
+            try:
+                annotate.run_jobs(planned.jobs, options, settings, batch=batch, workers=jobs, stop=stop,
+                                  on_result=on_result, on_frames=bar.update, worker=worker)
+            finally:
+                if worker is not None:
+                    worker.close()
+    failed = [r for r in records if r["status"] == annotate.FAILED]
+    click.echo(annotate.summary_table(sorted(records, key=lambda r: r["input"]), Path.cwd()))
+    done = sum(r["status"] == annotate.DONE for r in records)
+    click.echo(f"livecam annotate: {done} done, {len(planned.skipped)} skipped, {len(failed)} failed"
+               + (", interrupted" if stop.is_set() else "") + f"; manifest {out_dir / annotate.MANIFEST_NAME}")
+    if stop.is_set():
+        sys.exit(EXIT_INTERRUPTED)
+    if failed:
+        sys.exit(1)
 
 
 BENCH_EPILOG = """\b

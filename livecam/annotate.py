@@ -1,0 +1,510 @@
+"""``livecam annotate``: many recordings in, one annotated video per recording out, with a manifest.
+
+Three parts, so that a later Ray actor can run the same per-file code:
+
+- planning (:func:`find_inputs`, :func:`plan`), in the parent and torch-free:
+  which files, where each output goes, and which ones an earlier run already
+  did (the manifest says so, the source is unchanged and the output exists);
+- :class:`FileWorker`, which loads the engine once and annotates one file per
+  :meth:`FileWorker.run` call, returning a plain dict (the manifest's line);
+- :class:`Manifest`, written by the parent only: one JSON line per input and
+  run, appended and flushed as each file finishes (the latest line per input
+  wins).
+
+:func:`run_jobs` runs the jobs in this process (``jobs=1``) or in local worker
+processes (spawned; each loads the engine once in its initializer). The
+pipeline is the live one (:func:`livecam.pipeline.run`): there is no second.
+
+An output is written under a hidden temporary name beside its final name and
+renamed only when the whole source went through, so a final name never holds a
+partial file, whether a file fails, the run is interrupted or a worker dies.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from livecam.errors import LivecamError
+
+log = logging.getLogger(__name__)
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv", ".flv",
+                            ".ts", ".mts", ".m2ts", ".3gp", ".ogv"})
+# The container every output is written in, whatever the input's; the codec (H.264 unless --codec) and --crf
+# are in the settings, which FileWorker passes to VideoFileSink.
+OUTPUT_SUFFIX = ".mp4"
+MANIFEST_NAME = "manifest.jsonl"
+DONE, FAILED, SKIPPED = "done", "failed", "skipped"
+INTERRUPTED = "interrupted"  # a file stopped part-way: no output, no manifest line (a rerun redoes it)
+TOP_CLASSES = 3
+_GLOB_CHARS = set("*?[")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One input file and where its annotated video goes (absolute paths), with the source's identity."""
+
+    input: str
+    output: str
+    size: int
+    mtime_ns: int
+
+    @property
+    def temporary(self) -> Path:
+        """The hidden name the output is written under until it is complete."""
+        final = Path(self.output)
+        return final.with_name(f".{final.stem}.annotating{final.suffix}")
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)  # to annotate now
+    skipped: list[tuple[Job, dict]] = field(default_factory=list)  # done before: the job and its earlier line
+
+
+def _is_video(path: Path) -> bool:
+    return path.suffix.lower() in VIDEO_SUFFIXES and not path.name.startswith(".")
+
+
+def _within(path: Path, folder: Path) -> bool:
+    try:
+        path.relative_to(folder)
+        return True
+    except ValueError:
+        return False
+
+
+def _walk(folder: Path, exclude: Path) -> list[Path]:
+    """Video files under ``folder`` (recursively, hidden files and folders and ``exclude`` left out), sorted."""
+    found = []
+    for root, dirs, files in os.walk(folder):
+        root_path = Path(root)
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _within((root_path / d).resolve(), exclude))
+        found.extend(root_path / name for name in sorted(files) if _is_video(Path(name)))
+    return found
+
+
+def find_inputs(specs: Iterable[str], out_dir: Path) -> list[tuple[Path, Path]]:
+    """Resolve the command's INPUTS to (source file, output path relative to ``out_dir``) pairs, in order.
+
+    - a folder: its video files, walked recursively (by extension; hidden files are left out, and so is
+      ``out_dir`` when it lies inside), each relative to that folder;
+    - a file: taken as it is, whatever its extension;
+    - a glob (``'clips/**/*.mp4'``, quoted so that livecam expands it): the video files it matches;
+    - files and glob matches are placed relative to the deepest folder that holds them all.
+
+    The output keeps the relative path and takes the suffix ``.mp4``. A path that does not exist, a glob that
+    matches nothing, no video at all, or two inputs that would write one output are one-line errors.
+    """
+    out_dir = out_dir.resolve()
+    foldered: list[tuple[Path, Path]] = []
+    loose: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if path.is_dir():
+            root = path.resolve()
+            foldered.extend((file.resolve(), file.resolve().relative_to(root)) for file in _walk(root, out_dir))
+        elif path.is_file():
+            loose.append(path.resolve())
+        elif _GLOB_CHARS & set(spec):
+            matches = sorted(Path(m) for m in glob.glob(os.path.expanduser(spec), recursive=True))
+            files = [m.resolve() for m in matches if m.is_file() and _is_video(m)]
+            for folder in (m for m in matches if m.is_dir()):
+                files.extend(f.resolve() for f in _walk(folder.resolve(), out_dir))
+            if not files:
+                raise LivecamError(f"no video file matches {spec}; check the pattern (videos: "
+                                   f"{', '.join(sorted(VIDEO_SUFFIXES))})")
+            loose.extend(files)
+        else:
+            raise LivecamError(f"{spec} does not exist; give video files, folders of videos or a quoted glob")
+    pairs = list(foldered)
+    if loose:
+        parent = Path(os.path.commonpath([str(p.parent) for p in loose]))
+        pairs.extend((p, p.relative_to(parent)) for p in loose)
+    seen: dict[Path, Path] = {}
+    unique: list[tuple[Path, Path]] = []
+    outputs: dict[Path, Path] = {}
+    for source, relative in pairs:
+        if source in seen:  # the same file named twice (a folder and a file in it): once is enough
+            continue
+        seen[source] = relative
+        target = relative.with_suffix(OUTPUT_SUFFIX)
+        if target in outputs:
+            raise LivecamError(f"{outputs[target]} and {source} would both be written to {out_dir / target}; "
+                               "rename one, or annotate them into different --out-dir folders")
+        if (out_dir / target).resolve() == source:
+            raise LivecamError(f"the output for {source} would replace it; choose an --out-dir outside the inputs")
+        outputs[target] = source
+        unique.append((source, target))
+    if not unique:
+        raise LivecamError(f"no video files among the inputs ({' '.join(specs)}); videos end in "
+                           f"{', '.join(sorted(VIDEO_SUFFIXES))}")
+    return unique
+
+
+def check_out_dir(out_dir: Path, create: bool = True) -> Path:
+    """The output folder, created if needed (``create``); a file there (or an unwritable place) is an error."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise LivecamError(f"--out-dir {out_dir} is a file; give a folder (it is created if missing)")
+    if not create:
+        return out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise LivecamError(f"cannot create --out-dir {out_dir} ({exc.strerror or exc})") from None
+    if not os.access(out_dir, os.W_OK):
+        raise LivecamError(f"cannot write in --out-dir {out_dir}; choose another folder")
+    return out_dir
+
+
+def _unchanged(job: Job, earlier: dict | None, settings: dict) -> bool:
+    return (earlier is not None and earlier.get("status") in (DONE, SKIPPED) and earlier.get("output") == job.output
+            and earlier.get("source_size") == job.size and earlier.get("source_mtime_ns") == job.mtime_ns
+            and earlier.get("settings") == settings and Path(job.output).is_file())
+
+
+def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = False) -> Plan:
+    """What to do: every input, minus those an earlier run finished with the same settings (unless ``force``).
+
+    An input is skipped when the manifest's latest line for it says done (or skipped), with the same output,
+    source size and modification time and settings, and the output file exists.
+    """
+    out_dir = out_dir.resolve()
+    earlier = read_manifest(out_dir / MANIFEST_NAME)
+    result = Plan()
+    for source, relative in find_inputs(specs, out_dir):
+        try:
+            stat = source.stat()
+        except OSError as exc:  # gone since the walk, or unreadable: the worker reports it
+            stat = None
+            log.debug("cannot stat %s: %s", source, exc)
+        job = Job(str(source), str(out_dir / relative), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1)
+        record = earlier.get(job.input)
+        if not force and _unchanged(job, record, settings):
+            result.skipped.append((job, record))
+        else:
+            result.jobs.append(job)
+    return result
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are ignored."""
+    latest: dict[str, dict] = {}
+    if not path.is_file():
+        return latest
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                latest[record["input"]] = record
+            except (ValueError, KeyError, TypeError):
+                log.warning("%s line %d is not a manifest record; ignored", path, number)
+    return latest
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _base_record(job: Job, settings: dict) -> dict[str, Any]:
+    mtime = (datetime.fromtimestamp(job.mtime_ns / 1e9, timezone.utc).isoformat(timespec="seconds")
+             if job.mtime_ns >= 0 else None)
+    return {"input": job.input, "output": job.output, "status": None, "frames": 0, "source_frames": None,
+            "seconds": 0.0, "fps": 0.0, "top_classes": [], "source_size": job.size, "source_mtime_ns": job.mtime_ns,
+            "source_mtime": mtime, "error": None, "settings": settings, "finished": None}
+
+
+def skipped_record(job: Job, earlier: dict, settings: dict) -> dict[str, Any]:
+    """The manifest line for an input an earlier run finished: its frames and classes, no time spent now."""
+    record = _base_record(job, settings)
+    record.update(status=SKIPPED, frames=earlier.get("frames", 0), source_frames=earlier.get("source_frames"),
+                  top_classes=earlier.get("top_classes", []), finished=_now())
+    return record
+
+
+class Manifest:
+    """``DIR/manifest.jsonl``, appended one flushed line at a time by the parent process only."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.path = out_dir / MANIFEST_NAME
+        self._file = self.path.open("a", encoding="utf-8")
+
+    def append(self, record: dict) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Manifest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _NoReadout:
+    """The engine without the live speed readout: an archive's frames carry no timing, so reruns match."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def process_batch(self, frames: list, readout: str | None = None) -> list:
+        return self.engine.process_batch(frames, None)
+
+
+class FileWorker:
+    """Loads the engine once; :meth:`run` annotates one file and returns its manifest line (a dict).
+
+    What a local worker process keeps for every file it takes, and what a Ray actor can wrap as it is.
+    """
+
+    def __init__(self, options: Any, batch: int = 1, settings: dict | None = None) -> None:
+        from livecam.launch import open_engine
+
+        self.batch = batch
+        self.settings = settings or {}
+        self.launched = open_engine(options)
+        self.engine = self.launched.engine
+
+    def run(self, job: Job, stop: Any = None, on_frames: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Annotate ``job.input`` into ``job.output``; a bad input is a failed record, never an exception.
+
+        ``stop`` (an object with ``is_set()``) ends the file between frames: the record's status is then
+        ``interrupted`` and no output is left. ``on_frames(n)`` counts progress.
+        """
+        from livecam.pipeline import run
+        from livecam.sinks import VideoFileSink
+        from livecam.sources import open_source
+
+        record = _base_record(job, self.settings)
+        started = time.perf_counter()
+        final, temporary = Path(job.output), job.temporary
+        counts: Counter[str] = Counter()
+        unreported = [0]
+
+        def on_frame(annotated: Any) -> None:
+            if annotated.labels:
+                counts[annotated.labels[0].name] += 1
+            unreported[0] += 1
+            if on_frames is not None and unreported[0] >= 8:
+                on_frames(unreported[0])
+                unreported[0] = 0
+
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open_source(job.input) as src:
+                record["source_frames"] = src.frame_count
+                with VideoFileSink(temporary, fps=src.fps, overwrite=True, source_path=Path(job.input),
+                                   codec=self.settings.get("codec"), crf=self.settings.get("crf")) as sink:
+                    report = run(src, _NoReadout(self.engine), [sink], batch=self.batch, stop=stop,
+                                 on_frame=on_frame)
+            record.update(frames=report.frames, seconds=round(report.seconds, 3), fps=round(report.fps, 2))
+            if report.interrupted:
+                record.update(status=INTERRUPTED, error="interrupted")
+            elif report.frames == 0 or not temporary.is_file():
+                record.update(status=FAILED, error="no frame could be decoded")
+            else:
+                os.replace(temporary, final)
+                record["status"] = DONE
+        except LivecamError as exc:
+            record.update(status=FAILED, error=" ".join(str(exc).split()))
+        except Exception as exc:  # noqa: BLE001 - one bad file must not end the archive's run
+            log.debug("%s failed", job.input, exc_info=True)
+            record.update(status=FAILED, error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+        finally:
+            temporary.unlink(missing_ok=True)
+            if on_frames is not None and unreported[0]:
+                on_frames(unreported[0])
+        if record["status"] != DONE:
+            record["seconds"] = round(time.perf_counter() - started, 3)
+        record["top_classes"] = [{"name": name, "count": n} for name, n in counts.most_common(TOP_CLASSES)]
+        record["finished"] = _now()
+        return record
+
+    def close(self) -> None:
+        self.engine.close()
+
+
+# --- local worker processes -------------------------------------------------------------------------------------
+
+_WORKER: FileWorker | None = None
+_WORKER_ERROR: str | None = None
+_STOP: Any = None
+_PROGRESS: Any = None
+
+
+def _init_worker(options: Any, batch: int, settings: dict, stop: Any, progress: Any) -> None:
+    """A worker process's start: the parent handles Ctrl-C (and tells us through ``stop``); load the engine once."""
+    global _WORKER, _WORKER_ERROR, _STOP, _PROGRESS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    _STOP, _PROGRESS = stop, progress
+    try:
+        _WORKER = FileWorker(options, batch, settings)
+    except LivecamError as exc:  # reported by the first job, in the parent, as bad usage
+        _WORKER_ERROR = str(exc)
+
+
+def _work(job: Job) -> dict[str, Any]:
+    if _WORKER is None:
+        raise LivecamError(_WORKER_ERROR or "the worker could not load the model")
+    return _WORKER.run(job, stop=_STOP, on_frames=_PROGRESS.put)
+
+
+def run_jobs(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, workers: int = 1,
+             stop: threading.Event | None = None, on_result: Callable[[dict], None] | None = None,
+             on_frames: Callable[[int], None] | None = None, worker: FileWorker | None = None) -> list[dict]:
+    """Annotate ``jobs`` and hand each finished record to ``on_result`` as it comes (the manifest's writer).
+
+    ``workers=1`` runs in this process (``worker``: an engine already loaded); more start that many spawned
+    processes, each loading the engine once. Setting ``stop`` ends the files in progress between frames and
+    starts no more; their records say ``interrupted``. A model that cannot load raises LivecamError.
+    """
+    stop = stop or threading.Event()
+    results: list[dict] = []
+    if not jobs:
+        return results
+
+    def finish(record: dict) -> None:
+        results.append(record)
+        if on_result is not None:
+            on_result(record)
+
+    if workers <= 1 or len(jobs) <= 1:
+        own = worker or FileWorker(options, batch, settings)
+        try:
+            for job in jobs:
+                if stop.is_set():
+                    break
+                finish(own.run(job, stop=stop, on_frames=on_frames))
+        finally:
+            if worker is None:
+                own.close()
+        return results
+    _run_pool(jobs, options, settings, batch, min(workers, len(jobs)), stop, finish, on_frames)
+    return results
+
+
+def _run_pool(jobs: list[Job], options: Any, settings: dict, batch: int, workers: int, stop: threading.Event,
+              finish: Callable[[dict], None], on_frames: Callable[[int], None] | None) -> None:
+    import multiprocessing
+    import queue
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    context = multiprocessing.get_context("spawn")
+    shared_stop = context.Event()
+    progress = context.Queue()
+
+    def drain() -> None:
+        while True:
+            try:
+                count = progress.get_nowait()
+            except (queue.Empty, OSError, ValueError):
+                return
+            if on_frames is not None:
+                on_frames(count)
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker,
+                               initargs=(options, batch, settings, shared_stop, progress))
+    # The workers start while submitting; ignoring Ctrl-C meanwhile makes them start with it ignored (a terminal
+    # sends it to them too, and a worker still importing would otherwise die of it): the parent tells them.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        pending = {pool.submit(_work, job): job for job in jobs}
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    try:
+        while pending:
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            drain()
+            if stop.is_set() and not shared_stop.is_set():
+                shared_stop.set()
+                for future in pending:
+                    future.cancel()
+            for future in done:
+                job = pending.pop(future)
+                if future.cancelled():
+                    continue
+                try:
+                    finish(future.result())
+                except BrokenProcessPool as exc:
+                    record = _base_record(job, settings)
+                    record.update(status=FAILED, error=f"the worker process died ({exc})", finished=_now())
+                    finish(record)
+            pending = {f: j for f, j in pending.items() if not f.cancelled()}
+    except BaseException:
+        shared_stop.set()
+        for future in pending:
+            future.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        drain()
+        progress.close()
+
+
+def settings_of(options: Any, **extra: Any) -> dict[str, Any]:
+    """What an output depends on besides its source: a change redoes the files (device, backend, batch don't)."""
+    model = options.model
+    if options.is_graph_file:
+        path = Path(model).expanduser()
+        model = str(path.resolve())
+        if path.is_file():
+            extra["model_mtime_ns"] = path.stat().st_mtime_ns
+    values = asdict(options)
+    kept = {k: values[k] for k in ("weights", "method", "layer", "target_class", "topk", "panels", "precision",
+                                   "colormap", "alpha")}
+    return {"model": model, **kept, **extra}
+
+
+def frame_total(jobs: Iterable[Job]) -> int | None:
+    """The frames the containers say they hold (for the progress bar); None when unknown."""
+    import cv2
+
+    total = 0
+    for job in jobs:
+        cap = cv2.VideoCapture(job.input)
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+        cap.release()
+        total += max(count, 0)
+    return total or None
+
+
+def summary_table(records: list[dict], base: Path | None = None) -> str:
+    """Plain aligned text: one row per input (status, frames, FPS, top class, input, error)."""
+    def shown(path: str) -> str:
+        if base is not None:
+            try:
+                return str(Path(path).relative_to(base))
+            except ValueError:
+                pass
+        return path
+
+    rows = [("STATUS", "FRAMES", "FPS", "TOP CLASS", "INPUT", "ERROR")]
+    for r in records:
+        top = r["top_classes"][0] if r.get("top_classes") else None
+        rows.append((r["status"], str(r.get("frames", 0)), f"{r['fps']:.1f}" if r.get("fps") else "-",
+                     f"{top['name']} ({top['count']})" if top else "-", shown(r["input"]), r.get("error") or ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+                     for row in rows)

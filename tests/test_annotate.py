@@ -1,0 +1,229 @@
+"""livecam annotate on a real folder of videos: mirrored outputs, the manifest, resume, --force, --jobs, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+from livecam import annotate
+from livecam.errors import LivecamError
+from tests.conftest import CAT_CLASSES, make_video, photo_bgr, read_video
+
+SIZE = (160, 120)
+CLIPS = {"cat.mp4": ("chelsea", 12), "day1/coffee.avi": ("coffee", 16), "day1/deep/astronaut.mp4": ("astronaut", 14)}
+BROKEN = "day2/broken.mp4"
+
+
+def _frames(photo: str, count: int) -> list[np.ndarray]:
+    image = cv2.resize(photo_bgr(photo), SIZE, interpolation=cv2.INTER_AREA)
+    return [np.roll(image, 3 * i, axis=1) for i in range(count)]
+
+
+def _archive(root: Path, clips: dict[str, tuple[str, int]] = CLIPS, broken: bool = True) -> Path:
+    for name, (photo, count) in clips.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        make_video(root / name, _frames(photo, count), fps=10.0)
+    if broken:
+        (root / BROKEN).parent.mkdir(parents=True, exist_ok=True)
+        (root / BROKEN).write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return root
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+    """Lite0's Grad-CAM as one ONNX file: the subprocesses run it on ONNX Runtime without importing PyTorch."""
+    from livecam.export import export_explainer
+
+    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
+
+
+def _annotate(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "livecam", "annotate", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _manifest(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def _latest(out: Path) -> dict[str, dict]:
+    return {Path(r["input"]).name: r for r in _manifest(out)}
+
+
+def _outputs(out: Path) -> dict[str, int]:
+    """Every file under out but the manifest (hidden ones too), with its decoded frame count."""
+    return {str(p.relative_to(out)): len(read_video(p)[0]) for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "manifest.jsonl"}
+
+
+EXPECTED = {"cat.mp4": 12, "day1/coffee.mp4": 16, "day1/deep/astronaut.mp4": 14}
+
+
+def test_planning_mirrors_folders_and_refuses_collisions(tmp_path: Path) -> None:
+    root = _archive(tmp_path / "in", broken=False)
+    out = root / "annotated"  # inside the input folder: never walked
+    out.mkdir()
+    make_video(out / "old.mp4", _frames("coffee", 2))
+    (root / "notes.txt").write_text("not a video")
+    pairs = annotate.find_inputs([str(root)], out)
+    assert [(str(s.relative_to(root)), str(r)) for s, r in pairs] == [
+        ("cat.mp4", "cat.mp4"), ("day1/coffee.avi", "day1/coffee.mp4"),
+        ("day1/deep/astronaut.mp4", "day1/deep/astronaut.mp4")]
+    # files and globs: relative to the deepest folder holding them all; a file named twice counts once
+    loose = annotate.find_inputs([str(root / "day1/coffee.avi"), str(root / "day1/**/*.mp4"),
+                                  str(root / "day1/coffee.avi")], tmp_path / "o")
+    assert [str(r) for _, r in loose] == ["coffee.mp4", "deep/astronaut.mp4"]
+    make_video(root / "day1/coffee.mp4", _frames("coffee", 2))  # coffee.avi and coffee.mp4 -> one output
+    with pytest.raises(LivecamError, match="would both be written"):
+        annotate.find_inputs([str(root)], tmp_path / "o")
+    with pytest.raises(LivecamError, match="does not exist"):
+        annotate.find_inputs([str(root / "nope.mp4")], tmp_path / "o")
+    with pytest.raises(LivecamError, match="no video file matches"):
+        annotate.find_inputs([str(root / "*.mkv")], tmp_path / "o")
+    with pytest.raises(LivecamError, match="would replace it"):
+        annotate.find_inputs([str(root / "cat.mp4")], root)
+
+
+def test_an_archive_is_annotated_resumed_and_forced(graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive")
+    out = tmp_path / "out"
+    first = _annotate(root, "--out-dir", out, "--model", graph)
+    assert first.returncode == 1, first.stderr
+    assert _outputs(out) == EXPECTED  # mirrored, every frame, and no temporary file left
+    latest = _latest(out)
+    assert {name: r["status"] for name, r in latest.items()} == {
+        "cat.mp4": "done", "coffee.avi": "done", "astronaut.mp4": "done", "broken.mp4": "failed"}
+    cat = latest["cat.mp4"]
+    assert cat["frames"] == 12 and cat["output"] == str(out / "cat.mp4") and cat["fps"] > 0
+    assert cat["top_classes"][0]["name"] in CAT_CLASSES and sum(c["count"] for c in cat["top_classes"]) <= 12
+    assert cat["source_size"] == (root / "cat.mp4").stat().st_size
+    assert cat["source_mtime_ns"] == (root / "cat.mp4").stat().st_mtime_ns
+    assert "could not read" in latest["broken.mp4"]["error"] and latest["broken.mp4"]["frames"] == 0
+    broken_rows = [line for line in first.stdout.splitlines() if "broken.mp4" in line]
+    assert len(broken_rows) == 1 and broken_rows[0].startswith("failed")
+    stamps = {p: (out / p).stat().st_mtime_ns for p in EXPECTED}
+
+    again = _annotate(root, "--out-dir", out, "--model", graph)
+    assert again.returncode == 1, again.stderr
+    assert len(_manifest(out)) == 8  # appended: the latest line per input wins
+    latest = _latest(out)
+    assert [latest[n]["status"] for n in ("cat.mp4", "coffee.avi", "astronaut.mp4", "broken.mp4")] == [
+        "skipped", "skipped", "skipped", "failed"]
+    assert latest["cat.mp4"]["frames"] == 12 and latest["cat.mp4"]["top_classes"] == cat["top_classes"]
+    assert {p: (out / p).stat().st_mtime_ns for p in EXPECTED} == stamps  # not rewritten
+
+    os.utime(root / "day1/coffee.avi", ns=(time.time_ns(), time.time_ns()))  # the source changed
+    (out / "cat.mp4").unlink()  # the output is gone
+    (root / BROKEN).unlink()
+    third = _annotate(root, "--out-dir", out, "--model", graph)
+    assert third.returncode == 0, third.stdout + third.stderr
+    latest = _latest(out)
+    assert {n: latest[n]["status"] for n in ("cat.mp4", "coffee.avi", "astronaut.mp4")} == {
+        "cat.mp4": "done", "coffee.avi": "done", "astronaut.mp4": "skipped"}
+    assert _outputs(out) == EXPECTED
+
+    forced = _annotate(root, "--out-dir", out, "--model", graph, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert {r["status"] for r in _manifest(out)[-3:]} == {"done"}
+    recoloured = _annotate(root, "--out-dir", out, "--model", graph, "--colormap", "viridis")
+    assert {r["status"] for r in _manifest(out)[-3:]} == {"done"}, recoloured.stderr  # other settings: redone
+    assert _outputs(out) == EXPECTED
+    with av.open(str(out / "cat.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "h264"  # the default recording
+
+    recoded = _annotate(root, "--out-dir", out, "--model", graph, "--colormap", "viridis", "--codec", "mp4v")
+    assert {r["status"] for r in _manifest(out)[-3:]} == {"done"}, recoded.stderr  # another codec: redone
+    assert {r["settings"]["codec"] for r in _manifest(out)[-3:]} == {"mp4v"}
+    with av.open(str(out / "cat.mp4")) as container:
+        assert container.streams.video[0].codec_context.name == "mpeg4"
+    assert _outputs(out) == EXPECTED
+
+
+def test_two_workers_give_the_same_outputs_as_one(graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive")
+    results = {}
+    for jobs in ("1", "2"):
+        out = tmp_path / f"out{jobs}"
+        proc = _annotate(root, "--out-dir", out, "--model", graph, "--jobs", jobs)
+        assert proc.returncode == 1, proc.stderr
+        assert "broken.mp4" in proc.stdout
+        results[jobs] = (out, {name: (r["status"], r["frames"], r["top_classes"]) for name, r in _latest(out).items()})
+    assert results["1"][1] == results["2"][1]
+    assert _outputs(results["1"][0]) == _outputs(results["2"][0]) == EXPECTED
+    for name in EXPECTED:
+        one, two = (read_video(results[j][0] / name)[0] for j in ("1", "2"))
+        assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))  # no speed readout drawn
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_ctrl_c_keeps_finished_files_and_leaves_no_partial_one(graph: Path, tmp_path: Path, jobs: str) -> None:
+    clips = {f"clip{i}.mp4": (photo, 60) for i, photo in enumerate(["chelsea", "coffee", "astronaut"] * 3)}
+    root = _archive(tmp_path / "archive", clips, broken=False)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "livecam", "annotate", str(root), "--out-dir", str(out),
+                             "--model", str(graph), "--jobs", jobs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    manifest = out / "manifest.jsonl"
+    deadline = time.monotonic() + 180
+    while not (manifest.is_file() and manifest.read_text().strip()) and proc.poll() is None:
+        assert time.monotonic() < deadline, "no file finished"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stdout + stderr
+    records = _manifest(out)  # valid JSON lines
+    assert 1 <= len(records) < len(clips) and {r["status"] for r in records} == {"done"}
+    finished = {Path(r["output"]).name for r in records}
+    assert _outputs(out) == {name: 60 for name in finished}  # complete files only, nothing hidden left
+
+    rest = _annotate(root, "--out-dir", out, "--model", graph, "--jobs", jobs)
+    assert rest.returncode == 0, rest.stderr
+    assert _outputs(out) == {name: 60 for name in clips}
+    assert sorted(r["status"] for r in _manifest(out)[len(records):]) == sorted(
+        ["skipped"] * len(records) + ["done"] * (len(clips) - len(records)))
+
+
+def test_bad_usage_is_one_line_and_exit_2(graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive", {"cat.mp4": ("chelsea", 3), "cup.mp4": ("coffee", 3)}, broken=False)
+    afile = tmp_path / "file.txt"
+    afile.write_text("x")
+    for args, message in (([root, "--out-dir", afile], "is a file"),
+                          ([str(tmp_path / "*.mkv"), "--out-dir", tmp_path / "u1"], "no video file matches"),
+                          ([tmp_path / "missing", "--out-dir", tmp_path / "u2"], "does not exist"),
+                          ([root, "--out-dir", tmp_path / "o", "--model", tmp_path / "no.onnx"], "does not exist"),
+                          ([root, "--out-dir", tmp_path / "o2", "--model", tmp_path / "no.onnx", "-j", "2"],
+                           "does not exist"),
+                          ([root, "--out-dir", tmp_path / "u3", "--codec", "mjpeg"], "cannot go in a .mp4 file")):
+        proc = _annotate(*args, "--model", graph) if "--model" not in args else _annotate(*args)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        errors = [line for line in proc.stderr.splitlines() if "error" in line]
+        assert errors == [proc.stderr.splitlines()[-1]] and message in errors[0], proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not any((tmp_path / u).exists() for u in ("u1", "u2", "u3"))  # nothing made before the check
+
+
+def test_help_explains_the_options() -> None:
+    proc = subprocess.run([sys.executable, "-m", "livecam", "annotate", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0
+    for option in ("--out-dir", "--jobs", "--force", "--model", "--batch", "manifest.jsonl", "Exit codes"):
+        assert option in proc.stdout
+
+
+def test_planning_imports_no_torch(tmp_path: Path) -> None:
+    _archive(tmp_path / "in", {"cat.mp4": ("chelsea", 2)}, broken=False)
+    code = ("import sys\nfrom pathlib import Path\nfrom livecam import annotate\n"
+            f"p = annotate.plan([{str(tmp_path / 'in')!r}], Path({str(tmp_path / 'out')!r}), {{}})\n"
+            "print(len(p.jobs), 'torch' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["1", "False"], out.stderr
