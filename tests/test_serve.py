@@ -422,3 +422,11 @@ def test_the_cli_with_only_serve_does_not_warn(graph: Path, clip: Path) -> None:
     assert proc.returncode == 0, "".join(lines) + stderr
     assert "5 frames" in stdout
     assert "nothing is shown" not in "".join(lines) + stderr
+
+
+def test_help_explains_the_options() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0
+    assert "--serve [HOST:]PORT Watch the run in a browser" in text and "port 0 picks a free port" in text
+    assert "--max-viewers N With --serve: how many browsers may watch" in text
