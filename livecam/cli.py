@@ -230,6 +230,14 @@ Other commands (each with --help):
                    "recorded and exit code 1, or skip the frame with a warning and go on (the log marks it).")
 @click.option("--show/--no-show", default=None,
               help="Show the annotated frames in a window. Default: show when a display exists.")
+@click.option("--serve", metavar="[HOST:]PORT",
+              help="Watch the run in a browser at http://HOST:PORT/: the annotated video (MJPEG), the most "
+                   "probable classes as bars, FPS, latency and dropped frames. HOST defaults to 127.0.0.1 (this "
+                   "machine only; 0.0.0.0 for every network interface); port 0 picks a free port. Works with "
+                   "--no-show on headless boxes, and with --output. The server stops when the run ends.")
+@click.option("--max-viewers", type=click.IntRange(1, 64), default=4, show_default=True, metavar="N",
+              help="With --serve: how many browsers may watch the video at once; one more is turned away "
+                   "(HTTP 503). A slow viewer skips to the latest frame and never slows the run.")
 @click.option("--max-frames", type=click.IntRange(min=1), metavar="N", help="Stop after N frames.")
 @click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
               help="Opacity of the heatmap over the frame.")
@@ -256,17 +264,18 @@ Other commands (each with --help):
 @VERBOSE_OPTION
 def run_command(source: str, model_name: str, weights: str | None, method: str, layer: str | None,
                 class_: str | None, topk: int, panels: bool, view: str, device: str, output: Path | None,
-                codec: str | None, crf: int | None, overwrite: bool, show: bool | None, max_frames: int | None,
-                alpha: float, colormap: str, precision: str, batch: int, graph: bool, backend: str,
-                fps: float | None, reconnect: float | None, verbose: int, log_path: Path | None = None,
-                save_maps: Path | None = None, on_error: str = "stop") -> None:
+                codec: str | None, crf: int | None, overwrite: bool, show: bool | None, serve: str | None,
+                max_viewers: int, max_frames: int | None, alpha: float, colormap: str, precision: str, batch: int,
+                graph: bool, backend: str, fps: float | None, reconnect: float | None, verbose: int,
+                log_path: Path | None = None, save_maps: Path | None = None, on_error: str = "stop") -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
     with the most probable classes and a speed readout. The result is shown in a
-    window and/or recorded to --output.
+    window and/or recorded to --output, and served to browsers with --serve.
     """
     _setup_logging(verbose)
+    address = _serve_address(serve, max_viewers)
     from tqdm import tqdm
 
     from livecam.launch import EngineOptions, open_engine
@@ -297,6 +306,12 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
             sinks.append(stack.enter_context(MapsSaver(save_maps, overwrite=overwrite)))
         if show_window:
             sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}")))
+        if address is not None:  # bound before the model loads: a port in use fails fast
+            from livecam.serve import ServeSink
+
+            server = stack.enter_context(ServeSink(*address, max_viewers=max_viewers, source=src.description))
+            sinks.append(server)
+            click.echo(f"livecam: serving {server.url}", err=True)
         launched = open_engine(options)
         engine = launched.engine
         stack.callback(engine.close)
@@ -319,6 +334,17 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         _fail(report.error, 1)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _serve_address(serve: str | None, max_viewers: int) -> tuple[str, int] | None:
+    """--serve's (host, port), checked before anything opens."""
+    if serve is None:
+        if click.get_current_context().get_parameter_source("max_viewers") != click.core.ParameterSource.DEFAULT:
+            raise LivecamError("--max-viewers is for --serve; add --serve PORT to watch the run in a browser")
+        return None
+    from livecam.serve import parse_address
+
+    return parse_address(serve)
 
 
 def _progress(bar):  # noqa: ANN001, ANN202 - tqdm; returns the pipeline's on_frame callback

@@ -1,0 +1,416 @@
+"""Watch a run in a browser: a small HTTP server as a sink (``livecam --serve [HOST:]PORT``).
+
+The server offers three things and nothing else: the page (``/``), the
+annotated video as MJPEG (``/stream.mjpg``, multipart/x-mixed-replace, shown
+by a plain ``<img>``) and the run's state as JSON (``/status``: frame index,
+top-K labels, FPS, latency, dropped frames, source, viewers). Any other path is
+404 and any other method 405; no file is ever read from disk.
+
+The pipeline never waits for a viewer. :meth:`ServeSink.write` (on the
+pipeline's writer thread) only keeps a reference to the latest image and
+labels and wakes the server. The server runs aiohttp on its own event loop in
+a daemon thread; it encodes a JPEG at most once per new frame, off the
+pipeline's threads, only while someone watches, and shares it among the
+viewers. Each viewer waits for a frame newer than the last it got, so a slow
+viewer skips to the latest frame instead of building a queue; its socket
+buffers are kept small, so that a viewer that pauses sees the present, not a
+backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import re
+import socket
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from aiohttp import web
+
+from livecam.errors import LivecamError
+from livecam.sinks import Sink
+from livecam.types import Annotated, Label
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_MAX_VIEWERS = 4
+JPEG_QUALITY = 80
+BOUNDARY = "frame"
+STREAM_PATH = "/stream.mjpg"
+STATUS_PATH = "/status"
+ROUTES = ("/", STREAM_PATH, STATUS_PATH)
+FPS_WINDOW_S = 2.0  # the FPS is counted over the frames of the last two seconds
+LATENCY_FRAMES = 30  # the latency is the median over the last 30 frames
+NOT_SENT_LOW = 16 * 1024  # a stream socket takes more only when less than this waits unsent in the kernel
+CLOSE_GRACE_S = 1.0  # on close, streams get this long to end before they are cut
+
+_ADDRESS = re.compile(r"(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):)?(?P<port>\d{1,5})")
+
+
+def parse_address(text: str) -> tuple[str, int]:
+    """``[HOST:]PORT`` -> (host, port); the host defaults to 127.0.0.1, port 0 means any free port."""
+    match = _ADDRESS.fullmatch(text.strip())
+    port = int(match["port"]) if match else -1
+    if match is None or port > 65535:
+        raise LivecamError(f"--serve {text!r} is not [HOST:]PORT; give a port (8080, or 0 for a free one), or "
+                           "HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080")
+    host = (match["host"] or DEFAULT_HOST).strip("[]")
+    return host, port
+
+
+def url_for(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+@dataclass
+class _Latest:
+    """What the sink last received: the image (a reference, never copied), its labels and its frame index."""
+
+    seq: int = 0  # 0: nothing yet
+    image: np.ndarray | None = None
+    labels: tuple[Label, ...] = ()
+    index: int | None = None
+
+
+class ServeSink(Sink):
+    """Serve the annotated frames, their labels and the run's speed over HTTP (see the module's docstring).
+
+    The server is listening when the constructor returns (``url`` says where;
+    port 0 picks a free port), and stops in :meth:`close`, which ends the open
+    streams. A port that cannot be bound raises :class:`LivecamError`.
+    """
+
+    main_thread = False
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, max_viewers: int = DEFAULT_MAX_VIEWERS,
+                 source: str = "", jpeg_quality: int = JPEG_QUALITY) -> None:
+        if max_viewers < 1:
+            raise LivecamError(f"the number of viewers must be at least 1, not {max_viewers}")
+        self.max_viewers = max_viewers
+        self.source = source
+        self.jpeg_quality = int(jpeg_quality)
+        self.viewers = 0  # open streams; changed only on the server's loop
+        self.frames = 0
+        self.encoded = 0  # JPEGs made (at most one per frame, only while someone watches)
+        self._lock = threading.Lock()
+        self._latest = _Latest()
+        self._arrivals: deque[float] = deque()
+        self._latencies: deque[float] = deque(maxlen=LATENCY_FRAMES)
+        self._first_index: int | None = None
+        self._closing = False
+        self._closed = False
+        self._jpeg: tuple[int, int | None, bytes] | None = None  # (seq, frame index, JPEG) of the last encoded
+        self._streams: dict[asyncio.Task, asyncio.Transport | None] = {}  # open streams and their connections
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="livecam-serve", daemon=True)
+        self._thread.start()
+        try:
+            self.host, self.port = asyncio.run_coroutine_threadsafe(self._start(host, port), self._loop).result()
+        except OSError as exc:
+            self._stop_loop()
+            reason = "the port is in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
+            raise LivecamError(f"cannot serve on {url_for(host, port)}: {reason}; choose another --serve port "
+                               "(0 picks a free one)") from None
+        self.url = url_for(self.host, self.port)
+
+    # -- the pipeline's side (writer thread): cheap, never blocks on a viewer ---------------------------------
+
+    def write(self, annotated: Annotated) -> None:
+        now = time.perf_counter()
+        frame = annotated.frame
+        with self._lock:
+            latest = self._latest
+            self._latest = _Latest(latest.seq + 1, annotated.image, tuple(annotated.labels), frame.index)
+            self.frames += 1
+            if self._first_index is None:
+                self._first_index = frame.index
+            self._arrivals.append(now)
+            while now - self._arrivals[0] > FPS_WINDOW_S:
+                self._arrivals.popleft()
+            if frame.received:
+                self._latencies.append(now - frame.received)
+        if self.viewers and not self._closing:
+            try:
+                self._loop.call_soon_threadsafe(self._wake)
+            except RuntimeError:  # the loop has stopped
+                pass
+
+    def status(self) -> dict:
+        """The run as the page sees it (the JSON of ``/status``)."""
+        now = time.perf_counter()
+        with self._lock:
+            latest = self._latest
+            recent = [t for t in self._arrivals if now - t <= FPS_WINDOW_S]
+            latencies = sorted(self._latencies)
+            frames, first = self.frames, self._first_index
+        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
+        latency = latencies[len(latencies) // 2] * 1000.0 if latencies else None
+        # frame indices count every frame the source gave: a gap is a frame the pipeline dropped (live sources)
+        dropped = max(0, latest.index - first + 1 - frames) if latest.index is not None and first is not None else 0
+        return {
+            "frame": latest.index,
+            "frames": frames,
+            "labels": [{"name": x.name, "score": round(float(x.score), 6), "explained": bool(x.explained),
+                        "index": int(x.index)} for x in latest.labels],
+            "fps": round(fps, 2),
+            "latency_ms": None if latency is None else round(latency, 2),
+            "dropped": dropped,
+            "source": self.source,
+            "viewers": self.viewers,
+            "max_viewers": self.max_viewers,
+            "running": not self._closing,
+        }
+
+    def close(self) -> None:
+        """Stop the server: open streams end, then the listening socket closes."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10 * CLOSE_GRACE_S + 10)
+        except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
+            log.warning("the --serve server did not stop cleanly: %s", exc)
+        finally:
+            self._stop_loop()
+
+    # -- the server's side (its own event loop) ---------------------------------------------------------------
+
+    async def _start(self, host: str, port: int) -> tuple[str, int]:
+        app = web.Application(middlewares=[_only_known_paths])
+        app.router.add_get("/", self._page)
+        app.router.add_get(STREAM_PATH, self._stream, allow_head=False)
+        app.router.add_get(STATUS_PATH, self._status)
+        self._frame_ready = asyncio.Event()
+        self._encode_lock = asyncio.Lock()
+        # handler_cancellation: a viewer that leaves frees its slot at once, even between frames
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLOSE_GRACE_S)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, host, port)
+        try:
+            await site.start()
+        except BaseException:
+            await self._runner.cleanup()
+            raise
+        bound = self._runner.addresses[0]
+        return str(bound[0]), int(bound[1])
+
+    def _wake(self) -> None:
+        """A new frame: wake every viewer waiting for one."""
+        self._frame_ready.set()
+        self._frame_ready = asyncio.Event()
+
+    async def _page(self, _request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html", charset="utf-8", headers=_page_headers())
+
+    async def _status(self, _request: web.Request) -> web.Response:
+        return web.Response(text=json.dumps(self.status()), content_type="application/json",
+                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+    async def _next_jpeg(self, after: int) -> tuple[int, int | None, bytes] | None:
+        """The JPEG of the latest frame newer than ``after`` (waiting for one); None when the server closes."""
+        while True:
+            if self._closing:
+                return None
+            if self._latest.seq > after:
+                break
+            await self._frame_ready.wait()
+        async with self._encode_lock:  # one encode per frame, shared by all viewers
+            if self._jpeg is None or self._jpeg[0] != self._latest.seq:
+                latest = self._latest
+                params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
+                ok, buffer = await asyncio.get_running_loop().run_in_executor(
+                    None, cv2.imencode, ".jpg", latest.image, params)
+                if not ok:
+                    raise RuntimeError("OpenCV could not encode a frame as JPEG")
+                self._jpeg = (latest.seq, latest.index, buffer.tobytes())
+                self.encoded += 1
+            return self._jpeg
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if self._closing:
+            raise web.HTTPServiceUnavailable(text="the run has ended\n")
+        if self.viewers >= self.max_viewers:
+            raise web.HTTPServiceUnavailable(
+                text=f"{self.viewers} viewers are watching, the most this run allows; close another viewer, or "
+                     "restart livecam with a larger --max-viewers\n", headers={"Retry-After": "5"})
+        self.viewers += 1
+        task = asyncio.current_task()
+        self._streams[task] = request.transport
+        try:
+            response = web.StreamResponse(headers={
+                "Content-Type": f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+            _small_buffers(request)
+            await response.prepare(request)
+            seq = 0
+            while (got := await self._next_jpeg(seq)) is not None:
+                seq, index, jpeg = got
+                head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+                        f"X-Frame-Index: {index}\r\n\r\n").encode()
+                await response.write(head + jpeg + b"\r\n")
+                await request.writer.drain()  # wait until the kernel took it all: the next frame is then the latest
+            await response.write(f"--{BOUNDARY}--\r\n".encode())
+            await response.write_eof()
+            return response
+        except ConnectionError:  # the viewer left
+            return response
+        finally:
+            self.viewers -= 1
+            self._streams.pop(task, None)
+
+    async def _shutdown(self) -> None:
+        self._closing = True
+        self._frame_ready.set()
+        streams = dict(self._streams)
+        if streams:
+            _, stalled = await asyncio.wait(streams, timeout=CLOSE_GRACE_S)
+            for task in stalled:  # a viewer that stopped reading: cut its connection (close() would wait for it)
+                transport = streams[task]
+                if transport is not None:
+                    transport.abort()
+                task.cancel()
+            if stalled:
+                await asyncio.wait(stalled, timeout=CLOSE_GRACE_S)
+        await self._runner.cleanup()
+
+    def _stop_loop(self) -> None:
+        if self._loop.is_running():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
+
+
+def _small_buffers(request: web.Request) -> None:
+    """Keep at most about one frame in this viewer's buffers, so that a paused viewer resumes near the present."""
+    transport = request.transport
+    if transport is None:
+        return
+    transport.set_write_buffer_limits(high=0)  # drain() waits until every byte went to the kernel
+    sock = transport.get_extra_info("socket")
+    option = getattr(socket, "TCP_NOTSENT_LOWAT", None)  # Linux and macOS: little unsent data in the kernel, while
+    if sock is not None and option is not None:  # the send buffer still grows with the network's round trip
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, option, NOT_SENT_LOW)
+        except OSError:
+            pass
+
+
+@web.middleware
+async def _only_known_paths(request: web.Request, handler):  # noqa: ANN001, ANN202 - aiohttp's middleware
+    """The three routes by their exact bytes: no normalized '..', no encoded dots, no trailing parts."""
+    if request.raw_path.split("?", 1)[0] not in ROUTES:
+        raise web.HTTPNotFound()
+    return await handler(request)
+
+
+PAGE_STYLE = """
+body { margin: 0; font: 15px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
+header { padding: 8px 16px; background: #222; display: flex; gap: 16px; align-items: baseline; flex-wrap: wrap; }
+header h1 { font-size: 18px; margin: 0; }
+#source { color: #aaa; }
+main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
+#video { max-width: 100%; max-height: 80vh; background: #000; min-width: 320px; min-height: 180px; }
+#side { min-width: 260px; flex: 1; max-width: 420px; }
+#stats { font-variant-numeric: tabular-nums; margin-bottom: 12px; }
+#bars { list-style: none; padding: 0; margin: 0; }
+.bar { position: relative; margin: 6px 0; padding: 4px 8px; background: #2a2a2a; border-radius: 3px; }
+.bar .fill { position: absolute; left: 0; top: 0; bottom: 0; background: #2f6fb5; border-radius: 3px; }
+.bar.explained .fill { background: #c0392b; }
+.bar .name, .bar .score { position: relative; }
+.bar .score { float: right; font-variant-numeric: tabular-nums; }
+#message { color: #f0b429; }
+"""
+
+PAGE_SCRIPT = """
+const $ = (id) => document.getElementById(id);
+const video = $("video");
+video.addEventListener("error", () => {
+  $("message").textContent = "The video is not available: too many viewers, or the run has ended.";
+});
+function text(value, digits) {
+  return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
+}
+function show(s) {
+  $("source").textContent = s.source;
+  $("fps").textContent = text(s.fps, 1);
+  $("latency").textContent = text(s.latency_ms, 0);
+  $("dropped").textContent = s.dropped;
+  $("frame").textContent = s.frame === null ? "-" : s.frame;
+  $("viewers").textContent = s.viewers + " of " + s.max_viewers;
+  const bars = s.labels.map((label) => {
+    const item = document.createElement("li");
+    item.className = label.explained ? "bar explained" : "bar";
+    const fill = document.createElement("div");
+    fill.className = "fill";
+    fill.style.width = (100 * label.score).toFixed(1) + "%";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = label.name;
+    const score = document.createElement("span");
+    score.className = "score";
+    score.textContent = (100 * label.score).toFixed(1) + "%";
+    item.append(fill, name, score);
+    return item;
+  });
+  $("bars").replaceChildren(...bars);
+  if (s.frame === null) $("message").textContent = "Waiting for the first frame...";
+  else if ($("message").textContent.startsWith("Waiting")) $("message").textContent = "";
+}
+async function poll() {
+  try {
+    const response = await fetch("status", {cache: "no-store"});
+    show(await response.json());
+    setTimeout(poll, 250);
+  } catch (error) {
+    $("message").textContent = "The run has ended (the server is gone).";
+    setTimeout(poll, 2000);
+  }
+}
+poll();
+"""
+
+PAGE = f"""<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>livecam</title>
+<style>{PAGE_STYLE}</style>
+</head>
+<body>
+<header><h1>livecam</h1><span id="source"></span></header>
+<main>
+<img id="video" src="stream.mjpg" alt="the annotated video">
+<section id="side">
+<div id="stats"><span id="fps">-</span> FPS &middot; <span id="latency">-</span> ms latency &middot;
+<span id="dropped">0</span> dropped &middot; frame <span id="frame">-</span> &middot;
+viewers <span id="viewers">-</span></div>
+<ol id="bars"></ol>
+<p id="message"></p>
+</section>
+</main>
+<script>{PAGE_SCRIPT}</script>
+</body>
+</html>
+"""
+
+
+def _csp_hash(text: str) -> str:
+    return "'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest()).decode() + "'"
+
+
+def _page_headers() -> dict[str, str]:
+    """The page runs its own inline style and script (by hash) and talks only to this server."""
+    policy = (f"default-src 'none'; img-src 'self'; connect-src 'self'; style-src {_csp_hash(PAGE_STYLE)}; "
+              f"script-src {_csp_hash(PAGE_SCRIPT)}; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+    return {"Content-Security-Policy": policy, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
