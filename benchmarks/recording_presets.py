@@ -5,7 +5,7 @@
 Each turn runs every setting once on the same 720p video of real photographs
 (decode, explain, overlay, encode: `livecam.pipeline.run` with a VideoFileSink),
 and prints the FPS and the file's size per frame. Settings: x264 presets with
-one and two encoder threads, and MPEG-4 Part 2 (the codec before H.264).
+one and two encoder threads, MPEG-4 Part 2 (the codec before H.264), and nothing recorded.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from livecam.sinks import VideoFileSink, write_frames  # noqa: E402
 from livecam.sources import open_source  # noqa: E402
 from tests.conftest import moving_photos  # noqa: E402
 
-SETTINGS = [("h264", "ultrafast", 1), ("h264", "superfast", 1), ("h264", "veryfast", 1),
+SETTINGS = [("none", None, 1), ("h264", "ultrafast", 1), ("h264", "superfast", 1), ("h264", "veryfast", 1),
             ("h264", "superfast", 2), ("mp4v", None, 1)]
 
 
@@ -45,9 +45,14 @@ def main() -> None:
         for codec, preset, threads in SETTINGS:
             encode.DEFAULT_PRESET, encode.ENCODER_THREADS = preset or "superfast", threads
             out = work / "out.mp4"
-            with open_source(str(video)) as src, VideoFileSink(out, fps=src.fps, overwrite=True, codec=codec) as sink:
-                report = run(src, engine, [sink])
-            results[(codec, preset, threads)].append((report.fps, out.stat().st_size / report.frames / 1000))
+            with open_source(str(video)) as src:
+                if codec == "none":  # the same run, recording nothing: what the encoder costs
+                    report = run(src, engine, [])
+                else:
+                    with VideoFileSink(out, fps=src.fps, overwrite=True, codec=codec) as sink:
+                        report = run(src, engine, [sink])
+            kb = out.stat().st_size / report.frames / 1000 if codec != "none" else 0.0
+            results[(codec, preset, threads)].append((report.fps, kb))
             size = results[(codec, preset, threads)][-1][1]
             print(f"turn {turn + 1}: {codec} {preset or ''} threads={threads}: {report.fps:.1f} FPS, "
                   f"{size:.1f} kB/frame, write p50 {report.median_ms('write'):.1f} ms", flush=True)

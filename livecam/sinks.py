@@ -147,7 +147,7 @@ class VideoFileSink(Sink):
         self.frames_written += 1
 
     def _write_error(self, exc: OSError) -> RunError:
-        kept = f"{self.frames_written} frames, which {self.path} holds up to its last whole fragment"
+        kept = f"{self.frames_written} frames, of which {self.path} holds all up to its last whole fragment"
         if is_disk_full(exc):
             return RunError(f"the disk is full: could not write {self.path} ({exc.strerror}); stopped after {kept}; "
                             "free some space")
@@ -193,6 +193,7 @@ class VideoFileSink(Sink):
                     except OSError as exc:  # the last fragment did not fit: the ones before it still play
                         self.failed = True
                         error = self._write_error(exc)
+                        encoder.abandon()
             if self.frames_written:
                 os.replace(self.partial, self.path)
             else:
