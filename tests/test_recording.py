@@ -167,3 +167,44 @@ def test_recording_through_the_cli_with_a_codec(tmp_path: Path, cat_video: Path,
     assert "x265" not in proc.stderr and "libx265" not in proc.stderr  # the encoder's own chatter stays quiet
     info = probe(out)
     assert info["codec"] == "hevc" and len(info["frames"]) == 24 and info["rate"] == 12
+
+
+def test_an_h264_recording_plays_in_chromium(tmp_path: Path) -> None:
+    """The point of H.264: a <video> element in a real browser plays the recording (where the build decodes it)."""
+    import functools
+    import http.server
+    import threading
+
+    from tests.browser import chromium_page, wait_until
+
+    frames = moving_photos(50)
+    _record(tmp_path / "out.mp4", frames, fps=25.0)
+    (tmp_path / "index.html").write_text('<video id="v" src="out.mp4" muted playsinline></video>'
+                                         '<canvas id="c" width="320" height="240"></canvas>')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *_args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with chromium_page() as page:
+            page.goto(f"http://127.0.0.1:{server.server_port}/index.html")
+            if not page.evaluate("document.getElementById('v').canPlayType('video/mp4; codecs=\"avc1.42E01E\"')"):
+                pytest.skip("this Chromium build does not decode H.264")
+            wait_until(page, "document.getElementById('v').readyState >= 2")
+            width, height, duration = page.evaluate("[v.videoWidth, v.videoHeight, v.duration]")
+            assert (width, height) == (320, 240) and duration == pytest.approx(2.0, abs=0.05)
+            # the picture the browser decodes is the first frame written
+            pixels = page.evaluate("""(() => {
+                const ctx = document.getElementById('c').getContext('2d');
+                ctx.drawImage(document.getElementById('v'), 0, 0);
+                return Array.from(ctx.getImageData(0, 0, 320, 240).data);
+            })()""")
+            rgba = np.asarray(pixels, np.uint8).reshape(240, 320, 4)
+            assert np.abs(rgba[..., 2::-1].astype(int) - frames[0]).mean() < 8  # RGBA -> BGR
+            page.evaluate("document.getElementById('v').play()")
+            wait_until(page, "document.getElementById('v').currentTime > 0.5")  # it plays on
+    finally:
+        server.shutdown()
