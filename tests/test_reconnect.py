@@ -7,6 +7,7 @@ white stripes, read back from the decoded frames.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -186,7 +187,10 @@ def test_reconnect_zero_ends_at_the_first_drop(camera: FlakyCamera) -> None:
 
 
 def _cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "livecam", *args], capture_output=True, text=True, timeout=timeout)
+    # as a user starts it: without the OpenCV log settings that in-process CLI tests leave in this environment
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENCV_FFMPEG_LOGLEVEL", "OPENCV_LOG_LEVEL")}
+    return subprocess.run([sys.executable, "-m", "livecam", *args], capture_output=True, text=True, timeout=timeout,
+                          env=env)
 
 
 @pytest.fixture(scope="module")
