@@ -76,7 +76,7 @@ class JsonlLog(Sink):
     Every line goes to the file with one ``write`` system call as soon as its
     frame arrives, so the file is never more than a frame behind, and a process
     killed at any moment leaves only complete lines. A full disk is a one-line
-    :class:`LivecamError` naming the file.
+    :class:`RunError` naming the file (exit code 1).
     """
 
     main_thread = False
