@@ -105,7 +105,7 @@ class ServeSink(Sink):
         self._latest = _Latest()
         self._arrivals: deque[float] = deque()
         self._latencies: deque[float] = deque(maxlen=LATENCY_FRAMES)
-        self._first_index: int | None = None
+        self._dropped = 0
         self._closing = False
         self._closed = False
         self._jpeg: tuple[int, int | None, bytes] | None = None  # (seq, frame index, JPEG) of the last encoded
@@ -131,13 +131,12 @@ class ServeSink(Sink):
             latest = self._latest
             self._latest = _Latest(latest.seq + 1, annotated.image, tuple(annotated.labels), frame.index)
             self.frames += 1
-            if self._first_index is None:
-                self._first_index = frame.index
             self._arrivals.append(now)
             while now - self._arrivals[0] > FPS_WINDOW_S:
                 self._arrivals.popleft()
             if frame.received:
                 self._latencies.append(now - frame.received)
+            self._dropped = frame.dropped  # stamped by the pipeline: live frames replaced before the engine took them
         if self.viewers and not self._closing:
             try:
                 self._loop.call_soon_threadsafe(self._wake)
@@ -151,11 +150,9 @@ class ServeSink(Sink):
             latest = self._latest
             recent = [t for t in self._arrivals if now - t <= FPS_WINDOW_S]
             latencies = sorted(self._latencies)
-            frames, first = self.frames, self._first_index
+            frames, dropped = self.frames, self._dropped
         fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
         latency = latencies[len(latencies) // 2] * 1000.0 if latencies else None
-        # frame indices count every frame the source gave: a gap is a frame the pipeline dropped (live sources)
-        dropped = max(0, latest.index - first + 1 - frames) if latest.index is not None and first is not None else 0
         return {
             "frame": latest.index,
             "frames": frames,
