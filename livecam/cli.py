@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from livecam import __version__, choices
 from livecam.errors import LivecamError, require_torch
@@ -448,13 +449,23 @@ recorded; the ones in progress leave no output).
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes, each loading the model once and taking files in turn. 1: in this process.")
 @click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Run the files on Ray actors (--jobs of them, default 2), each loading the model once: with no "
+                   "value a local Ray instance for this run, 'auto' the running cluster ('ray start --head'), or "
+                   "the cluster at ADDRESS. --out-dir must be a path every node can write. Needs "
+                   "pip install 'livecam[ray]'.")
+@click.option("--gpus-per-worker", type=click.FloatRange(0, 64), metavar="N",
+              help="With --ray: GPUs each actor asks for. Default: 1 where the cluster has GPUs, else 0.")
+@click.option("--retries", type=click.IntRange(0, 100), default=2, show_default=True,
+              help="With --ray: how often a worker that dies is restarted and its file tried again.")
 @CODEC_OPTION
 @CRF_OPTION
 @VERBOSE_OPTION
 def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, weights: str | None, method: str,
                      layer: str | None, class_: str | None, topk: int, panels: bool, precision: str, device: str,
                      backend: str, batch: int, alpha: float, colormap: str, jobs: int, force: bool,
-                     codec: str | None, crf: int | None, verbose: int) -> None:
+                     ray_address: str | None, gpus_per_worker: float | None, retries: int, codec: str | None,
+                     crf: int | None, verbose: int) -> None:
     """Annotate many recordings (files, folders, globs): one annotated video per input in --out-dir,
     and a manifest line for each with its status, frames, speed and most frequent top classes.
 
@@ -476,12 +487,20 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     annotate.check_out_dir(out_dir, create=False)
     planned = annotate.plan(inputs, out_dir, settings, force=force)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
-    in_process = jobs == 1 or len(planned.jobs) == 1  # as run_jobs decides
+    if ray_address is not None:
+        from livecam.annotate_ray import import_ray
+
+        import_ray()  # without Ray: one line saying how to install it, before any work
+        jobs = jobs if click.get_current_context().get_parameter_source("jobs") == ParameterSource.COMMANDLINE else 2
+    elif gpus_per_worker is not None:
+        raise LivecamError("--gpus-per-worker goes with --ray")
+    in_process = ray_address is None and (jobs == 1 or len(planned.jobs) == 1)  # as run_jobs decides
     worker = annotate.FileWorker(options, batch, settings) if planned.jobs and in_process else None
     if worker is not None:
         click.echo(f"livecam: {worker.launched.summary}", err=True)
     click.echo(f"livecam annotate: {len(planned.jobs)} to annotate, {len(planned.skipped)} done before, into "
-               f"{out_dir}" + ("" if in_process else f" with {jobs} workers"), err=True)
+               f"{out_dir}" + ("" if in_process else f" with {jobs} {'Ray actors' if ray_address else 'workers'}"),
+               err=True)
     records: list[dict] = []
     stop = threading.Event()
     with annotate.Manifest(out_dir.resolve()) as manifest:
@@ -500,8 +519,15 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
                 bar.set_postfix_str(f"files {len(records) - len(planned.skipped)}/{len(planned.jobs)}")
 
             try:
-                annotate.run_jobs(planned.jobs, options, settings, batch=batch, workers=jobs, stop=stop,
-                                  on_result=on_result, on_frames=bar.update, worker=worker)
+                if ray_address is not None:
+                    from livecam.annotate_ray import run_ray
+
+                    run_ray(planned.jobs, options, settings, batch=batch, workers=jobs, address=ray_address,
+                            gpus_per_worker=gpus_per_worker, retries=retries, stop=stop, on_result=on_result,
+                            on_frames=bar.update)
+                else:
+                    annotate.run_jobs(planned.jobs, options, settings, batch=batch, workers=jobs, stop=stop,
+                                      on_result=on_result, on_frames=bar.update, worker=worker)
             finally:
                 if worker is not None:
                     worker.close()

@@ -216,7 +216,8 @@ def test_help_explains_the_options() -> None:
     proc = subprocess.run([sys.executable, "-m", "livecam", "annotate", "--help"], capture_output=True, text=True,
                           timeout=60)
     assert proc.returncode == 0
-    for option in ("--out-dir", "--jobs", "--force", "--model", "--batch", "manifest.jsonl", "Exit codes"):
+    for option in ("--out-dir", "--jobs", "--force", "--model", "--batch", "manifest.jsonl", "Exit codes", "--ray",
+                   "--gpus-per-worker", "--retries", "--codec"):
         assert option in proc.stdout
 
 

@@ -1,0 +1,177 @@
+"""``livecam annotate --ray``: the same per-file work as ``--jobs``, on Ray actors.
+
+Each actor wraps one :class:`livecam.annotate.FileWorker`: it loads the engine
+once and annotates one file per call, writing the output under its temporary
+name and renaming it when complete, straight to ``--out-dir`` (a path every
+node can write: a shared file system in a cluster). The parent writes the
+manifest from the records the actors return.
+
+A worker that dies (killed, out of memory, its node lost) is restarted by Ray
+(``max_restarts``) and the file it held is tried again (``max_task_retries``),
+``retries`` times; a file still failing after that is a failed record. A dead
+worker takes no finished output with it: outputs are complete files on disk.
+Its half-written temporary file is removed here.
+
+Ray is an optional extra (``pip install 'livecam[ray]'``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from livecam.annotate import FAILED, INTERRUPTED, FileWorker, Job, _base_record, _now
+from livecam.errors import LivecamError
+
+log = logging.getLogger(__name__)
+
+LOCAL = "local"  # --ray with no address: start a Ray instance on this machine for this run
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise LivecamError("--ray needs Ray, which this install lacks: pip install 'livecam[ray]' "
+                           "(or run the files here with --jobs N)") from None
+    return ray
+
+
+@contextlib.contextmanager
+def ray_cluster(address: str, workers: int) -> Iterator[Any]:
+    """Join the cluster at ``address`` ('auto': the running one), or start a local one (``LOCAL``); leave after.
+
+    A Ray instance this process already joined (a test's ``ray.init``) is used as it is and left running.
+    """
+    ray = import_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    try:
+        if address == LOCAL:
+            ray.init(num_cpus=max(workers, 1), **options)
+        else:
+            ray.init(address=address, **options)
+    except (ConnectionError, ValueError, RuntimeError) as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise LivecamError(f"cannot join the Ray cluster at {address} ({detail}); start one with 'ray start --head' "
+                           "or give --ray with no address for a local one") from None
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+class _Worker:
+    """The actor: one engine, one file per call."""
+
+    def __init__(self, options: Any, batch: int, settings: dict) -> None:
+        self.worker = FileWorker(options, batch, settings)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def summary(self) -> str:
+        return self.worker.launched.summary
+
+    def run(self, job: Job) -> dict[str, Any]:
+        return self.worker.run(job)
+
+
+def start_workers(ray: Any, options: Any, batch: int, settings: dict, workers: int, gpus_per_worker: float | None,
+                  retries: int) -> list[Any]:
+    """``workers`` actors, each with ``gpus_per_worker`` GPUs (default: 1 where the cluster has GPUs, else 0)."""
+    if gpus_per_worker is None:
+        gpus_per_worker = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+    actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=retries,
+                       max_task_retries=retries)(_Worker)
+    return [actor.remote(options, batch, settings) for _ in range(workers)]
+
+
+def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, workers: int = 2,
+            address: str = LOCAL, gpus_per_worker: float | None = None, retries: int = 2, stop: Any = None,
+            on_result: Callable[[dict], None] | None = None, on_frames: Callable[[int], None] | None = None,
+            on_start: Callable[[Any, list[Any]], None] | None = None) -> list[dict]:
+    """Annotate ``jobs`` on ``workers`` Ray actors; each finished record goes to ``on_result`` as it comes.
+
+    Files are handed out one at a time to the actor that is free, so a long file does not hold up a queue.
+    ``stop`` (an object with ``is_set()``) stops handing out files and kills the actors; the files they held
+    are ``interrupted`` and their temporary files removed. ``on_start(ray, actors)`` is called once the actors
+    exist (tests use it to kill one).
+    """
+    results: list[dict] = []
+    if not jobs:
+        return results
+    with ray_cluster(address, workers) as ray:
+        actors = start_workers(ray, options, batch, settings, min(workers, len(jobs)), gpus_per_worker, retries)
+        try:
+            ray.get(actors[0].summary.remote())  # the model loads, or this says why it cannot
+        except ray.exceptions.RayActorError as exc:
+            raise LivecamError(_actor_error(exc)) from None
+        if on_start is not None:
+            on_start(ray, actors)
+        waiting = list(jobs)
+        running: dict[Any, tuple[Any, Job]] = {}
+        free = list(actors)
+
+        def finish(record: dict) -> None:
+            results.append(record)
+            if record["status"] != INTERRUPTED and on_frames is not None and record.get("frames"):
+                on_frames(record["frames"])
+            if on_result is not None:
+                on_result(record)
+
+        try:
+            while waiting or running:
+                if stop is not None and stop.is_set():
+                    break
+                while waiting and free:
+                    job, worker = waiting.pop(0), free.pop(0)
+                    running[worker.run.remote(job)] = (worker, job)
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
+                for ref in ready:
+                    worker, job = running.pop(ref)
+                    free.append(worker)
+                    try:
+                        finish(ray.get(ref))
+                    except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
+                        _remove(job.temporary)
+                        record = _base_record(job, settings)
+                        record.update(status=FAILED, error=_actor_error(exc), finished=_now())
+                        finish(record)
+        finally:
+            for worker in actors:
+                ray.kill(worker, no_restart=True)
+            for _, job in running.values():  # stopped part-way: no output, no line (a rerun does it)
+                _remove(job.temporary)
+                record = _base_record(job, settings)
+                record.update(status=INTERRUPTED, error="interrupted", finished=_now())
+                finish(record)
+    return results
+
+
+def _actor_error(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    for line in str(exc).splitlines():  # the worker's own exception, when Ray carries one
+        if "LivecamError:" in line:
+            return line.split("LivecamError:", 1)[1].strip()
+    return f"the Ray worker failed after its retries ({text[:300]})"
+
+
+def _remove(temporary: Path) -> None:
+    """A dead or stopped worker's files: the output's temporary name and the recorder's partial file of it."""
+    partial = temporary.with_name(f".{temporary.stem}.partial{temporary.suffix}")  # as VideoFileSink names it
+    for path in (temporary, partial):
+        for _ in range(3):  # a killed worker's file may still be closing
+            try:
+                path.unlink(missing_ok=True)
+                break
+            except OSError:
+                time.sleep(0.1)

@@ -1,0 +1,106 @@
+"""livecam annotate on Ray: a local Ray cluster started inside the test gives what the local path gives,
+a worker killed mid-file is restarted and its file done again, and without Ray --ray is one line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from livecam import annotate
+from livecam.errors import LivecamError
+from livecam.launch import EngineOptions
+from tests.conftest import make_video, read_video
+from tests.test_annotate import EXPECTED, _annotate, _archive, _frames, _latest, _outputs
+
+ray = pytest.importorskip("ray")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster for this module's tests: two CPUs, shut down after."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def _run(root: Path, out: Path, graph: Path, **kwargs) -> list[dict]:
+    from livecam.annotate_ray import run_ray
+
+    options = EngineOptions(model=str(graph))
+    settings = annotate.settings_of(options, codec="h264", crf=None)
+    out.mkdir(parents=True, exist_ok=True)
+    planned = annotate.plan([str(root)], out, settings)
+    with annotate.Manifest(out.resolve()) as manifest:
+        return run_ray(planned.jobs, options, settings, on_result=manifest.append, **kwargs)
+
+
+def test_ray_gives_what_the_local_path_gives(cluster, lite0_graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive")  # three real clips and a broken file
+    records = _run(root, tmp_path / "ray", lite0_graph, workers=2)
+    local = _annotate(root, "--out-dir", tmp_path / "local", "--model", lite0_graph)
+    assert local.returncode == 1, local.stderr
+    by_ray, by_local = _latest(tmp_path / "ray"), _latest(tmp_path / "local")
+    assert {n: r["status"] for n, r in by_ray.items()} == {n: r["status"] for n, r in by_local.items()} == {
+        "cat.mp4": "done", "coffee.avi": "done", "astronaut.mp4": "done", "broken.mp4": "failed"}
+    assert len(records) == 4
+    assert {n: (r["frames"], r["top_classes"]) for n, r in by_ray.items()} == {
+        n: (r["frames"], r["top_classes"]) for n, r in by_local.items()}
+    assert _outputs(tmp_path / "ray") == _outputs(tmp_path / "local") == EXPECTED
+    for name in EXPECTED:
+        a, b = (read_video(tmp_path / side / name)[0] for side in ("ray", "local"))
+        assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_worker_killed_mid_file_is_restarted_and_the_file_done(cluster, lite0_graph: Path, tmp_path: Path) -> None:
+    root = tmp_path / "archive"
+    root.mkdir()
+    make_video(root / "long.mp4", _frames("chelsea", 240), fps=10.0)
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_when_writing(ray_module, actors) -> None:
+        pid = ray_module.get(actors[0].pid.remote())
+
+        def watch() -> None:
+            end = time.monotonic() + 60
+            while time.monotonic() < end:
+                if list(out.glob(".*")):  # the worker is writing the file
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                    return
+                time.sleep(0.01)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    records = _run(root, out, lite0_graph, workers=1, retries=1, on_start=kill_when_writing)
+    assert killed, "the worker was never seen writing"
+    assert [r["status"] for r in records] == ["done"], records
+    assert _outputs(out) == {"long.mp4": 240}  # complete, and no temporary file left
+
+
+def test_ray_through_the_cli_resumes(lite0_graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive")
+    out = tmp_path / "out"
+    first = _annotate(root, "--out-dir", out, "--model", lite0_graph, "--ray", timeout=300)
+    assert first.returncode == 1, first.stderr
+    assert "with 2 Ray actors" in first.stderr and "broken.mp4" in first.stdout
+    assert _outputs(out) == EXPECTED
+    again = _annotate(root, "--out-dir", out, "--model", lite0_graph, "--ray", timeout=300)
+    assert again.returncode == 1, again.stderr
+    assert {n: r["status"] for n, r in _latest(out).items()} == {
+        "cat.mp4": "skipped", "coffee.avi": "skipped", "astronaut.mp4": "skipped", "broken.mp4": "failed"}
+
+
+def test_without_ray_the_option_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from livecam.annotate_ray import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as in an install without the extra
+    with pytest.raises(LivecamError, match=r"--ray needs Ray, which this install lacks: pip install 'livecam\[ray\]'"):
+        import_ray()
