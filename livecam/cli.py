@@ -447,7 +447,8 @@ recorded; the ones in progress leave no output).
 @click.option("--colormap", type=click.Choice(COLORMAP_NAMES), default="jet", show_default=True,
               help="The heatmap's colour map.")
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
-              help="Worker processes, each loading the model once and taking files in turn. 1: in this process.")
+              help="Worker processes, each loading the model once and taking files in turn. 1: in this process. "
+                   "With --ray: the number of Ray actors (default 2).")
 @click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run the files on Ray actors (--jobs of them, default 2), each loading the model once: with no "
