@@ -161,12 +161,15 @@ class Engine:
         """Rows of an explanation per frame: the --topk classes with panels, else 1."""
         return min(self.topk, self.model.info.num_classes) if self.panels else 1
 
-    def render(self, frame: Frame, explanation: Explanation, i: int = 0, readout: str | None = None) -> np.ndarray:
-        """Frame ``frame`` (sample ``i`` of the batch) annotated with its rows of ``explanation``."""
+    def render(self, frame: Frame, explanation: Explanation, i: int = 0, readout: str | None = None,
+               labels: list[Label] | None = None) -> np.ndarray:
+        """Frame ``frame`` (sample ``i`` of the batch) annotated with its rows of ``explanation``
+        (and ``labels``, its top classes, when the caller has them already)."""
         if self.panels:
             return self._render_panels(frame, explanation, i, readout)
         cam = explanation.cams[i].float().cpu().numpy()
-        labels = top_labels(explanation, self.model.class_names, self.topk, i)
+        if labels is None:
+            labels = top_labels(explanation, self.model.class_names, self.topk, i)
         if self.view == "guided":
             return self._render_guided(frame, explanation, cam, labels, i, readout)
         return self.annotator.annotate(frame.image, cam, labels, readout)
@@ -198,7 +201,10 @@ class Engine:
         timer = StageTimer()
         explanation = self.explain([f.image for f in frames], timer)
         start = time.perf_counter()
-        images = [self.render(frame, explanation, i, readout) for i, frame in enumerate(frames)]
+        k = self.rows_per_frame
+        results = [self._annotated(None, explanation, frame, {}, i * k, k) for i, frame in enumerate(frames)]
+        for i, out in enumerate(results):
+            out.image = self.render(out.frame, explanation, i, readout, out.labels)
         render_s = time.perf_counter() - start
         n = len(frames)
         timings = {
@@ -206,13 +212,14 @@ class Engine:
             "explain": sum(sum(timer.times[s]) for s in ("forward", "backward", "cam", "guided")) / n,
             "render": render_s / n,
         }
-        k = self.rows_per_frame
-        return [self._annotated(image, explanation, frame, dict(timings), i * k, k) for i, (image, frame)
-                in enumerate(zip(images, frames, strict=True))]
+        for out in results:
+            out.timings = dict(timings)
+        return results
 
-    def _annotated(self, image: np.ndarray, explanation: Explanation, frame: Frame, timings: dict[str, float],
-                   row: int, rows: int = 1) -> Annotated:
-        """The output frame with its labels and maps (rows ``row`` to ``row + rows`` of the explanation)."""
+    def _annotated(self, image: np.ndarray | None, explanation: Explanation, frame: Frame,
+                   timings: dict[str, float], row: int, rows: int = 1) -> Annotated:
+        """The output frame with its labels and maps (rows ``row`` to ``row + rows`` of the explanation);
+        ``image`` None: drawn afterwards, from these labels."""
         labels = top_labels(explanation, self.model.class_names, self.topk, row)
         maps = explanation.cams[row:row + rows].float().cpu().numpy()
         classes = [int(c) for c in explanation.classes[row:row + rows]]

@@ -21,7 +21,7 @@ from livecam.preprocess import to_array
 from livecam.render import Annotator, panels_image, softmax, top_labels
 from livecam.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
 from livecam.runtime.session import RuntimeSession
-from livecam.types import Annotated, ArrayExplanation, Frame
+from livecam.types import Annotated, ArrayExplanation, Frame, Label
 
 
 class RuntimeEngine:
@@ -83,15 +83,22 @@ class RuntimeEngine:
         return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self.info.method,
                                 layer=self.info.layer)
 
-    def render(self, frame: Frame, explanation: ArrayExplanation, i: int = 0, readout: str | None = None) -> np.ndarray:
-        """Frame ``frame`` (sample ``i`` of the batch) annotated with its row of ``explanation``."""
+    def render(self, frame: Frame, explanation: ArrayExplanation, i: int = 0, readout: str | None = None,
+               labels: list[Label] | None = None) -> np.ndarray:
+        """Frame ``frame`` (sample ``i`` of the batch) annotated with its row of ``explanation``
+        (and ``labels``, its top classes, when the caller has them already)."""
         names = self.info.class_names
         if self.panels:
             return panels_image(self.annotator, frame.image, explanation.cams[i],
                                 [names[int(c)] for c in explanation.classes[i]], explanation.scores[i].tolist(),
                                 readout)
-        labels = top_labels(softmax(explanation.logits[i]), list(names), self.topk, int(explanation.classes[i, 0]))
+        if labels is None:
+            labels = self._labels(explanation, i)
         return self.annotator.annotate(frame.image, explanation.cams[i, 0], labels, readout)
+
+    def _labels(self, explanation: ArrayExplanation, i: int) -> list[Label]:
+        return top_labels(softmax(explanation.logits[i]), list(self.info.class_names), self.topk,
+                          int(explanation.classes[i, 0]))
 
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
         """Explain and annotate frames in one batch; timings are per frame."""
@@ -104,21 +111,22 @@ class RuntimeEngine:
             t1 = time.perf_counter()
             explanation = self._run(x)
         t2 = time.perf_counter()
-        images = [self.render(frame, explanation, i, readout) for i, frame in enumerate(frames)]
+        results = [self._annotated(explanation, frame, i) for i, frame in enumerate(frames)]
+        for i, out in enumerate(results):
+            out.image = self.render(out.frame, explanation, i, readout, out.labels)
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
         if self.info.input == INPUT_FRAMES:
             del timings["preprocess"]
-        return [self._annotated(image, explanation, frame, dict(timings), i) for i, (image, frame)
-                in enumerate(zip(images, frames, strict=True))]
+        for out in results:
+            out.timings = dict(timings)
+        return results
 
-    def _annotated(self, image: np.ndarray, explanation: ArrayExplanation, frame: Frame, timings: dict[str, float],
-                   i: int) -> Annotated:
-        """The output frame with its labels and maps (all K of the graph's with panels, else the first)."""
-        names = list(self.info.class_names)
-        labels = top_labels(softmax(explanation.logits[i]), names, self.topk, int(explanation.classes[i, 0]))
+    def _annotated(self, explanation: ArrayExplanation, frame: Frame, i: int) -> Annotated:
+        """Sample ``i``'s output frame with its labels and maps (all K of the graph's with panels, else the
+        first), to be drawn from them."""
         k = explanation.cams.shape[1] if self.panels else 1
-        return Annotated(image, explanation, frame, timings, i, labels, explanation.cams[i, :k],
+        return Annotated(None, explanation, frame, {}, i, self._labels(explanation, i), explanation.cams[i, :k],
                          [int(c) for c in explanation.classes[i, :k]])
 
     def process(self, frame: Frame, readout: str | None = None) -> Annotated:
