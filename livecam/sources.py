@@ -106,10 +106,9 @@ class CaptureSource(Source):
     frame count its container states says so in a warning.
     """
 
-    def __init__(self, target: str | int, description: str, is_live: bool = False, path: Path | None = None,
+    def __init__(self, target: str, description: str, path: Path | None = None,
                  cap: cv2.VideoCapture | None = None) -> None:
         self.description = description
-        self.is_live = is_live
         self.path = path
         with quiet_opencv():
             self._cap = cv2.VideoCapture(target) if cap is None else cap
@@ -117,19 +116,15 @@ class CaptureSource(Source):
             first = self._cap.read()[1] if ok else None
         if first is None:
             self._cap.release()
-            raise LivecamError(_open_error(target, is_live))
+            raise LivecamError(_open_error(target, False))
         self._first: np.ndarray | None = first
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        if is_live:
-            self.fps = None
-        else:
-            self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
-            count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-            self.frame_count = count if count > 0 else None
+        self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 else None
 
     def __iter__(self) -> Iterator[Frame]:
         index = 0
-        start = time.monotonic()
         while True:
             if self._first is not None:
                 image, self._first = self._first, None
@@ -137,11 +132,10 @@ class CaptureSource(Source):
                 ok, image = self._cap.read()
                 if not ok or image is None:
                     break
-            stamp = time.monotonic() - start if self.is_live else index / (self.fps or DEFAULT_VIDEO_FPS)
-            yield Frame(_as_bgr(image), index, stamp)
+            yield Frame(_as_bgr(image), index, index / self.fps)
             index += 1
         # a container's count can be an estimate (from the duration) off by one; a shorter file is cut
-        if not self.is_live and self.frame_count and index < self.frame_count - 1:
+        if self.frame_count and index < self.frame_count - 1:
             log.warning("%s: the file ended after %d of its %d frames", self.description, index, self.frame_count)
 
     def close(self) -> None:
@@ -399,7 +393,7 @@ def open_source(spec: str, reconnect: float | None = None, timeout_s: float = DE
         return LiveSource(int(text), f"camera {text}", reconnect, timeout_s)
     if text.lower() == "demo":
         path = demo_clip_path()
-        return CaptureSource(str(path), f"the built-in demo clip ({path})", is_live=False, path=path)
+        return CaptureSource(str(path), f"the built-in demo clip ({path})", path=path)
     if text.lower().startswith(STREAM_PREFIXES):
         cap = _open_live(text, timeout_s)
         if cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0:
@@ -419,7 +413,7 @@ def open_source(spec: str, reconnect: float | None = None, timeout_s: float = DE
         if not readable:
             raise LivecamError(f"could not read {path} as an image; check that the file is a complete image")
         return ImageSource([path], f"image {path}")
-    return CaptureSource(str(path), f"video {path}", is_live=False, path=path)
+    return CaptureSource(str(path), f"video {path}", path=path)
 
 
 def spread_frames(source: Source, count: int) -> list[np.ndarray]:
