@@ -15,8 +15,9 @@ Three parts, so that a later Ray actor can run the same per-file code:
 processes (spawned; each loads the engine once in its initializer). The
 pipeline is the live one (:func:`livecam.pipeline.run`): there is no second.
 
-An output is written under a hidden temporary name beside its final name and
-renamed only when the whole source went through, so a final name never holds a
+An output is recorded to a hidden partial file beside its final name (as every
+recording is, see :class:`livecam.sinks.VideoFileSink`), moved into place only
+when the whole source went through, so a final name never holds a
 partial file, whether a file fails, the run is interrupted or a worker dies.
 """
 
@@ -60,12 +61,6 @@ class Job:
     output: str
     size: int
     mtime_ns: int
-
-    @property
-    def temporary(self) -> Path:
-        """The hidden name the output is written under until it is complete."""
-        final = Path(self.output)
-        return final.with_name(f".{final.stem}.annotating{final.suffix}")
 
 
 @dataclass
@@ -294,7 +289,7 @@ class FileWorker:
 
         record = _base_record(job, self.settings)
         started = time.perf_counter()
-        final, temporary = Path(job.output), job.temporary
+        final = Path(job.output)
         counts: Counter[str] = Counter()
         unreported = [0]
 
@@ -310,17 +305,24 @@ class FileWorker:
             final.parent.mkdir(parents=True, exist_ok=True)
             with open_source(job.input) as src:
                 record["source_frames"] = src.frame_count
-                with VideoFileSink(temporary, fps=src.fps, overwrite=True, source_path=Path(job.input),
-                                   codec=self.settings.get("codec"), crf=self.settings.get("crf")) as sink:
-                    report = run(src, _NoReadout(self.engine), [sink], batch=self.batch, stop=stop,
-                                 on_frame=on_frame)
+                # the recorder's partial file becomes the output only when the whole source went through
+                with VideoFileSink(final, fps=src.fps, overwrite=True, source_path=Path(job.input),
+                                   codec=self.settings.get("codec"), crf=self.settings.get("crf"),
+                                   keep_incomplete=False) as sink:
+                    try:
+                        report = run(src, _NoReadout(self.engine), [sink], batch=self.batch, stop=stop,
+                                     on_frame=on_frame)
+                    except BaseException:
+                        sink.discard()
+                        raise
+                    if report.interrupted or report.frames == 0:
+                        sink.discard()
             record.update(frames=report.frames, seconds=round(report.seconds, 3), fps=round(report.fps, 2))
             if report.interrupted:
                 record.update(status=INTERRUPTED, error="interrupted")
-            elif report.frames == 0 or not temporary.is_file():
+            elif report.frames == 0:
                 record.update(status=FAILED, error="no frame could be decoded")
             else:
-                os.replace(temporary, final)
                 record["status"] = DONE
         except LivecamError as exc:
             record.update(status=FAILED, error=" ".join(str(exc).split()))
@@ -328,7 +330,6 @@ class FileWorker:
             log.debug("%s failed", job.input, exc_info=True)
             record.update(status=FAILED, error=f"{type(exc).__name__}: {' '.join(str(exc).split())}")
         finally:
-            temporary.unlink(missing_ok=True)
             if on_frames is not None and unreported[0]:
                 on_frames(unreported[0])
         if record["status"] != DONE:
@@ -354,7 +355,6 @@ def _init_worker(options: Any, batch: int, settings: dict, stop: Any, progress: 
     global _WORKER, _WORKER_ERROR, _STOP, _PROGRESS
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     _STOP, _PROGRESS = stop, progress
     try:
         _WORKER = FileWorker(options, batch, settings)

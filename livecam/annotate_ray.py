@@ -1,8 +1,8 @@
 """``livecam annotate --ray``: the same per-file work as ``--jobs``, on Ray actors.
 
 Each actor wraps one :class:`livecam.annotate.FileWorker`: it loads the engine
-once and annotates one file per call, writing the output under its temporary
-name and renaming it when complete, straight to ``--out-dir`` (a path every
+once and annotates one file per call, recording the output to a hidden partial
+file moved into place when complete, straight to ``--out-dir`` (a path every
 node can write: a shared file system in a cluster). The parent writes the
 manifest from the records the actors return.
 
@@ -10,7 +10,7 @@ A worker that dies (killed, out of memory, its node lost) is restarted by Ray
 (``max_restarts``) and the file it held is tried again (``max_task_retries``),
 ``retries`` times; a file still failing after that is a failed record. A dead
 worker takes no finished output with it: outputs are complete files on disk.
-Its half-written temporary file is removed here.
+Its half-written partial file is removed here.
 
 Ray is an optional extra (``pip install 'livecam[ray]'``).
 """
@@ -103,7 +103,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
 
     Files are handed out one at a time to the actor that is free, so a long file does not hold up a queue.
     ``stop`` (an object with ``is_set()``) stops handing out files and kills the actors; the files they held
-    are ``interrupted`` and their temporary files removed. ``on_start(ray, actors)`` is called once the actors
+    are ``interrupted`` and their partial files removed. ``on_start(ray, actors)`` is called once the actors
     exist (tests use it to kill one).
     """
     results: list[dict] = []
@@ -142,7 +142,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
                     try:
                         finish(ray.get(ref))
                     except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-                        _remove(job.temporary)
+                        _remove(Path(job.output))
                         record = _base_record(job, settings)
                         record.update(status=FAILED, error=_actor_error(exc), finished=_now())
                         finish(record)
@@ -150,7 +150,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
             for worker in actors:
                 ray.kill(worker, no_restart=True)
             for _, job in running.values():  # stopped part-way: no output, no line (a rerun does it)
-                _remove(job.temporary)
+                _remove(Path(job.output))
                 record = _base_record(job, settings)
                 record.update(status=INTERRUPTED, error="interrupted", finished=_now())
                 finish(record)
@@ -165,13 +165,13 @@ def _actor_error(exc: BaseException) -> str:
     return f"the Ray worker failed after its retries ({text[:300]})"
 
 
-def _remove(temporary: Path) -> None:
-    """A dead or stopped worker's files: the output's temporary name and the recorder's partial file of it."""
-    partial = temporary.with_name(f".{temporary.stem}.partial{temporary.suffix}")  # as VideoFileSink names it
-    for path in (temporary, partial):
-        for _ in range(3):  # a killed worker's file may still be closing
-            try:
-                path.unlink(missing_ok=True)
-                break
-            except OSError:
-                time.sleep(0.1)
+def _remove(output: Path) -> None:
+    """A dead or stopped worker's half-written recording of ``output``."""
+    from livecam.sinks import partial_path
+
+    for _ in range(3):  # a killed worker's file may still be closing
+        try:
+            partial_path(output).unlink(missing_ok=True)
+            return
+        except OSError:
+            time.sleep(0.1)

@@ -67,6 +67,11 @@ def check_output_path(path: Path, overwrite: bool, source_path: Path | None = No
     return path
 
 
+def partial_path(path: Path) -> Path:
+    """The hidden file a recording to ``path`` is written to until it is complete."""
+    return path.with_name(f".{path.stem}.partial{path.suffix}")
+
+
 def write_frames(path: Path, frames: Iterable[np.ndarray], fps: float) -> Path:
     """Write BGR uint8 frames of one size to a video file in one go (no partial-file dance)."""
     writer: cv2.VideoWriter | None = None
@@ -104,15 +109,18 @@ class VideoFileSink(Sink):
     ``codec`` (default: H.264 for .mp4, .mov and .mkv, Motion JPEG for .avi)
     and ``crf`` are checked here, before any frame. When the disk fills up,
     ``write`` raises :class:`RunError` and the frames written so far stay
-    playable in the target file (see :mod:`livecam.encode`).
+    playable in the target file (see :mod:`livecam.encode`), unless
+    ``keep_incomplete`` is False: then, as after :meth:`discard`, the target
+    is left as it was.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float | None, overwrite: bool = False,
-                 source_path: Path | None = None, codec: str | None = None, crf: int | None = None) -> None:
+                 source_path: Path | None = None, codec: str | None = None, crf: int | None = None,
+                 keep_incomplete: bool = True) -> None:
         self.path = check_output_path(Path(path), overwrite, source_path)
         self.codec = resolve_codec(self.path.suffix, codec, crf)
         self.crf = crf
-        self.partial = self.path.with_name(f".{self.path.stem}.partial{self.path.suffix}")
+        self.partial = partial_path(self.path)
         try:
             self.partial.open("wb").close()
         except OSError as exc:
@@ -121,6 +129,8 @@ class VideoFileSink(Sink):
         self.size: tuple[int, int] | None = None
         self.frames_written = 0
         self.failed = False
+        self.keep = True  # False after discard(): the partial file is deleted, the target left as it was
+        self.keep_incomplete = keep_incomplete  # after a write failed: keep what was written (else as discard)
         self._encoder: VideoEncoder | None = None
         self._pending: list[tuple[np.ndarray, float]] = []
 
@@ -176,16 +186,21 @@ class VideoFileSink(Sink):
         if self.fps is not None or span >= RATE_WINDOW_S or len(self._pending) >= RATE_WINDOW_FRAMES:
             self._flush_pending()
 
+    def discard(self) -> None:
+        """Give the recording up: when the sink closes, its partial file is deleted and the target is not touched
+        (``livecam annotate``: a file that did not go through whole leaves no output)."""
+        self.keep = False
+
     def close(self) -> None:
-        """Finish the file: write what is pending, close it, move it into place."""
+        """Finish the file: write what is pending, close it, move it into place (or delete it, if discarded)."""
         error: RunError | None = None
         try:
-            if not self.failed:
+            if self.keep and not self.failed:
                 self._flush_pending()
         finally:
             encoder, self._encoder = self._encoder, None
             if encoder is not None:
-                if self.failed:
+                if self.failed or not self.keep:
                     encoder.abandon()
                 else:
                     try:
@@ -194,7 +209,7 @@ class VideoFileSink(Sink):
                         self.failed = True
                         error = self._write_error(exc)
                         encoder.abandon()
-            if self.frames_written:
+            if self.frames_written and self.keep and (self.keep_incomplete or not self.failed):
                 os.replace(self.partial, self.path)
             else:
                 self.partial.unlink(missing_ok=True)

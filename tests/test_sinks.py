@@ -74,6 +74,13 @@ def test_existing_files_are_kept_until_a_run_succeeds(tmp_path: Path) -> None:
     path.write_bytes(b"again")
     VideoFileSink(path, fps=10.0, overwrite=True).close()
     assert path.read_bytes() == b"again"
+    # a recording given up (livecam annotate: a file that did not go through whole) leaves it alone too
+    sink = VideoFileSink(path, fps=10.0, overwrite=True)
+    for i in range(3):
+        sink.write(_annotated(i, i / 10))
+    sink.discard()
+    sink.close()
+    assert path.read_bytes() == b"again" and not list(tmp_path.glob(".*partial*"))
 
 
 def test_output_paths_that_cannot_work(tmp_path: Path) -> None:
