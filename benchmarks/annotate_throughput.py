@@ -1,10 +1,14 @@
 """Files and frames per second of `livecam annotate`: --jobs 1, --jobs 2 and --ray with 2 actors, in turns.
 
     .venv/bin/python benchmarks/annotate_throughput.py [--clips 8] [--frames 100] [--turns 2]
+    .venv/bin/python benchmarks/annotate_throughput.py --long 60 [--chunk-seconds 10] [--turns 2]
 
 Makes an archive of real-photo clips (320x240, 25 fps), exports the default model once (the workers then
 run the graph on ONNX Runtime), and times each whole command, start-up included, in turns. Ray's fixed
 cost is measured the same way: --ray against --jobs 1 on a one-frame clip.
+
+With --long SECONDS the archive is one H.264 recording that long (a keyframe every 2 s, as livecam records),
+annotated whole by one worker, and in parts of --chunk-seconds by 2 workers and by 2 Ray actors.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from livecam.encode import VideoEncoder  # noqa: E402
 from livecam.sinks import write_frames  # noqa: E402
 from tests.conftest import moving_photos  # noqa: E402
 
@@ -35,20 +40,34 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--turns", type=int, default=2)
+    parser.add_argument("--long", type=float, metavar="SECONDS", help="one recording this long instead of clips")
+    parser.add_argument("--chunk-seconds", type=float, default=10.0)
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="livecam-annotate-"))
     archive, tiny = work / "archive", work / "tiny"
     archive.mkdir()
     tiny.mkdir()
-    for i in range(args.clips):
-        write_frames(archive / f"clip{i}.avi", moving_photos(args.frames + i)[i:], 25.0)
+    if args.long:
+        args.clips, args.frames = 1, round(args.long * 25)
+        encoder = VideoEncoder(archive / "long.mp4", (320, 240), 25.0)
+        for image in moving_photos(args.frames):
+            encoder.write(image)
+        encoder.close()
+    else:
+        for i in range(args.clips):
+            write_frames(archive / f"clip{i}.avi", moving_photos(args.frames + i)[i:], 25.0)
     write_frames(tiny / "one.avi", moving_photos(1), 25.0)
     graph = work / "lite0.onnx"
     subprocess.run([sys.executable, "-m", "livecam", "export", "--output", str(graph)], check=True,
                    capture_output=True)
     modes = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"], "--ray, 2 actors": ["--ray", "--jobs", "2"]}
+    if args.long:
+        parts = ["--chunk-seconds", f"{args.chunk_seconds:g}"]
+        modes = {"--jobs 1, whole": ["--jobs", "1"], f"--jobs 2, parts of {args.chunk_seconds:g} s": [
+            "--jobs", "2", *parts], f"--ray, 2 actors, parts of {args.chunk_seconds:g} s": ["--ray", "--jobs", "2",
+                                                                                          *parts]}
     times: dict[str, list[float]] = {m: [] for m in modes}
-    fixed: dict[str, list[float]] = {"--jobs 1": [], "--ray, 2 actors": []}
+    fixed: dict[str, list[float]] = {"--jobs 1": [], "--ray, 2 actors": []} if not args.long else {}
     for turn in range(args.turns):
         for mode, extra in modes.items():
             out = work / "out"
@@ -65,6 +84,9 @@ def main() -> None:
     for mode, runs in times.items():
         s = statistics.median(runs)
         print(f"| {mode} | {s:.1f} ({', '.join(f'{r:.1f}' for r in runs)}) | {args.clips / s:.2f} | {frames / s:.0f} |")
+    if not fixed:
+        shutil.rmtree(work, ignore_errors=True)
+        return
     one, ray_ = (statistics.median(fixed[m]) for m in fixed)
     print(f"\nOne one-frame clip: --jobs 1 {one:.1f} s, --ray {ray_:.1f} s: Ray's fixed cost about {ray_ - one:.1f} s")
     shutil.rmtree(work, ignore_errors=True)

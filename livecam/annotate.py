@@ -23,10 +23,12 @@ partial file, whether a file fails, the run is interrupted or a worker dies.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import logging
 import os
+import re
 import signal
 import threading
 import time
@@ -35,9 +37,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from livecam.errors import LivecamError
+
+if TYPE_CHECKING:
+    from livecam.chunks import Span
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +60,18 @@ _GLOB_CHARS = set("*?[")
 
 @dataclass(frozen=True)
 class Job:
-    """One input file and where its annotated video goes (absolute paths), with the source's identity."""
+    """One input file and where its annotated video goes (absolute paths), with the source's identity.
+
+    With ``span``, one part of a long file (``--chunk-seconds``): those frames only, into a hidden part file
+    (``output``) that :class:`Chunker` joins with the others into the file's output.
+    """
 
     input: str
     output: str
     size: int
     mtime_ns: int
+    span: Span | None = None
+    part: int = 0
 
 
 @dataclass
@@ -220,14 +231,15 @@ def _base_record(job: Job, settings: dict) -> dict[str, Any]:
              if job.mtime_ns >= 0 else None)
     return {"input": job.input, "output": job.output, "status": None, "frames": 0, "source_frames": None,
             "seconds": 0.0, "fps": 0.0, "top_classes": [], "source_size": job.size, "source_mtime_ns": job.mtime_ns,
-            "source_mtime": mtime, "error": None, "settings": settings, "finished": None}
+            "source_mtime": mtime, "error": None, "settings": settings, "finished": None, "chunks": 1,
+            **({"part": job.part} if job.span is not None else {})}
 
 
 def skipped_record(job: Job, earlier: dict, settings: dict) -> dict[str, Any]:
     """The manifest line for an input an earlier run finished: its frames and classes, no time spent now."""
     record = _base_record(job, settings)
     record.update(status=SKIPPED, frames=earlier.get("frames", 0), source_frames=earlier.get("source_frames"),
-                  top_classes=earlier.get("top_classes", []), finished=_now())
+                  top_classes=earlier.get("top_classes", []), chunks=earlier.get("chunks", 1), finished=_now())
     return record
 
 
@@ -285,10 +297,9 @@ class FileWorker:
         """
         from livecam.pipeline import run
         from livecam.sinks import VideoFileSink
-        from livecam.sources import open_source
 
         record = _base_record(job, self.settings)
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         final = Path(job.output)
         counts: Counter[str] = Counter()
         unreported = [0]
@@ -303,7 +314,7 @@ class FileWorker:
 
         try:
             final.parent.mkdir(parents=True, exist_ok=True)
-            with open_source(job.input) as src:
+            with self._source(job) as src:
                 record["source_frames"] = src.frame_count
                 # the recorder's partial file becomes the output only when the whole source went through
                 with VideoFileSink(final, fps=src.fps, overwrite=True, source_path=Path(job.input),
@@ -336,7 +347,19 @@ class FileWorker:
             record["seconds"] = round(time.perf_counter() - started, 3)
         record["top_classes"] = [{"name": name, "count": n} for name, n in counts.most_common(TOP_CLASSES)]
         record["finished"] = _now()
+        if job.span is not None:  # what joining the parts takes: all the counts, and when the part began
+            record.update(class_counts=dict(counts), started_at=started_at)
         return record
+
+    @staticmethod
+    def _source(job: Job) -> Any:
+        if job.span is None:
+            from livecam.sources import open_source
+
+            return open_source(job.input)
+        from livecam.chunks import ClipSource
+
+        return ClipSource(job.input, job.span)
 
     def close(self) -> None:
         self.engine.close()
@@ -461,6 +484,129 @@ def _run_pool(jobs: list[Job], options: Any, settings: dict, batch: int, workers
         pool.shutdown(wait=True, cancel_futures=True)
         drain()
         progress.close()
+
+
+# --- long files in parts (--chunk-seconds) ------------------------------------------------------------------------
+
+def part_path(output: Path, part: int) -> Path:
+    """The hidden file part ``part`` of a long file is recorded to, beside the file's output."""
+    return output.with_name(f".{output.stem}.part{part:03d}{output.suffix}")
+
+
+def _remove_parts(output: Path) -> None:
+    """Every part file of ``output``, also those a killed earlier run left (and their partial files)."""
+    part = rf"\.{re.escape(output.stem)}\.part\d{{3,}}"
+    names = re.compile(rf"{part}{re.escape(output.suffix)}|\.{part}\.partial{re.escape(output.suffix)}")
+    with contextlib.suppress(OSError):
+        for leftover in output.parent.iterdir():
+            if names.fullmatch(leftover.name):
+                leftover.unlink(missing_ok=True)
+
+
+@dataclass
+class _Split:
+    job: Job
+    spans: list[Span]
+    records: dict[int, dict] = field(default_factory=dict)
+
+
+class Chunker:
+    """``--chunk-seconds``: long files handed out in parts, and joined as their parts come back.
+
+    :attr:`work` is what the workers get: the files as they are, except that a file longer than ``seconds``
+    becomes one job per span (:func:`livecam.chunks.plan_spans`), each recorded to a hidden part file.
+    :meth:`take` is the workers' ``on_result``: a whole file's record passes on to ``on_result`` at once; a
+    part's is held until all its file's parts are back, then the parts are joined into the file's output
+    (no re-encoding) and the file's one record passes on. :meth:`close` ends the files a stop left with
+    parts missing (interrupted, no output) and removes their part files.
+    """
+
+    def __init__(self, jobs: list[Job], seconds: float | None, settings: dict,
+                 on_result: Callable[[dict], None] | None = None) -> None:
+        from dataclasses import replace
+
+        self.settings = settings
+        self.on_result = on_result
+        self.work: list[Job] = []
+        self._splits: dict[str, _Split] = {}
+        for job in jobs:
+            spans = []
+            if seconds:
+                from livecam.chunks import plan_spans
+
+                spans = plan_spans(job.input, seconds)
+            if len(spans) < 2:
+                self.work.append(job)
+                continue
+            self._splits[job.input] = _Split(job, spans)
+            self.work.extend(replace(job, output=str(part_path(Path(job.output), i)), span=span, part=i)
+                             for i, span in enumerate(spans))
+
+    @property
+    def split(self) -> int:
+        """How many files are done in parts."""
+        return len(self._splits)
+
+    def take(self, record: dict) -> None:
+        split = self._splits.get(record["input"]) if "part" in record else None
+        if split is None:
+            self._pass(record)
+            return
+        split.records[record["part"]] = record
+        if len(split.records) == len(split.spans):
+            del self._splits[split.job.input]
+            self._pass(self._join(split))
+
+    def close(self) -> None:
+        for split in list(self._splits.values()):
+            _remove_parts(Path(split.job.output))
+            record = _base_record(split.job, self.settings)
+            record.update(status=INTERRUPTED, error="interrupted", finished=_now())
+            self._pass(record)
+        self._splits.clear()
+
+    def _pass(self, record: dict) -> None:
+        if self.on_result is not None:
+            self.on_result(record)
+
+    def _join(self, split: _Split) -> dict[str, Any]:
+        """The file's record from its parts' records, after joining the parts into its output."""
+        import av
+
+        from livecam.chunks import join
+
+        job, parts = split.job, [split.records[i] for i in range(len(split.spans))]
+        record = _base_record(job, self.settings)
+        counts: Counter[str] = Counter()
+        for part in parts:
+            counts.update(part.get("class_counts") or {})
+        frames = sum(part.get("frames", 0) for part in parts)
+        record.update(frames=frames, source_frames=sum(span.frames for span in split.spans), chunks=len(parts),
+                      top_classes=[{"name": name, "count": n} for name, n in counts.most_common(TOP_CLASSES)])
+        bad = next((part for part in parts if part["status"] != DONE), None)
+        try:
+            if bad is not None:
+                status = INTERRUPTED if any(part["status"] == INTERRUPTED for part in parts) else FAILED
+                where = split.spans[bad["part"]].seconds
+                record.update(status=status, error=bad["error"] if status == INTERRUPTED
+                              else f"the part from {where:.1f} s: {bad['error']}")
+            else:
+                written = join([part_path(Path(job.output), i) for i in range(len(parts))], Path(job.output))
+                if written != frames:
+                    Path(job.output).unlink(missing_ok=True)
+                    raise LivecamError(f"joining the parts gave {written} frames of {frames}")
+                record["status"] = DONE
+        except (OSError, LivecamError, av.FFmpegError) as exc:
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            record.update(status=FAILED, error=f"could not join the parts into {job.output} ({' '.join(text.split())})")
+        finally:
+            _remove_parts(Path(job.output))
+        starts = [part["started_at"] for part in parts if "started_at" in part]
+        record["seconds"] = round(time.time() - min(starts), 3) if starts else 0.0
+        if record["status"] == DONE and record["seconds"] > 0:
+            record["fps"] = round(frames / record["seconds"], 2)
+        record["finished"] = _now()
+        return record
 
 
 def settings_of(options: Any, **extra: Any) -> dict[str, Any]:

@@ -450,6 +450,10 @@ recorded; the ones in progress leave no output).
               help="Worker processes, each loading the model once and taking files in turn. 1: in this process. "
                    "With --ray: the number of Ray actors (default 2).")
 @click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
+@click.option("--chunk-seconds", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Split each file longer than this at its keyframes into parts of at least SECONDS that the "
+                   "workers (--jobs, --ray) annotate at the same time; the parts are joined, without encoding "
+                   "again, into one output. Default: every file whole, by one worker.")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Run the files on Ray actors (--jobs of them, default 2), each loading the model once: with no "
                    "value a local Ray instance for this run, 'auto' the running cluster ('ray start --head'), or "
@@ -465,8 +469,8 @@ recorded; the ones in progress leave no output).
 def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, weights: str | None, method: str,
                      layer: str | None, class_: str | None, topk: int, panels: bool, precision: str, device: str,
                      backend: str, batch: int, alpha: float, colormap: str, jobs: int, force: bool,
-                     ray_address: str | None, gpus_per_worker: float | None, retries: int, codec: str | None,
-                     crf: int | None, verbose: int) -> None:
+                     chunk_seconds: float | None, ray_address: str | None, gpus_per_worker: float | None,
+                     retries: int, codec: str | None, crf: int | None, verbose: int) -> None:
     """Annotate many recordings (files, folders, globs): one annotated video per input in --out-dir,
     and a manifest line for each with its status, frames, speed and most frequent top classes.
 
@@ -495,14 +499,18 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
         jobs = jobs if click.get_current_context().get_parameter_source("jobs") == ParameterSource.COMMANDLINE else 2
     elif gpus_per_worker is not None:
         raise LivecamError("--gpus-per-worker goes with --ray")
-    in_process = ray_address is None and (jobs == 1 or len(planned.jobs) == 1)  # as run_jobs decides
-    worker = annotate.FileWorker(options, batch, settings) if planned.jobs and in_process else None
+    records: list[dict] = []
+    chunker = annotate.Chunker(planned.jobs, chunk_seconds, settings)  # long files in parts: read their keyframes
+    work = chunker.work
+    in_process = ray_address is None and (jobs == 1 or len(work) == 1)  # as run_jobs decides
+    worker = annotate.FileWorker(options, batch, settings) if work and in_process else None
     if worker is not None:
         click.echo(f"livecam: {worker.launched.summary}", err=True)
-    click.echo(f"livecam annotate: {len(planned.jobs)} to annotate, {len(planned.skipped)} done before, into "
+    pieces = len(work) - len(planned.jobs) + chunker.split
+    parts = f" ({chunker.split} of them in {pieces} parts)" if chunker.split else ""
+    click.echo(f"livecam annotate: {len(planned.jobs)} to annotate{parts}, {len(planned.skipped)} done before, into "
                f"{out_dir}" + ("" if in_process else f" with {jobs} {'Ray actors' if ray_address else 'workers'}"),
                err=True)
-    records: list[dict] = []
     stop = threading.Event()
     with annotate.Manifest(out_dir.resolve()) as manifest:
         for job, earlier in planned.skipped:
@@ -519,17 +527,19 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
                 records.append(record)
                 bar.set_postfix_str(f"files {len(records) - len(planned.skipped)}/{len(planned.jobs)}")
 
+            chunker.on_result = on_result
             try:
                 if ray_address is not None:
                     from livecam.annotate_ray import run_ray
 
-                    run_ray(planned.jobs, options, settings, batch=batch, workers=jobs, address=ray_address,
-                            gpus_per_worker=gpus_per_worker, retries=retries, stop=stop, on_result=on_result,
+                    run_ray(work, options, settings, batch=batch, workers=jobs, address=ray_address,
+                            gpus_per_worker=gpus_per_worker, retries=retries, stop=stop, on_result=chunker.take,
                             on_frames=bar.update)
                 else:
-                    annotate.run_jobs(planned.jobs, options, settings, batch=batch, workers=jobs, stop=stop,
-                                      on_result=on_result, on_frames=bar.update, worker=worker)
+                    annotate.run_jobs(work, options, settings, batch=batch, workers=jobs, stop=stop,
+                                      on_result=chunker.take, on_frames=bar.update, worker=worker)
             finally:
+                chunker.close()
                 if worker is not None:
                     worker.close()
     failed = [r for r in records if r["status"] == annotate.FAILED]

@@ -165,13 +165,14 @@ def test_two_workers_give_the_same_outputs_as_one(graph: Path, tmp_path: Path) -
         assert all(np.array_equal(a, b) for a, b in zip(one, two, strict=True))  # no speed readout drawn
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-def test_ctrl_c_keeps_finished_files_and_leaves_no_partial_one(graph: Path, tmp_path: Path, jobs: str) -> None:
+@pytest.mark.parametrize("jobs", [("1",), ("2",), ("2", "--chunk-seconds", "2")], ids=["1", "2", "2-in-parts"])
+def test_ctrl_c_keeps_finished_files_and_leaves_no_partial_one(graph: Path, tmp_path: Path,
+                                                               jobs: tuple[str, ...]) -> None:
     clips = {f"clip{i}.mp4": (photo, 60) for i, photo in enumerate(["chelsea", "coffee", "astronaut"] * 3)}
     root = _archive(tmp_path / "archive", clips, broken=False)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "livecam", "annotate", str(root), "--out-dir", str(out),
-                             "--model", str(graph), "--jobs", jobs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             "--model", str(graph), "--jobs", *jobs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + 180
@@ -186,7 +187,7 @@ def test_ctrl_c_keeps_finished_files_and_leaves_no_partial_one(graph: Path, tmp_
     finished = {Path(r["output"]).name for r in records}
     assert _outputs(out) == {name: 60 for name in finished}  # complete files only, nothing hidden left
 
-    rest = _annotate(root, "--out-dir", out, "--model", graph, "--jobs", jobs)
+    rest = _annotate(root, "--out-dir", out, "--model", graph, "--jobs", *jobs)
     assert rest.returncode == 0, rest.stderr
     assert _outputs(out) == {name: 60 for name in clips}
     assert sorted(r["status"] for r in _manifest(out)[len(records):]) == sorted(

@@ -18,6 +18,7 @@ from livecam.errors import LivecamError
 from livecam.launch import EngineOptions
 from tests.conftest import make_video, read_video
 from tests.test_annotate import EXPECTED, _annotate, _archive, _frames, _latest, _outputs
+from tests.test_chunks import _index_video, _read_index
 
 ray = pytest.importorskip("ray")
 
@@ -56,6 +57,26 @@ def test_ray_gives_what_the_local_path_gives(cluster, lite0_graph: Path, tmp_pat
     for name in EXPECTED:
         a, b = (read_video(tmp_path / side / name)[0] for side in ("ray", "local"))
         assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_ray_joins_the_parts_of_a_long_file_in_order(cluster, lite0_graph: Path, tmp_path: Path) -> None:
+    from livecam.annotate_ray import run_ray
+
+    (tmp_path / "in").mkdir()
+    _index_video(tmp_path / "in" / "long.mp4", 150)
+    options = EngineOptions(model=str(lite0_graph), alpha=0.2)
+    settings = annotate.settings_of(options, codec="h264", crf=None)
+    out = tmp_path / "out"
+    out.mkdir()
+    results: list[dict] = []
+    chunker = annotate.Chunker(annotate.plan([str(tmp_path / "in")], out, settings).jobs, 2.0, settings,
+                               results.append)
+    assert len(chunker.work) == 3
+    run_ray(chunker.work, options, settings, workers=2, on_result=chunker.take)
+    chunker.close()
+    assert [(r["status"], r["frames"], r["chunks"]) for r in results] == [("done", 150, 3)]
+    assert sorted(p.name for p in out.iterdir()) == ["long.mp4"]
+    assert [_read_index(frame) for frame in read_video(out / "long.mp4")[0]] == list(range(150))
 
 
 def test_a_worker_killed_mid_file_is_restarted_and_the_file_done(cluster, lite0_graph: Path, tmp_path: Path) -> None:
