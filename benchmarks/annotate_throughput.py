@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=2)
     parser.add_argument("--long", type=float, metavar="SECONDS", help="one recording this long instead of clips")
     parser.add_argument("--chunk-seconds", type=float, default=10.0)
+    parser.add_argument("--threads-too", action="store_true", help="also --jobs 2 with 2 threads per worker")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="livecam-annotate-"))
     archive, tiny = work / "archive", work / "tiny"
@@ -61,11 +62,16 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "livecam", "export", "--output", str(graph)], check=True,
                    capture_output=True)
     modes = {"--jobs 1": ["--jobs", "1"], "--jobs 2": ["--jobs", "2"], "--ray, 2 actors": ["--ray", "--jobs", "2"]}
+    if args.threads_too:  # the cores shared out among the workers (the default) against every core each
+        modes["--jobs 2 --threads 2"] = ["--jobs", "2", "--threads", "2"]
     if args.long:
         parts = ["--chunk-seconds", f"{args.chunk_seconds:g}"]
         modes = {"--jobs 1, whole": ["--jobs", "1"], f"--jobs 2, parts of {args.chunk_seconds:g} s": [
             "--jobs", "2", *parts], f"--ray, 2 actors, parts of {args.chunk_seconds:g} s": ["--ray", "--jobs", "2",
                                                                                           *parts]}
+        if args.threads_too:
+            modes[f"--jobs 2 --threads 2, parts of {args.chunk_seconds:g} s"] = ["--jobs", "2", "--threads", "2",
+                                                                                *parts]
     times: dict[str, list[float]] = {m: [] for m in modes}
     fixed: dict[str, list[float]] = {"--jobs 1": [], "--ray, 2 actors": []} if not args.long else {}
     for turn in range(args.turns):

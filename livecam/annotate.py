@@ -421,8 +421,22 @@ def run_jobs(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, w
             if worker is None:
                 own.close()
         return results
-    _run_pool(jobs, options, settings, batch, min(workers, len(jobs)), stop, finish, on_frames)
+    workers = min(workers, len(jobs))
+    if options.threads is None:  # N engines, each with every core's thread, would fight over the cores
+        from dataclasses import replace
+
+        options = replace(options, threads=threads_per_worker(workers))
+    _run_pool(jobs, options, settings, batch, workers, stop, finish, on_frames)
     return results
+
+
+def threads_per_worker(workers: int) -> int:
+    """The CPU threads each of ``workers`` local engines gets: this process's cores shared out, at least 1."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(workers, 1))
 
 
 def _run_pool(jobs: list[Job], options: Any, settings: dict, batch: int, workers: int, stop: threading.Event,

@@ -450,6 +450,9 @@ recorded; the ones in progress leave no output).
               help="Worker processes, each loading the model once and taking files in turn. 1: in this process. "
                    "With --ray: the number of Ray actors (default 2).")
 @click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
+@click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
+              help="CPU threads for each worker's model. Default: with --jobs N the cores shared out among the "
+                   "N workers; with one worker, or on Ray, the runtime's own choice (every core).")
 @click.option("--chunk-seconds", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
               help="Split each file longer than this at its keyframes into parts of at least SECONDS that the "
                    "workers (--jobs, --ray) annotate at the same time; the parts are joined, without encoding "
@@ -469,8 +472,9 @@ recorded; the ones in progress leave no output).
 def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, weights: str | None, method: str,
                      layer: str | None, class_: str | None, topk: int, panels: bool, precision: str, device: str,
                      backend: str, batch: int, alpha: float, colormap: str, jobs: int, force: bool,
-                     chunk_seconds: float | None, ray_address: str | None, gpus_per_worker: float | None,
-                     retries: int, codec: str | None, crf: int | None, verbose: int) -> None:
+                     threads: int | None, chunk_seconds: float | None, ray_address: str | None,
+                     gpus_per_worker: float | None, retries: int, codec: str | None, crf: int | None,
+                     verbose: int) -> None:
     """Annotate many recordings (files, folders, globs): one annotated video per input in --out-dir,
     and a manifest line for each with its status, frames, speed and most frequent top classes.
 
@@ -486,7 +490,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
     options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None,
                             layer=layer, target_class=class_, topk=topk, panels=panels, device=device,
-                            precision=precision, backend=backend, colormap=colormap, alpha=alpha)
+                            precision=precision, backend=backend, colormap=colormap, alpha=alpha, threads=threads)
     codec = resolve_codec(annotate.OUTPUT_SUFFIX, codec, crf)  # a codec .mp4 cannot hold: refused before any work
     settings = annotate.settings_of(options, codec=codec, crf=crf)
     annotate.check_out_dir(out_dir, create=False)

@@ -60,6 +60,7 @@ class EngineOptions:
     renderer: str = "auto"  # the PyTorch engine: auto, opencv or device
     colormap: str = choices.DEFAULT_COLORMAP
     alpha: float = 0.5
+    threads: int | None = None  # the model's CPU threads; None: the runtime's own choice (every core)
 
     @property
     def is_graph_file(self) -> bool:
@@ -158,7 +159,7 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
         if given:
             raise LivecamError(f"{what} does not apply to an exported graph, which ONNX Runtime runs with its weights "
                                "inside; pass a zoo model name instead")
-    engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels)
+    engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels, threads=options.threads)
     info = engine.info
     for given, own, what in ((options.method, info.method, "method"), (options.layer, info.layer, "layer")):
         if given is not None and given != own:
@@ -252,7 +253,8 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
         path = _export_to_cache(options, method, k, precision, path)
         if path is None:
             return None
-    engine = RuntimeEngine(path, _runtime_device(options), annotator, options.topk, options.panels)
+    engine = RuntimeEngine(path, _runtime_device(options), annotator, options.topk, options.panels,
+                           threads=options.threads)
     return Launched(engine, "onnx", _runtime_summary(engine), method)
 
 
@@ -292,6 +294,10 @@ def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
     if device.strip().lower().startswith("tensorrt"):
         raise LivecamError("--device tensorrt runs exported graphs on ONNX Runtime, and this run needs PyTorch "
                            f"({runtime_refusal(options) or 'its method'}); use --device cuda")
+    if options.threads:
+        import torch
+
+        torch.set_num_threads(options.threads)
     loaded = load_model(options.model, weights=options.weights, device=device)
     if options.weights == RANDOM:
         log.warning("--weights random: the model is untrained, its classes and maps mean nothing")

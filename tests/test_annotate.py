@@ -218,8 +218,20 @@ def test_help_explains_the_options() -> None:
                           timeout=60)
     assert proc.returncode == 0
     for option in ("--out-dir", "--jobs", "--force", "--model", "--batch", "manifest.jsonl", "Exit codes", "--ray",
-                   "--gpus-per-worker", "--retries", "--codec"):
+                   "--gpus-per-worker", "--retries", "--codec", "--chunk-seconds", "--threads"):
         assert option in proc.stdout
+
+
+def test_local_workers_share_the_cores_out(graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from livecam.launch import EngineOptions, open_engine
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
+    assert [annotate.threads_per_worker(n) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    engine = open_engine(EngineOptions(model=str(graph), threads=3)).engine
+    try:  # what a worker's engine is given reaches ONNX Runtime
+        assert engine.session.session.get_session_options().intra_op_num_threads == 3
+    finally:
+        engine.close()
 
 
 def test_planning_imports_no_torch(tmp_path: Path) -> None:
