@@ -42,8 +42,9 @@ def import_ray() -> Any:
 
 
 @contextlib.contextmanager
-def ray_cluster(address: str, workers: int) -> Iterator[Any]:
-    """Join the cluster at ``address`` ('auto': the running one), or start a local one (``LOCAL``); leave after.
+def ray_cluster(address: str, cpus: int) -> Iterator[Any]:
+    """Join the cluster at ``address`` ('auto': the running one), or start a local one (``LOCAL``) with ``cpus``
+    CPUs (what the actors ask for); leave after.
 
     A Ray instance this process already joined (a test's ``ray.init``) is used as it is and left running.
     """
@@ -54,7 +55,7 @@ def ray_cluster(address: str, workers: int) -> Iterator[Any]:
     options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address == LOCAL:
-            ray.init(num_cpus=max(workers, 1), **options)
+            ray.init(num_cpus=max(cpus, 1), **options)
         else:
             ray.init(address=address, **options)
     except (ConnectionError, ValueError, RuntimeError) as exc:
@@ -87,10 +88,17 @@ class _Worker:
 
 def start_workers(ray: Any, options: Any, batch: int, settings: dict, workers: int, gpus_per_worker: float | None,
                   retries: int) -> list[Any]:
-    """``workers`` actors, each with ``gpus_per_worker`` GPUs (default: 1 where the cluster has GPUs, else 0)."""
+    """``workers`` actors, each with ``gpus_per_worker`` GPUs (default: 1 where the cluster has GPUs, else 0).
+
+    Each asks Ray for as many CPUs as its model gets threads (``options.threads``, 1 unless given), so that
+    Ray places no more actors on a node than its cores can run.
+    """
+    from dataclasses import replace
+
     if gpus_per_worker is None:
         gpus_per_worker = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    actor = ray.remote(num_cpus=1, num_gpus=gpus_per_worker, max_restarts=retries,
+    options = replace(options, threads=options.threads or 1)
+    actor = ray.remote(num_cpus=options.threads, num_gpus=gpus_per_worker, max_restarts=retries,
                        max_task_retries=retries)(_Worker)
     return [actor.remote(options, batch, settings) for _ in range(workers)]
 
@@ -109,7 +117,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
     results: list[dict] = []
     if not jobs:
         return results
-    with ray_cluster(address, workers) as ray:
+    with ray_cluster(address, min(workers, len(jobs)) * (options.threads or 1)) as ray:
         actors = start_workers(ray, options, batch, settings, min(workers, len(jobs)), gpus_per_worker, retries)
         try:
             ray.get(actors[0].summary.remote())  # the model loads, or this says why it cannot

@@ -452,7 +452,8 @@ recorded; the ones in progress leave no output).
 @click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
 @click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
               help="CPU threads for each worker's model. Default: with --jobs N the cores shared out among the "
-                   "N workers; with one worker, or on Ray, the runtime's own choice (every core).")
+                   "N workers; with one worker the runtime's own choice (every core); on Ray 1, and each actor "
+                   "asks Ray for as many CPUs as it has threads.")
 @click.option("--chunk-seconds", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
               help="Split each file longer than this at its keyframes into parts of at least SECONDS that the "
                    "workers (--jobs, --ray) annotate at the same time; the parts are joined, without encoding "
