@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -67,6 +68,14 @@ def frame_rate(fps: float) -> Fraction:
     return Fraction(fps).limit_denominator(1001)
 
 
+def write_all(file: Any, data: bytes) -> None:
+    """Write every byte of ``data`` to an unbuffered ``file``: a short write (a regular file takes all at once,
+    but not at the edge of a full disk) is continued until done or an OSError, never dropped."""
+    view = memoryview(data)
+    while view:
+        view = view[file.write(view):]
+
+
 class CheckedFile:
     """The file FFmpeg writes through, so that no write error is lost.
 
@@ -82,10 +91,8 @@ class CheckedFile:
         self.error: OSError | None = None
 
     def write(self, data: bytes) -> int:
-        view = memoryview(data)
         try:
-            while view:  # a write at the edge of a full disk may take only part of the data
-                view = view[self._file.write(view):]
+            write_all(self._file, data)
         except OSError as exc:
             self.error = self.error or exc
             raise

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from livecam.encode import write_all
 from livecam.errors import LivecamError, RunError
 from livecam.sinks import Sink
 from livecam.types import Annotated, Frame
@@ -95,9 +96,7 @@ class JsonlLog(Sink):
         try:
             if self._file is None:
                 self._file = open(self.path, "wb" if self.overwrite else "xb", buffering=0)  # noqa: SIM115
-            view = memoryview(data)
-            while view:  # a regular file takes it all in one call; a short write is finished, never dropped
-                view = view[self._file.write(view):]
+            write_all(self._file, data)
         except FileExistsError:
             raise LivecamError(f"{self.path} already exists; pass --overwrite to replace it, or choose another "
                                "--log") from None
