@@ -553,6 +553,8 @@ class Chunker:
                 self.work.append(job)
                 continue
             self._splits[job.input] = _Split(job, spans)
+            log.info("%s: %d parts, cut at %s s", job.input, len(spans),
+                     ", ".join(f"{span.seconds:.1f}" for span in spans[1:]))
             self.work.extend(replace(job, output=str(part_path(Path(job.output), i)), span=span, part=i)
                              for i, span in enumerate(spans))
 
