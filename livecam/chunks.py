@@ -28,7 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from livecam.encode import FORMATS, FRAGMENTED, CheckedFile
+from livecam.encode import CheckedFile, open_output
 from livecam.errors import LivecamError
 from livecam.sources import DEFAULT_VIDEO_FPS, Source
 from livecam.types import Frame
@@ -181,17 +181,14 @@ def join(parts: list[Path], target: Path) -> int:
     recording is; MP4 and MOV are fragmented as the recorder writes them. Returns the frames written;
     raises OSError when the file cannot be written and LivecamError when the parts do not fit together.
     """
-    import av
 
     from livecam.sinks import partial_path
 
-    suffix = target.suffix.lower()
     partial = partial_path(target)
     file = CheckedFile(partial)
     frames = 0
     try:
-        options = {"movflags": FRAGMENTED} if FORMATS[suffix] in ("mp4", "mov") else {}
-        with av.open(file, "w", format=FORMATS[suffix], options=options) as output:
+        with open_output(file, target.suffix) as output:
             out_stream, first, offset = None, None, 0
             for part in parts:
                 with _open(part) as source:

@@ -108,18 +108,24 @@ class CheckedFile:
         self._file.close()
 
 
+def open_output(file: CheckedFile, suffix: str) -> Any:
+    """A PyAV output container writing through ``file`` in the format of ``suffix``: MP4 and MOV fragmented."""
+    import av
+
+    suffix = suffix.lower()
+    options = {"movflags": FRAGMENTED} if FORMATS[suffix] in ("mp4", "mov") else {}
+    return av.open(file, "w", format=FORMATS[suffix], options=options)
+
+
 class VideoEncoder:
     """Frames of one even size in, a video file out; ``close()`` finishes the file."""
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, codec: str = "h264", crf: int | None = None,
                  preset: str | None = None, threads: int | None = None) -> None:
-        import av
 
         self.path, self.size, self.codec = path, size, codec
-        suffix = path.suffix.lower()
-        options = {"movflags": FRAGMENTED} if FORMATS[suffix] in ("mp4", "mov") else {}
         self._file = CheckedFile(path)
-        self._container = av.open(self._file, "w", format=FORMATS[suffix], options=options)
+        self._container = open_output(self._file, path.suffix)
         rate = frame_rate(fps)
         stream = self._container.add_stream(CODECS[codec], rate=rate)
         stream.width, stream.height = size

@@ -4,8 +4,6 @@ the parts joined without re-encoding; the frame index drawn into every frame com
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,6 +17,7 @@ from livecam.chunks import ClipSource, Span, cuts, join, plan_spans, spans_of
 from livecam.encode import VideoEncoder
 from livecam.errors import LivecamError
 from tests.conftest import moving_photos, read_video
+from tests.test_annotate import _annotate
 
 FPS = 25
 BITS = 10  # frame indices up to 1023
@@ -167,11 +166,6 @@ def test_the_index_drawn_into_a_frame_reads_back_through_the_heatmap(tmp_path: P
     heat = cv2.resize(rng.integers(0, 255, (7, 7, 3), dtype=np.uint8), SIZE, interpolation=cv2.INTER_LINEAR)
     assert [_read_index(cv2.addWeighted(f, 0.8, heat, 0.2, 0)) for f in frames] == list(range(8))
     assert _read_index(_draw_index(frames[0], 1000)) == 1000
-
-
-def _annotate(*args: str | Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "livecam", "annotate", *map(str, args)], capture_output=True,
-                          text=True, timeout=300)
 
 
 def test_a_long_file_in_parts_keeps_every_frame_in_order(lite0_graph: Path, tmp_path: Path) -> None:
