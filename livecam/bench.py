@@ -46,7 +46,7 @@ import cv2
 import numpy as np
 
 from livecam import __version__
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, RunError
 from livecam.launch import EngineOptions, open_engine
 from livecam.sinks import write_frames
 from livecam.sources import Source, open_source
@@ -591,6 +591,21 @@ def _pyplot() -> Any:
     return plt
 
 
+def _save_figure(fig: Any, path: Path) -> None:
+    """Save a chart whole or not at all (a partial file moved into place), then free it."""
+    import matplotlib.pyplot as plt
+
+    from livecam.outputs import replace_atomically
+
+    try:
+        with replace_atomically(path) as partial:
+            fig.savefig(partial, dpi=110, format=path.suffix.lower().lstrip(".") or "png")
+    except OSError as exc:
+        raise RunError(f"could not write {path} ({exc.strerror or exc}); it is left as it was") from None
+    finally:
+        plt.close(fig)
+
+
 def plot(result: BenchResult, path: Path) -> None:
     """A bar chart of the per-frame p50 times, with p90 and p99 marked (needs matplotlib)."""
     plt = _pyplot()
@@ -614,8 +629,7 @@ def plot(result: BenchResult, path: Path) -> None:
                  f"{c['runtime']}\n{result.machine['device']}: end to end {result.pipeline.get('fps', 0):.1f} FPS",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def plot_compare(results: list[BenchResult], path: Path) -> None:
@@ -635,8 +649,7 @@ def plot_compare(results: list[BenchResult], path: Path) -> None:
     right.set_yticks([])
     right.invert_yaxis()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, path)
 
 
 def _wrap(text: str, width: int = 28) -> str:

@@ -25,6 +25,26 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+class InputPath(click.Path):
+    """A value that may name a file the command reads (``--source``, ``--model``, ``--weights``, reports).
+
+    It is passed on as typed (a camera index, a URL or a zoo name are not paths); where it names an existing
+    file or folder, no output of the command may be that path.
+    """
+
+    def __init__(self, path_type: type | None = None) -> None:
+        super().__init__(path_type=path_type)
+
+
+class OutputPath(click.Path):
+    """A file (``folder=True``: a folder) the command writes, checked by :mod:`livecam.outputs` before any work."""
+
+    def __init__(self, folder: bool = False, suffixes: tuple[str, ...] = ()) -> None:
+        super().__init__(path_type=Path)
+        self.folder = folder
+        self.suffixes = suffixes
+
+
 # From the torch-free livecam.choices, so that --help is quick; tests check that they match
 # livecam.cams.METHODS and livecam.render.COLORMAPS.
 METHOD_NAMES = choices.METHODS
@@ -37,7 +57,7 @@ BACKEND_OPTION = click.option(
 
 
 WEIGHTS_OPTION = click.option(
-    "--weights", metavar="FILE|random",
+    "--weights", type=InputPath(), metavar="FILE|random",
     help="A state dict for the model, saved with torch.save(model.state_dict(), FILE) and loaded with "
          "weights_only=True. Default: the model's ImageNet weights (shipped for efficientnet_lite0; torchvision's "
          "cache or download otherwise). 'random': untrained, for timing.")
@@ -61,10 +81,55 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def _option_name(param: click.Parameter) -> str:
+    return max(param.opts, key=len) if param.opts else param.name or "?"
+
+
+def _input_files(values: tuple[object, ...]) -> list[Path]:
+    """The existing files and folders among an input option's values ('demo': the built-in clip's file)."""
+    from livecam.demo import demo_clip_location
+
+    found = []
+    for value in values:
+        text = str(value).strip()
+        path = demo_clip_location() if text.lower() == "demo" else Path(text).expanduser()
+        if text and path.exists():
+            found.append(path)
+    return found
+
+
+def check_command_outputs(ctx: click.Context) -> None:
+    """The one output rule (:func:`livecam.outputs.check_outputs`) for every output option of ``ctx``'s command."""
+    from livecam.outputs import Output, check_outputs
+
+    outputs: list[Output] = []
+    inputs: list[Path] = []
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name or "")
+        if value is None:
+            continue
+        values = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+        if isinstance(param.type, OutputPath):
+            outputs.extend(Output(_option_name(param), Path(v), param.type.folder, param.type.suffixes)
+                           for v in values)
+        elif isinstance(param.type, InputPath):
+            inputs.extend(_input_files(values))
+    check_outputs(outputs, inputs, overwrite=bool(ctx.params.get("overwrite")))
+
+
+class LivecamCommand(click.Command):
+    """A command whose outputs are checked, all by one rule, before its work begins."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        check_command_outputs(ctx)
+        return super().invoke(ctx)
+
+
 class LivecamGroup(click.Group):
     """``livecam [run] OPTIONS``: ``run`` is the default command, so ``livecam --source 0`` works."""
 
     default_command = "run"
+    command_class = LivecamCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if not args:
@@ -177,10 +242,11 @@ Other commands (each with --help):
 
 
 @main.command("run", context_settings=CONTEXT_SETTINGS, epilog=RUN_EPILOG)
-@click.option("--source", "-s", required=True, metavar="SOURCE",
+@click.option("--source", "-s", required=True, type=InputPath(), metavar="SOURCE",
               help="What to explain: a camera index (0), a video file, an image or a folder of images, "
                    "a stream URL (rtsp://, http://, ...), or 'demo' for the built-in clip.")
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True, metavar="NAME|FILE.onnx",
+@click.option("--model", "-m", "model_name", type=InputPath(), default="efficientnet_lite0", show_default=True,
+              metavar="NAME|FILE.onnx",
               help="efficientnet_lite0 (real ImageNet weights, shipped), a torchvision classification model by "
                    "name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...), or FILE.onnx, a "
                    "graph from 'livecam export', which runs on ONNX Runtime alone (no PyTorch needed) with "
@@ -212,18 +278,18 @@ Other commands (each with --help):
                    "NVIDIA GPU, PyTorch's CUDA path for zoo models and, for a .onnx graph, ONNX Runtime's "
                    "TensorRT, then CUDA provider, whichever loads. tensorrt runs graphs on ONNX Runtime's "
                    "TensorRT provider (fp16, engines cached).")
-@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE",
+@click.option("--output", "-o", type=OutputPath(suffixes=choices.RECORDING_SUFFIXES), metavar="FILE",
               help="Record the annotated video (.mp4, .avi, .mkv or .mov) at the source's size and frame "
                    "rate; for cameras and streams, the rate measured over the first frames.")
 @CODEC_OPTION
 @CRF_OPTION
 @click.option("--overwrite", is_flag=True,
               help="Replace the --output and --log files, and the maps in --save-maps, if they exist.")
-@click.option("--log", "log_path", type=click.Path(path_type=Path), metavar="FILE.jsonl",
+@click.option("--log", "log_path", type=OutputPath(), metavar="FILE.jsonl",
               help="Write one JSON line per frame: its index and source time, the top classes and their "
                    "probabilities, each stage's milliseconds, the latency and the frames dropped so far "
                    "(fields in the README). Lines are written whole as frames finish.")
-@click.option("--save-maps", type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--save-maps", type=OutputPath(folder=True), metavar="DIR",
               help="Save each frame's raw maps (float32 in [0, 1] at the layer's resolution) with their "
                    "classes and scores as DIR/frame_000123.npz (created if missing).")
 @click.option("--on-error", type=click.Choice(("stop", "skip")), default="stop", show_default=True,
@@ -300,8 +366,6 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
                               crf=crf))
             sinks.append(recorder)
         if log_path is not None:
-            if output is not None and log_path.absolute() == output.absolute():
-                raise LivecamError(f"--log {log_path} is also the --output video; give the log its own file name")
             sinks.append(stack.enter_context(JsonlLog(log_path, overwrite=overwrite, source_path=src.path)))
         if save_maps is not None:
             sinks.append(stack.enter_context(MapsSaver(save_maps, overwrite=overwrite)))
@@ -422,9 +486,10 @@ recorded; the ones in progress leave no output).
 
 @main.command("annotate", context_settings=CONTEXT_SETTINGS, epilog=ANNOTATE_EPILOG)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--out-dir", "-o", "out_dir", required=True, type=click.Path(path_type=Path), metavar="DIR",
+@click.option("--out-dir", "-o", "out_dir", required=True, type=OutputPath(folder=True), metavar="DIR",
               help="Where the annotated videos and manifest.jsonl go (created if missing).")
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True, metavar="NAME|FILE.onnx",
+@click.option("--model", "-m", "model_name", type=InputPath(), default="efficientnet_lite0", show_default=True,
+              metavar="NAME|FILE.onnx",
               help="As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed).")
 @WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True,
@@ -568,18 +633,19 @@ Examples:
 
 
 @main.command("bench", context_settings=CONTEXT_SETTINGS, epilog=BENCH_EPILOG)
-@click.argument("reports", nargs=-1, type=click.Path(path_type=Path), metavar="[REPORT.json]...")
+@click.argument("reports", nargs=-1, type=InputPath(path_type=Path), metavar="[REPORT.json]...")
 @click.option("--compare", is_flag=True,
               help="Compare JSON reports of earlier runs side by side (a Markdown table; --plot draws them) "
                    "instead of running the benchmark.")
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True, metavar="NAME|FILE.onnx",
+@click.option("--model", "-m", "model_name", type=InputPath(), default="efficientnet_lite0", show_default=True,
+              metavar="NAME|FILE.onnx",
               help="As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed).")
 @WEIGHTS_OPTION
 @click.option("--method", type=click.Choice(METHOD_NAMES), default="gradcam", show_default=True)
 @click.option("--layer", metavar="MODULE.PATH", help="As for livecam run.")
 @click.option("--precision", type=click.Choice(choices.PRECISIONS), default="auto", show_default=True)
 @click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help="Frames per step.")
-@click.option("--source", "-s", default="demo", show_default=True,
+@click.option("--source", "-s", type=InputPath(), default="demo", show_default=True,
               help="Frames to measure on: a video, images or 'demo' (decoded once, repeated if short).")
 @click.option("--size", metavar="WxH", help="Resize the frames to this size first (e.g. 1280x720, 1920x1080).")
 @click.option("--frames", type=click.IntRange(10, 100000), default=300, show_default=True,
@@ -598,18 +664,19 @@ Examples:
               help="Start livecam run N times in fresh processes and time the command to its first annotated "
                    "frame (the first run may export and cache the graph; the median of the others is reported).")
 @click.option("--label", metavar="TEXT", help="A name for this run in --compare tables (default: the file's name).")
-@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE",
+@click.option("--json", "json_path", type=OutputPath(), metavar="FILE",
               help="Write the report as JSON (schema livecam-bench/2; see benchmarks/README.md).")
-@click.option("--markdown", "md_path", type=click.Path(path_type=Path), metavar="FILE",
+@click.option("--markdown", "md_path", type=OutputPath(), metavar="FILE",
               help="Write the table as Markdown.")
-@click.option("--plot", "plot_path", type=click.Path(path_type=Path), metavar="FILE.png",
+@click.option("--plot", "plot_path", type=OutputPath(suffixes=choices.PLOT_SUFFIXES), metavar="FILE.png",
               help="Draw a chart (needs matplotlib): p50 bars with p90 and p99 marked.")
+@click.option("--overwrite", is_flag=True, help="Replace the --json, --markdown and --plot files if they exist.")
 @VERBOSE_OPTION
 def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, weights: str | None, method: str,
                   layer: str | None, precision: str, batch: int, source: str, size: str | None, frames: int,
                   warmup: int, device: str, graph: bool, backend: str, fold: bool, peer: bool, startup: int,
                   label: str | None, json_path: Path | None, md_path: Path | None, plot_path: Path | None,
-                  verbose: int) -> None:
+                  overwrite: bool, verbose: int) -> None:
     """Time explanations as edge devices are compared: p50, p90 and p99 latency per stage and per frame,
     end-to-end FPS on a real video, start-up, and the explanation against plain inference of the same
     model and against pytorch-grad-cam, on the same frames.
@@ -619,10 +686,8 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
     """
     _setup_logging(verbose)
     from livecam import bench
+    from livecam.outputs import write_text
 
-    for path in (json_path, md_path, plot_path):
-        if path is not None and not path.parent.is_dir():
-            raise LivecamError(f"cannot write {path}: the folder {path.parent} does not exist")
     if compare or reports:
         if not compare:
             raise LivecamError("report files are for --compare; add --compare, or leave them out to run the benchmark")
@@ -632,7 +697,7 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
         table = bench.compare_markdown(results)
         click.echo(table)
         if md_path is not None:
-            md_path.write_text(table)
+            write_text(md_path, table)
         if plot_path is not None:
             bench.plot_compare(results, plot_path)
         return
@@ -649,15 +714,15 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
     table = result.markdown()
     click.echo(table)
     if json_path is not None:
-        json_path.write_text(result.to_json())
+        write_text(json_path, result.to_json())
     if md_path is not None:
-        md_path.write_text(table)
+        write_text(md_path, table)
     if plot_path is not None:
         bench.plot(result, plot_path)
 
 
 @main.command("evaluate", context_settings=CONTEXT_SETTINGS)
-@click.option("--source", "-s", default="demo", show_default=True,
+@click.option("--source", "-s", type=InputPath(), default="demo", show_default=True,
               help="Images, a folder of images or a video ('demo': the built-in clip).")
 @click.option("--methods", default=None, metavar="M1,M2,...",
               help="Methods to compare (default: every method the model supports).")
@@ -665,13 +730,15 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
               help="How many frames to evaluate, spread evenly over the source.")
 @click.option("--steps", type=click.IntRange(4, 256), default=32, show_default=True,
               help="Steps of the deletion and insertion curves.")
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True)
+@click.option("--model", "-m", "model_name", type=InputPath(), default="efficientnet_lite0", show_default=True,
+              help="A zoo model, as for livecam run (the metrics need PyTorch).")
 @WEIGHTS_OPTION
 @DEVICE_OPTION
-@click.option("--json", "json_path", type=click.Path(path_type=Path), metavar="FILE", help="Write the results as JSON.")
+@click.option("--json", "json_path", type=OutputPath(), metavar="FILE", help="Write the results as JSON.")
+@click.option("--overwrite", is_flag=True, help="Replace the --json file if it exists.")
 @VERBOSE_OPTION
 def evaluate_command(source: str, methods: str | None, frames: int, steps: int, model_name: str,
-                     weights: str | None, device: str, json_path: Path | None, verbose: int) -> None:
+                     weights: str | None, device: str, json_path: Path | None, overwrite: bool, verbose: int) -> None:
     """Compare how faithful each method's maps are: deletion and insertion AUC (Petsiuk et al. 2018),
     Average Drop and Increase in Confidence (Chattopadhay et al. 2018), against a random-map and a
     centre-Gaussian baseline. Each frame is explained for its top-1 class.
@@ -683,12 +750,11 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     require_torch("livecam evaluate")
     from livecam.cams import METHODS
     from livecam.metrics import evaluate, table
+    from livecam.outputs import write_text
     from livecam.sources import open_source, spread_frames
     from livecam.zoo import GAP_LINEAR, load_model
     from livecam.zoo.analysis import suggest
 
-    if json_path is not None and not json_path.parent.is_dir():
-        raise LivecamError(f"cannot write {json_path}: the folder {json_path.parent} does not exist")
     with open_source(source) as src:
         images = spread_frames(src, frames)
     loaded = load_model(model_name, weights=weights, device=device)
@@ -704,7 +770,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     rows = evaluate(loaded, images, chosen, steps)
     click.echo(table(rows))
     if json_path is not None:
-        json_path.write_text(json.dumps({"model": loaded.name, "source": source, "frames": len(images),
+        write_text(json_path, json.dumps({"model": loaded.name, "source": source, "frames": len(images),
                                          "steps": steps, "methods": {k: asdict(v) for k, v in rows.items()}},
                                         indent=2))
 
@@ -740,10 +806,10 @@ def _parse_input_size(text: str | None) -> tuple[int, int] | None:
 
 
 @main.command("export", context_settings=CONTEXT_SETTINGS, epilog=EXPORT_EPILOG)
-@click.option("--model", "-m", "model_name", default="efficientnet_lite0", show_default=True,
+@click.option("--model", "-m", "model_name", type=InputPath(), default="efficientnet_lite0", show_default=True,
               help="The model, as for livecam run.")
 @WEIGHTS_OPTION
-@click.option("--output", "-o", type=click.Path(path_type=Path), metavar="FILE.onnx", required=True,
+@click.option("--output", "-o", type=OutputPath(suffixes=(".onnx",)), metavar="FILE.onnx", required=True,
               help="The ONNX file to write.")
 @click.option("--layer", metavar="MODULE.PATH", help="The layer to explain. Default: the last feature map.")
 @click.option("--method", type=click.Choice(EXPORT_METHODS), default="gradcam", show_default=True,
@@ -777,12 +843,6 @@ def export_command(model_name: str, weights: str | None, output: Path, layer: st
 
     _setup_logging(verbose)
     started = time.perf_counter()
-    if output.suffix.lower() != ".onnx":
-        raise LivecamError(f"cannot write {output}: the output must be an .onnx file")
-    if not output.parent.is_dir():
-        raise LivecamError(f"cannot write {output}: the folder {output.parent} does not exist")
-    if output.exists() and not overwrite:
-        raise LivecamError(f"{output} exists; pass --overwrite to replace it, or choose another --output")
     size = _parse_input_size(input_size)
     if class_ is not None and topk != 1:
         raise LivecamError("--class explains one class per image: leave out --topk, or --class to explain the "

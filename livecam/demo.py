@@ -160,9 +160,14 @@ def _is_complete(path: Path) -> bool:
         cap.release()
 
 
+def demo_clip_location() -> Path:
+    """Where the demo clip is cached (it may not be made yet)."""
+    return cache_dir() / f"demo-v{CLIP_VERSION}.mp4"
+
+
 def demo_clip_path() -> Path:
     """The cached demo clip, made first if it is missing or incomplete."""
-    path = cache_dir() / f"demo-v{CLIP_VERSION}.mp4"
+    path = demo_clip_location()
     if path.is_file() and _is_complete(path):
         return path
     log.info("making the demo clip at %s", path)

@@ -26,6 +26,7 @@ import numpy as np
 
 from livecam.encode import write_all
 from livecam.errors import LivecamError, RunError
+from livecam.outputs import Output, check_output
 from livecam.sinks import Sink
 from livecam.types import Annotated, Frame
 
@@ -34,16 +35,7 @@ MAPS_PATTERN = "frame_{:06d}.npz"
 
 def check_log_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
     """Refuse a --log path that cannot be written or would replace the user's file without --overwrite."""
-    if path.is_dir():
-        raise LivecamError(f"{path} is a folder; give --log a file name such as {path / 'frames.jsonl'}")
-    if not path.parent.is_dir():
-        raise LivecamError(f"cannot write the log {path}: the folder {path.parent} does not exist; create it or "
-                           "choose another --log")
-    if source_path is not None and path.exists() and path.resolve() == source_path.resolve():
-        raise LivecamError(f"--log {path} is the source itself; choose another file name")
-    if path.exists() and not overwrite:
-        raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --log")
-    return path
+    return check_output(Output("--log", path), [source_path] if source_path is not None else [], overwrite)
 
 
 def _number(value: float, digits: int) -> float | None:
@@ -84,9 +76,6 @@ class JsonlLog(Sink):
 
     def __init__(self, path: str | os.PathLike, overwrite: bool = False, source_path: Path | None = None) -> None:
         self.path = check_log_path(Path(path), overwrite, source_path)
-        if not os.access(self.path.parent, os.W_OK):
-            raise LivecamError(f"cannot write the log {self.path}: the folder {self.path.parent} is not writable; "
-                               "choose another --log")
         self.overwrite = overwrite
         self._file = None  # opened at the first line: a run that fails to start leaves no file behind
         self.lines = 0
@@ -119,8 +108,7 @@ class JsonlLog(Sink):
 
 def check_maps_folder(folder: Path, overwrite: bool) -> Path:
     """Refuse a --save-maps folder that is a file, or that holds saved maps, without --overwrite."""
-    if folder.exists() and not folder.is_dir():
-        raise LivecamError(f"--save-maps {folder} is a file; give a folder (it is created if missing)")
+    check_output(Output("--save-maps", folder, folder=True))
     if not overwrite and folder.is_dir() and any(folder.glob("frame_*.npz")):
         raise LivecamError(f"{folder} already holds saved maps (frame_*.npz); pass --overwrite to replace them, or "
                            "choose another --save-maps folder")

@@ -20,6 +20,7 @@ import numpy as np
 
 from livecam.encode import DEFAULT_CODEC, VideoEncoder, is_disk_full, resolve_codec
 from livecam.errors import LivecamError, RunError
+from livecam.outputs import Output, check_output
 from livecam.types import Annotated
 
 log = logging.getLogger(__name__)
@@ -48,23 +49,9 @@ class Sink:
 
 
 def check_output_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
-    """Refuse an output path that cannot be written or would destroy the user's data."""
-    if path.is_dir():
-        raise LivecamError(f"{path} is a folder; give --output a video file name such as {path / 'out.mp4'}")
-    if path.suffix.lower() not in DEFAULT_CODEC:
-        raise LivecamError(
-            f"cannot record to {path}: the output must be a video file ending in {', '.join(DEFAULT_CODEC)}"
-        )
-    parent = path.parent
-    if not parent.is_dir():
-        raise LivecamError(
-            f"cannot record to {path}: the folder {parent} does not exist; create it or choose another --output"
-        )
-    if source_path is not None and path.exists() and path.resolve() == source_path.resolve():
-        raise LivecamError(f"--output {path} is the source itself; choose another file name")
-    if path.exists() and not overwrite:
-        raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --output")
-    return path
+    """Refuse a recording path that cannot be written or would destroy the user's data (livecam.outputs' rule)."""
+    output = Output("--output", path, suffixes=tuple(DEFAULT_CODEC))
+    return check_output(output, [source_path] if source_path is not None else [], overwrite)
 
 
 def partial_path(path: Path) -> Path:

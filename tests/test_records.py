@@ -182,7 +182,7 @@ def test_refusals_before_the_model_loads(tmp_path: Path, cat_video: Path) -> Non
         (["--save-maps", str(tmp_path / "maps")], "already holds saved maps"),
         (["--save-maps", str(existing)], "is a file"),
         (["--on-error", "retry"], "--on-error"),
-        (["--log", str(tmp_path / "o.mp4"), "--output", str(tmp_path / "o.mp4")], "also the --output video"),
+        (["--log", str(tmp_path / "o.mp4"), "--output", str(tmp_path / "o.mp4")], "is also the --output"),
     ]
     for args, fragment in cases:
         result = CliRunner().invoke(main, ["--source", str(cat_video), "--no-show", "--model", "missing.onnx", *args])

@@ -87,7 +87,7 @@ def test_output_paths_that_cannot_work(tmp_path: Path) -> None:
     afile = tmp_path / "file.txt"
     afile.write_text("x")
     cases = [
-        (tmp_path / "out.gif", "must be a video file ending in"),
+        (tmp_path / "out.gif", "must name a file ending in"),
         (tmp_path / "missing" / "out.mp4", "the folder .* does not exist"),
         (afile / "out.mp4", "the folder .* does not exist"),
         (tmp_path, "is a folder"),
@@ -97,7 +97,7 @@ def test_output_paths_that_cannot_work(tmp_path: Path) -> None:
             VideoFileSink(path, fps=10.0)
     source = tmp_path / "in.mp4"
     source.write_bytes(b"input")
-    with pytest.raises(LivecamError, match="is the source itself"):
+    with pytest.raises(LivecamError, match="is an input of this command"):
         VideoFileSink(source, fps=10.0, overwrite=True, source_path=source)
     assert source.read_bytes() == b"input"
 

@@ -14,7 +14,7 @@ PACKAGE = Path(livecam.__file__).parent
 TORCH_FREE = ["livecam", "livecam.cli", "livecam.choices", "livecam.demo", "livecam.errors", "livecam.paths",
               "livecam.pipeline", "livecam.preprocess", "livecam.render", "livecam.sinks", "livecam.sources",
               "livecam.timing", "livecam.types", "livecam.serve", "livecam.encode", "livecam.records",
-              "livecam.annotate", "livecam.annotate_ray"]
+              "livecam.annotate", "livecam.annotate_ray", "livecam.outputs"]
 
 
 def test_the_core_imports_no_torch() -> None:
@@ -88,3 +88,6 @@ def test_choices_match_the_registries() -> None:
     assert tuple(METHODS) == choices.METHODS
     assert tuple(COLORMAPS) == choices.COLORMAPS
     assert set(choices.EXPORT_METHODS) <= set(choices.METHODS)
+    from livecam.encode import DEFAULT_CODEC
+
+    assert set(choices.RECORDING_SUFFIXES) == set(DEFAULT_CODEC)
