@@ -132,13 +132,34 @@ class LivecamGroup(click.Group):
     command_class = LivecamCommand
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args:
-            args = [self.default_command, "--help"]
-        elif args[0] not in self.commands and args[0] != "--version":
+        if args and args[0] in ("-h", "--help"):
+            args = ["--help"]  # the tool's own help: what it is, its commands, where each one's options are
+        elif args and not args[0].startswith("-") and args[0] not in self.commands:
+            raise click.UsageError(f"no command '{args[0]}'{choices.suggest(args[0], list(self.commands))}; the "
+                                   f"commands are {', '.join(self.commands)}, and a run takes options only "
+                                   "(livecam --source 0)")
+        elif args and args[0] not in self.commands and args[0] != "--version":
             args = [self.default_command, *args]
         return super().parse_args(ctx, args)
 
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(ctx.command_path, "[run] OPTIONS | COMMAND [ARGS]...")
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands, then every option of a run (the default command), then the tool's own."""
+        self.format_commands(ctx, formatter)
+        run = self.commands[self.default_command]
+        run_ctx = click.Context(run, info_name=self.default_command, parent=ctx)
+        records = [r for r in (p.get_help_record(run_ctx) for p in run.get_params(run_ctx)) if r is not None]
+        with formatter.section("Options of a run (livecam [run] ...)"):
+            formatter.write_dl([r for r in records if not r[0].startswith("-h, --help")])
+        with formatter.section("Options"):
+            formatter.write_dl([r for r in (p.get_help_record(ctx) for p in self.get_params(ctx)) if r is not None])
+
     def main(self, args=None, prog_name=None, **extra):  # noqa: ANN001 - click's signature
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.default_int_handler:  # not in a test runner or an embedding program with its own
+            signal.signal(signal.SIGINT, _note_interrupt)
         try:
             code = super().main(args=args, prog_name=prog_name or "livecam", standalone_mode=False, **extra)
         except click.exceptions.NoArgsIsHelpError as exc:
@@ -149,20 +170,61 @@ class LivecamGroup(click.Group):
         except LivecamError as exc:
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
         except (KeyboardInterrupt, click.exceptions.Abort):
-            click.echo("livecam: interrupted", err=True)
-            sys.exit(EXIT_INTERRUPTED)
+            _interrupted()
         except Exception as exc:  # noqa: BLE001 - a bug: one line unless debugging
+            if _INTERRUPTS:  # Ctrl-C inside an import or a library call can come out as another error
+                _interrupted()
             if os.environ.get("LIVECAM_DEBUG"):
                 raise
             _fail(f"internal error: {type(exc).__name__}: {exc} (set LIVECAM_DEBUG=1 to see the traceback, "
                   "and please report it)", 1)
+        finally:
+            if signal.getsignal(signal.SIGINT) is _note_interrupt:
+                signal.signal(signal.SIGINT, previous)
         sys.exit(code if isinstance(code, int) else 0)
 
 
-@click.group(cls=LivecamGroup, context_settings=CONTEXT_SETTINGS)
+_INTERRUPTS: list[int] = []  # Ctrl-C seen by _note_interrupt
+
+
+def _note_interrupt(signum: int, frame: object) -> None:
+    """Python's own SIGINT handler (KeyboardInterrupt), remembering that one came: a KeyboardInterrupt raised while
+    an extension module initializes (onnxruntime's, at start-up) surfaces as ImportError instead."""
+    _INTERRUPTS.append(signum)
+    signal.default_int_handler(signum, frame)
+
+
+def _interrupted() -> None:
+    click.echo("livecam: interrupted", err=True)
+    sys.exit(EXIT_INTERRUPTED)
+
+
+MAIN_EPILOG = """\b
+Examples:
+  livecam --source 0                                  explain the webcam live, in a window
+  livecam --source video.mp4 --output out.mp4         annotate a recorded video
+  livecam --source demo --method cam --topk 3 --panels
+  livecam annotate dashcam/ --out-dir annotated/      a whole archive, with a manifest
+  livecam export --output lite0.onnx                  the model and its explanation in one ONNX file
+  livecam bench --json this-box.json                  latency percentiles, FPS and start-up
+
+\b
+'livecam run --help' lists every option of a run; each command has its own --help.
+"""
+
+
+@click.group(cls=LivecamGroup, context_settings=CONTEXT_SETTINGS, epilog=MAIN_EPILOG)
 @click.version_option(__version__, prog_name="livecam")
 def main() -> None:
-    """livecam: see what an image classifier looks at, live."""
+    """livecam: see what an image classifier looks at, live.
+
+    It reads a webcam, a video, a stream or a folder of images, explains every
+    frame with one of ten methods (Grad-CAM, CAM, Grad-CAM++, XGrad-CAM,
+    LayerCAM, HiResCAM, Eigen-CAM, Score-CAM, guided backpropagation, Guided
+    Grad-CAM), blends the map over the frame with the most probable classes,
+    and shows, records or serves the result. 'run' is the default command:
+    'livecam --source 0' is 'livecam run --source 0'.
+    """
 
 
 _USER_FFMPEG_LOGLEVEL = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")  # as the user set it, before any command ran
@@ -241,7 +303,8 @@ Other commands (each with --help):
 """
 
 
-@main.command("run", context_settings=CONTEXT_SETTINGS, epilog=RUN_EPILOG)
+@main.command("run", context_settings=CONTEXT_SETTINGS, epilog=RUN_EPILOG,
+              short_help="Explain a camera, video, stream or images frame by frame (the default command).")
 @click.option("--source", "-s", required=True, type=InputPath(), metavar="SOURCE",
               help="What to explain: a camera index (0), a video file, an image or a folder of images, "
                    "a stream URL (rtsp://, http://, ...), or 'demo' for the built-in clip.")
@@ -335,7 +398,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
                 max_viewers: int, max_frames: int | None, alpha: float, colormap: str, precision: str, batch: int,
                 graph: bool, backend: str, fps: float | None, reconnect: float | None, verbose: int,
                 log_path: Path | None = None, save_maps: Path | None = None, on_error: str = "stop") -> None:
-    """Explain every frame of a camera, video, stream or images with Grad-CAM or CAM.
+    """Explain every frame of a camera, video, stream or images with Grad-CAM or another --method.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
     with the most probable classes and a speed readout. The result is shown in a
@@ -484,7 +547,8 @@ recorded; the ones in progress leave no output).
 """
 
 
-@main.command("annotate", context_settings=CONTEXT_SETTINGS, epilog=ANNOTATE_EPILOG)
+@main.command("annotate", context_settings=CONTEXT_SETTINGS, epilog=ANNOTATE_EPILOG,
+              short_help="Annotate many recordings into a folder, with a manifest; reruns resume.")
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--out-dir", "-o", "out_dir", required=True, type=OutputPath(folder=True), metavar="DIR",
               help="Where the annotated videos and manifest.jsonl go (created if missing).")
@@ -632,7 +696,8 @@ Examples:
 """
 
 
-@main.command("bench", context_settings=CONTEXT_SETTINGS, epilog=BENCH_EPILOG)
+@main.command("bench", context_settings=CONTEXT_SETTINGS, epilog=BENCH_EPILOG,
+              short_help="Latency percentiles, FPS and start-up, as edge devices are compared.")
 @click.argument("reports", nargs=-1, type=InputPath(path_type=Path), metavar="[REPORT.json]...")
 @click.option("--compare", is_flag=True,
               help="Compare JSON reports of earlier runs side by side (a Markdown table; --plot draws them) "
@@ -721,7 +786,8 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
         bench.plot(result, plot_path)
 
 
-@main.command("evaluate", context_settings=CONTEXT_SETTINGS)
+@main.command("evaluate", context_settings=CONTEXT_SETTINGS,
+              short_help="How faithful each method's maps are (deletion, insertion, Average Drop).")
 @click.option("--source", "-s", type=InputPath(), default="demo", show_default=True,
               help="Images, a folder of images or a video ('demo': the built-in clip).")
 @click.option("--methods", default=None, metavar="M1,M2,...",
@@ -805,7 +871,8 @@ def _parse_input_size(text: str | None) -> tuple[int, int] | None:
     return int(parts[0]), int(parts[1])
 
 
-@main.command("export", context_settings=CONTEXT_SETTINGS, epilog=EXPORT_EPILOG)
+@main.command("export", context_settings=CONTEXT_SETTINGS, epilog=EXPORT_EPILOG,
+              short_help="The model and its explanation as one ONNX file (no PyTorch to run it).")
 @click.option("--model", "-m", "model_name", type=InputPath(), default="efficientnet_lite0", show_default=True,
               help="The model, as for livecam run.")
 @WEIGHTS_OPTION

@@ -101,6 +101,11 @@ def test_help_documents_every_option() -> None:
                    "--output", "--show / --no-show", "--max-frames", "--alpha", "--colormap", "--overwrite"):
         assert option in result.output, option
     assert _invoke([]).output == result.output  # no arguments: the help
+    assert "[run] OPTIONS | COMMAND" in result.output.splitlines()[0]  # the tool's help, not run's
+    text = " ".join(result.output.split())
+    for name in ("annotate", "export", "bench", "evaluate", "Grad-CAM++", "Score-CAM", "guided backpropagation"):
+        assert name in text, name
+    assert "Grad-CAM or CAM" not in text
 
 
 def _assert_one_line_error(result, fragment: str) -> None:
