@@ -20,6 +20,7 @@ from click.core import ParameterSource
 
 from livecam import __version__, choices
 from livecam.errors import LivecamError, require_torch
+from livecam.text import one_line, plural
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -72,12 +73,8 @@ CRF_OPTION = click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
 VERBOSE_OPTION = click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 
 
-def _one_line(message: str) -> str:
-    return " ".join(message.split())
-
-
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
-    click.echo(f"livecam: error: {_one_line(message)}", err=True)
+    click.echo(f"livecam: error: {one_line(message)}", err=True)
     sys.exit(code)
 
 
@@ -328,7 +325,7 @@ Other commands (each with --help):
 @click.option("--class", "class_", metavar="NAME|INDEX",
               help="Explain this ImageNet class in every frame, by name (case-insensitive, e.g. 'tabby') "
                    "or index. Default: each frame's most probable class.")
-@click.option("--topk", type=click.IntRange(1, 10), default=3, show_default=True,
+@click.option("--topk", type=click.IntRange(1, choices.MAX_TOPK), default=3, show_default=True,
               help="How many of the most probable classes to label on each frame.")
 @click.option("--panels", is_flag=True,
               help="Explain each of the --topk most probable classes in its own labelled panel (one forward "
@@ -421,6 +418,9 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     show_window = has_display() if show is None else show
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open_source(source, reconnect=reconnect))
+        if src.is_live and batch > 1:
+            raise LivecamError(f"--batch {batch} is for files and images; a camera or stream is explained one latest "
+                               "frame at a time (leave --batch out)")
         sinks: list[Sink] = []
         recorder = None
         if output is not None:
@@ -462,6 +462,9 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         _fail(report.error, 1)
     if report.interrupted:
         sys.exit(EXIT_INTERRUPTED)
+    if report.skipped and not report.frames:
+        _fail(f"the model failed on every frame ({plural(report.skipped, 'frame')} skipped), so nothing was "
+              "processed; see the warnings above", 1)
 
 
 def _serve_address(serve: str | None, max_viewers: int) -> tuple[str, int] | None:
@@ -514,13 +517,13 @@ def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSi
     ended = " (interrupted)" if report.interrupted else " (stopped in the window)" if report.stopped_by_user else ""
     dropped = f", {report.dropped} stale frames dropped" if report.dropped else ""
     dropped += f", {report.skipped} skipped (the model failed on them)" if report.skipped else ""
-    click.echo(f"livecam: {report.frames} frames in {report.seconds:.1f} s, "
+    click.echo(f"livecam: {plural(report.frames, 'frame')} in {report.seconds:.1f} s, "
                f"{report.fps:.1f} FPS end to end{dropped}{ended}")
     if stages:
         click.echo(f"livecam: per frame (median): {stages}")
     if recorder is not None:
         if recorder.frames_written:
-            click.echo(f"livecam: wrote {recorder.path} ({recorder.frames_written} frames, "
+            click.echo(f"livecam: wrote {recorder.path} ({plural(recorder.frames_written, 'frame')}, "
                        f"{recorder.size[0]}x{recorder.size[1]}, {recorder.fps:.1f} fps)")
         else:
             click.echo(f"livecam: no frame was processed, so {recorder.path} was not written")
@@ -561,7 +564,7 @@ recorded; the ones in progress leave no output).
 @click.option("--layer", metavar="MODULE.PATH", help="The layer to explain. Default: the last feature map.")
 @click.option("--class", "class_", metavar="NAME|INDEX",
               help="Explain this class in every frame, by name or index. Default: each frame's top class.")
-@click.option("--topk", type=click.IntRange(1, 10), default=3, show_default=True,
+@click.option("--topk", type=click.IntRange(1, choices.MAX_TOPK), default=3, show_default=True,
               help="How many of the most probable classes to label on each frame.")
 @click.option("--panels", is_flag=True, help="Explain each of the --topk classes in its own labelled panel.")
 @click.option("--precision", type=click.Choice(choices.PRECISIONS), default="auto", show_default=True,
@@ -813,6 +816,10 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     import json
     from dataclasses import asdict
 
+    if model_name.strip().lower().endswith(".onnx"):
+        raise LivecamError(f"livecam evaluate masks each frame and measures the PyTorch model's scores, so it takes "
+                           f"a zoo model, not a graph: pass the model {model_name} was exported from "
+                           f"(--model {_graph_model(model_name) or 'efficientnet_lite0'})")
     require_torch("livecam evaluate")
     from livecam.cams import METHODS
     from livecam.metrics import evaluate, table
@@ -831,14 +838,25 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
         for m in chosen:
             if m not in METHODS:
                 raise LivecamError(f"unknown method '{m}'{suggest(m, list(METHODS))}; choose from {', '.join(METHODS)}")
-    click.echo(f"livecam evaluate: {loaded.name}, {len(images)} frames of {src.description}, "
-               f"{len(chosen)} methods, {steps} steps...", err=True)
+    click.echo(f"livecam evaluate: {loaded.name}, {plural(len(images), 'frame')} of {src.description}, "
+               f"{plural(len(chosen), 'method')}, {steps} steps...", err=True)
     rows = evaluate(loaded, images, chosen, steps)
     click.echo(table(rows))
     if json_path is not None:
         write_text(json_path, json.dumps({"model": loaded.name, "source": source, "frames": len(images),
                                          "steps": steps, "methods": {k: asdict(v) for k, v in rows.items()}},
                                         indent=2))
+
+
+def _graph_model(path: str) -> str | None:
+    """The zoo model an exported graph was made from, as its metadata says (None when it cannot be read)."""
+    try:
+        import onnx
+
+        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001 - any unreadable file: the message then names no model
+        return None
+    return props.get("model")
 
 
 EXPORT_METHODS = choices.EXPORT_METHODS
@@ -883,7 +901,7 @@ def _parse_input_size(text: str | None) -> tuple[int, int] | None:
               help="The map computed inside the graph. cam, gradcam, hirescam, xgradcam, gradcampp and layercam "
                    "need a head of global average pooling and one Linear layer (their gradient then has a closed "
                    "form); eigencam works for any head. scorecam and the guided methods cannot be exported.")
-@click.option("--topk", type=click.IntRange(1, 1000), default=1, show_default=True,
+@click.option("--topk", type=click.IntRange(1, choices.MAX_TOPK), default=1, show_default=True,
               help="Explain each image's K most probable classes: K maps per image.")
 @click.option("--class", "class_", metavar="NAME|INDEX",
               help="Explain this class in every image instead (K = 1), by name or index.")

@@ -66,10 +66,11 @@ def explain_frame(frame: np.ndarray, explainer: Explainer, classes: ClassSpec = 
     return explainer(x, classes=classes, size=frame.shape[:2])
 
 
-def top_labels(explanation: Explanation, class_names: list[str], k: int, i: int = 0) -> list[Label]:
-    """The k most probable classes of sample ``i``, the explained one marked (and added if missing)."""
+def top_labels(explanation: Explanation, class_names: list[str], k: int, i: int = 0, rows: int = 1) -> list[Label]:
+    """The k most probable classes of the sample in row ``i``, the explained ones (rows ``i`` to ``i + rows``:
+    the panels') marked, and added if missing."""
     probs = torch.softmax(explanation.logits[i].float(), dim=0).cpu().numpy()
-    return labels_of(probs, class_names, k, int(explanation.classes[i]))
+    return labels_of(probs, class_names, k, [int(c) for c in explanation.classes[i:i + rows]])
 
 
 VIEWS = choices.VIEWS
@@ -120,6 +121,8 @@ class Engine:
             raise LivecamError("--panels and --view guided do not combine; choose one")
         if panels and target_class is not None:
             raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
+        if panels and topk < 2:
+            raise LivecamError(f"panels show one class each, so they need topk 2 or more, not {topk}")
         self.panels, self.view = panels, view
         if target_class is not None and not 0 <= target_class < model.info.num_classes:
             raise LivecamError(f"class index {target_class} is out of range: the model has classes 0 to "
@@ -220,7 +223,7 @@ class Engine:
                    timings: dict[str, float], row: int, rows: int = 1) -> Annotated:
         """The output frame with its labels and maps (rows ``row`` to ``row + rows`` of the explanation);
         ``image`` None: drawn afterwards, from these labels."""
-        labels = top_labels(explanation, self.model.class_names, self.topk, row)
+        labels = top_labels(explanation, self.model.class_names, self.topk, row, rows)
         maps = explanation.cams[row:row + rows].float().cpu().numpy()
         classes = [int(c) for c in explanation.classes[row:row + rows]]
         return Annotated(image, explanation, frame, timings, row, labels, maps, classes)

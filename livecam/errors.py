@@ -16,6 +16,13 @@ class LivecamError(Exception):
     """
 
 
+class GraphError(LivecamError):
+    """An ONNX file that cannot be read, or whose livecam metadata does not match its graph (a damaged file).
+
+    A cached graph that raises it is exported again; a user's file is reported in one line.
+    """
+
+
 class RunError(LivecamError):
     """A run that could not go on (the disk filled up, the model failed on a frame): exit code 1, not 2.
 

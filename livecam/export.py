@@ -170,8 +170,10 @@ def _check_arguments(model: LoadedModel, path: Path, method: str, topk: int, tar
     if precision not in PRECISIONS:
         raise LivecamError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
     classes = model.info.num_classes
-    if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= classes:
-        raise LivecamError(f"topk must be an integer from 1 to {classes} (the model's classes), not {topk!r}")
+    most = min(classes, choices.MAX_TOPK)
+    if isinstance(topk, bool) or not isinstance(topk, int) or not 1 <= topk <= most:
+        raise LivecamError(f"topk must be an integer from 1 to {most} (at most {choices.MAX_TOPK} classes, and the "
+                           f"model's {classes}), not {topk!r}")
     if target_class is not None:
         if isinstance(target_class, bool) or not isinstance(target_class, int) or not 0 <= target_class < classes:
             raise LivecamError(f"the class must be an index from 0 to {classes - 1}, not {target_class!r}")

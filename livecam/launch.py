@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from livecam import __version__, choices
-from livecam.errors import LivecamError, require_torch, torch_installed
-from livecam.paths import cache_dir
+from livecam.errors import GraphError, LivecamError, require_torch, torch_installed
+from livecam.paths import cache_dir, check_weights_file
 from livecam.render import Annotator
 from livecam.runtime.graph import FORMAT
 
@@ -83,6 +83,8 @@ def open_engine(options: EngineOptions) -> Launched:
     annotator = Annotator(options.colormap, options.alpha)
     if options.is_graph_file:
         return _graph_file(options, annotator)
+    if options.weights not in (None, RANDOM):
+        check_weights_file(Path(options.weights).expanduser())
     reason = runtime_refusal(options)
     if reason is not None and not torch_installed() and runtime_refusal(options, gpus=0) is None:
         reason = None  # no PyTorch for the CUDA path: ONNX Runtime takes the GPU
@@ -109,6 +111,9 @@ def _check_names(options: EngineOptions) -> None:
         raise LivecamError("--panels and --view guided do not combine; choose one")
     if options.panels and options.target_class is not None:
         raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
+    if options.panels and options.topk < 2:
+        raise LivecamError(f"--panels shows one panel for each of the --topk most probable classes, so it needs "
+                           f"--topk 2 or more, not {options.topk}")
 
 
 def runtime_refusal(options: EngineOptions, gpus: int | None = None) -> str | None:
@@ -249,12 +254,22 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
     known = weights_file(options.model, options.weights)
     path = graph_cache_path(options.model, known, method, options.layer, k, options.target_class,
                             precision) if known else None
-    if path is None or not path.is_file():
-        path = _export_to_cache(options, method, k, precision, path)
-        if path is None:
-            return None
-    engine = RuntimeEngine(path, _runtime_device(options), annotator, options.topk, options.panels,
-                           threads=options.threads)
+    def start(graph: Path) -> RuntimeEngine:
+        return RuntimeEngine(graph, _runtime_device(options), annotator, options.topk, options.panels,
+                             threads=options.threads)
+
+    if path is not None and path.is_file():
+        try:
+            engine = start(path)
+        except GraphError as exc:  # cut short by a full disk, or edited: made again, as a damaged demo clip is
+            log.warning("the cached graph %s is damaged (%s); exporting it again", path.name, str(exc).split(";")[0])
+            path.unlink(missing_ok=True)
+        else:
+            return Launched(engine, "onnx", _runtime_summary(engine), method)
+    path = _export_to_cache(options, method, k, precision, path)
+    if path is None:
+        return None
+    engine = start(path)
     return Launched(engine, "onnx", _runtime_summary(engine), method)
 
 
@@ -271,7 +286,8 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
                                 options.target_class, precision)
     target = None if options.target_class is None else choices.resolve_class(options.target_class, loaded.class_names)
     path.parent.mkdir(parents=True, exist_ok=True)
-    log.info("exporting %s with %s to ONNX (once; cached in %s)", loaded.name, method, path.parent)
+    log.warning("exporting %s with %s for ONNX Runtime, once (a few seconds; later runs start from %s)",
+                loaded.name, method, path.parent)
     try:
         export_explainer(loaded, path, method=method, layer=options.layer, topk=k, target_class=target,
                          precision=precision)

@@ -7,6 +7,8 @@ full-frame overlay at 1080p costs about 26 ms, ``applyColorMap`` and
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 
@@ -114,13 +116,15 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum(axis=-1, keepdims=True)
 
 
-def top_labels(probs: np.ndarray, class_names: list[str], k: int, explained: int) -> list[Label]:
-    """The k most probable classes of one sample, the explained one marked (and added if missing)."""
+def top_labels(probs: np.ndarray, class_names: list[str], k: int, explained: int | Sequence[int]) -> list[Label]:
+    """The k most probable classes of one sample, the explained ones (a class, or each panel's) marked, and
+    added after them if they are not among the k."""
     probs = np.asarray(probs)
+    shown = [int(explained)] if isinstance(explained, (int, np.integer)) else [int(c) for c in explained]
     order = np.argsort(-probs, kind="stable")[: min(k, probs.size)]
-    labels = [Label(class_names[int(i)], float(probs[i]), int(i) == explained, int(i)) for i in order]
-    if not any(label.explained for label in labels):
-        labels.append(Label(class_names[explained], float(probs[explained]), True, explained))
+    labels = [Label(class_names[int(i)], float(probs[i]), int(i) in shown, int(i)) for i in order]
+    listed = {label.index for label in labels}
+    labels.extend(Label(class_names[c], float(probs[c]), True, c) for c in dict.fromkeys(shown) if c not in listed)
     return labels
 
 

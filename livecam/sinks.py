@@ -21,6 +21,7 @@ import numpy as np
 from livecam.encode import DEFAULT_CODEC, VideoEncoder, is_disk_full, resolve_codec
 from livecam.errors import LivecamError, RunError
 from livecam.outputs import Output, check_output
+from livecam.text import plural
 from livecam.types import Annotated
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class VideoFileSink(Sink):
         self.frames_written += 1
 
     def _write_error(self, exc: OSError) -> RunError:
-        kept = f"{self.frames_written} frames, of which {self.path} holds all up to its last whole fragment"
+        kept = f"{plural(self.frames_written, 'frame')}, of which {self.path} holds all up to its last whole fragment"
         if is_disk_full(exc):
             return RunError(f"the disk is full: could not write {self.path} ({exc.strerror}); stopped after {kept}; "
                             "free some space")

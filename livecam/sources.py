@@ -30,6 +30,7 @@ import numpy as np
 
 from livecam.demo import demo_clip_path
 from livecam.errors import LivecamError
+from livecam.text import plural
 from livecam.types import Frame
 
 __all__ = ["CaptureSource", "Frame", "ImageSource", "LiveSource", "Source", "open_source", "spread_frames"]
@@ -373,7 +374,7 @@ def _image_folder(folder: Path) -> ImageSource:
             f"the folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))}); "
             "point --source at a folder of images, a video or a camera index"
         )
-    return ImageSource(paths, f"{len(paths)} images in {folder}")
+    return ImageSource(paths, f"{plural(len(paths), 'image')} in {folder}")
 
 
 def open_source(spec: str, reconnect: float | None = None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Source:

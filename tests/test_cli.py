@@ -145,6 +145,11 @@ def bad_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["--source", "{video}", "--panels", "--view", "guided"], "do not combine"),
         (["--source", "{video}", "--panels", "--class", "tabby"], "does not combine with --class"),
         (["--source", "{video}", "--view", "beside"], "--view"),
+        (["--source", "{video}", "--panels", "--topk", "1"], "needs --topk 2 or more, not 1"),
+        (["--source", "{video}", "--weights", "{dir}"], "is a folder; pass the state-dict file in it"),
+        (["--source", "{video}", "--weights", "{dir}/none.pt"], "none.pt does not exist"),
+        (["evaluate", "--source", "{video}", "--model", "{dir}/lite0.onnx"], "takes a zoo model, not a graph"),
+        (["export", "--output", "{dir}/x.onnx", "--topk", "11"], "--topk"),
         (["--sourc", "{video}"], "No such option"),
     ],
 )
@@ -157,7 +162,7 @@ def test_bad_input_is_one_line_and_exit_code_2(args, fragment, tmp_path: Path, c
     existing = tmp_path / "existing.mp4"
     existing.write_bytes(b"the user's recording")
     fill = {"{fake}": str(fake), "{video}": str(cat_video), "{weights}": str(bad_weights), "{file}": str(afile),
-            "{existing}": str(existing)}
+            "{existing}": str(existing), "{dir}": str(tmp_path)}
     for key, value in fill.items():
         args = [a.replace(key, value) for a in args]
     before = cat_video.read_bytes()

@@ -301,6 +301,19 @@ def test_ffmpeg_lines_never_reach_the_terminal(cat_video: Path, cat_avi: Path, l
     assert "[mjpeg @" in loud.stderr
 
 
+def test_batch_is_refused_for_a_live_stream(camera: FlakyCamera, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from livecam.cli import main
+
+    result = CliRunner().invoke(main, ["--source", camera.url, "--no-show", "--batch", "4", "--output",
+                                       str(tmp_path / "o.mp4")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.strip() == ("livecam: error: --batch 4 is for files and images; a camera or stream is "
+                                     "explained one latest frame at a time (leave --batch out)")
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.slow
 def test_cli_on_a_camera_that_never_sends_a_frame(camera: FlakyCamera) -> None:
     """Headers, then nothing: the open times out (5 s) into a one-line error, before any model loads."""

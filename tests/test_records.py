@@ -46,12 +46,12 @@ def long_video(tmp_path_factory: pytest.TempPathFactory, chelsea_bgr: np.ndarray
 class Failing:
     """A real engine that raises ``error`` when a batch holds frame ``bad``."""
 
-    def __init__(self, engine: RuntimeEngine, bad: int, error: BaseException) -> None:
-        self.engine, self.bad, self.error, self.calls = engine, bad, error, []
+    def __init__(self, engine: RuntimeEngine, bad: int | None, error: BaseException) -> None:
+        self.engine, self.bad, self.error, self.calls = engine, bad, error, []  # bad None: every frame
 
     def process_batch(self, frames, readout=None):  # noqa: ANN001, ANN201 - the Engine protocol
         self.calls.append([f.index for f in frames])
-        if any(f.index == self.bad for f in frames):
+        if self.bad is None or any(f.index == self.bad for f in frames):
             raise self.error
         return self.engine.process_batch(frames, readout)
 
@@ -239,6 +239,27 @@ def test_the_cli_stops_on_a_model_failure_with_exit_code_1(graph: Path, cat_vide
     assert result.exit_code == 0, result.output
     assert "23 frames in" in result.stdout and "1 skipped" in result.stdout
     assert len(read_video(out)[0]) == 23 and [line["frame"] for line in _lines(log)] == list(range(24))
+
+
+def test_skipping_every_frame_is_a_failed_run(graph: Path, cat_video: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    real = launch.open_engine
+
+    def failing(options):  # noqa: ANN001, ANN202
+        launched = real(options)
+        launched.engine = Failing(launched.engine, bad=None, error=RuntimeError("CUDA out of memory"))
+        launched.engine.close = lambda: None
+        return launched
+
+    monkeypatch.setattr(launch, "open_engine", failing)
+    out = tmp_path / "out.mp4"
+    result = CliRunner().invoke(main, ["--source", str(cat_video), "--model", str(graph), "--no-show", "--output",
+                                       str(out), "--on-error", "skip"])
+    assert result.exit_code == 1, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("livecam: error")]
+    assert errors == ["livecam: error: the model failed on every frame (24 frames skipped), so nothing was "
+                      "processed; see the warnings above"], result.stderr
+    assert not out.exists() and not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])

@@ -82,3 +82,8 @@ def test_softmax_and_top_labels_in_numpy() -> None:
     labels = top_labels(probs[1], names, 1, explained=0)  # the explained class is added when not in the top k
     assert [(label.name, label.explained) for label in labels] == [("c", False), ("a", True)]
     assert labels[1].score == pytest.approx(probs[1, 0])
+    # panels: every panel's class is explained, those outside the top k added after them, once
+    labels = top_labels(probs[1], names, 2, explained=[2, 1])
+    assert [(label.name, label.explained) for label in labels] == [("c", True), ("b", True)]
+    labels = top_labels(probs[1], names, 1, explained=[2, 0, 0])
+    assert [(label.name, label.explained) for label in labels] == [("c", True), ("a", True)]

@@ -17,11 +17,11 @@ from click.testing import CliRunner
 from livecam import launch
 from livecam.cli import main
 from livecam.engine import Engine
-from livecam.errors import LivecamError
+from livecam.errors import GraphError, LivecamError
 from livecam.launch import EngineOptions, graph_cache_path, open_engine, runtime_refusal, weights_file
 from livecam.runtime.engine import RuntimeEngine
 from livecam.types import Frame
-from tests.conftest import photo_bgr, read_video
+from tests.conftest import CAT_CLASSES, photo_bgr, read_video
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
@@ -79,6 +79,18 @@ def test_panels_and_a_fixed_class(lite0, graphs) -> None:
         assert np.abs(a.image.astype(int) - b.image.astype(int)).max() <= 2
         assert a.maps.shape == b.maps.shape == (3, 7, 7) and np.abs(a.maps - b.maps).max() < 1e-4
         assert a.map_classes == b.map_classes == [x.index for x in a.labels[:3]]
+        assert [x.explained for x in a.labels] == [x.explained for x in b.labels] == [True] * 3  # a panel each
+    # the panels follow topk, up to the graph's K: two of the three classes the graph explains
+    two = RuntimeEngine(graphs["top3"], "cpu", topk=2, panels=True).process(frames[0])
+    assert two.maps.shape == (2, 7, 7) and [x.explained for x in two.labels] == [True, True]
+    height, width = frames[0].image.shape[:2]  # two panels side by side, each at half size
+    assert abs(two.image.shape[1] - width) <= 1 and abs(two.image.shape[0] - height // 2) <= 1
+    five = RuntimeEngine(graphs["top3"], "cpu", topk=5, panels=True).process(frames[0])
+    assert five.maps.shape == (3, 7, 7) and [x.explained for x in five.labels] == [True] * 3 + [False] * 2
+    for engine in (lambda: RuntimeEngine(graphs["top3"], "cpu", topk=1, panels=True),
+                   lambda: Engine(lite0, "gradcam", topk=1, panels=True)):
+        with pytest.raises(LivecamError, match="need topk 2 or more"):
+            engine()
     fixed = RuntimeEngine(graphs["espresso"], "cpu", topk=1).process(Frame(photo_bgr("coffee"), 0, 0.0))
     assert fixed.explanation.classes.tolist() == [[967]]
     assert fixed.map_classes == [967] and [x.index for x in fixed.labels if x.explained] == [967]
@@ -233,6 +245,60 @@ def test_a_graph_refuses_what_it_was_not_exported_for(graphs, cat_video: Path, t
         (["--model", graph, "--device", "cuda"], "device cuda"),
     ]:
         _assert_one_line_error(CliRunner().invoke(main, ["--source", video, "--no-show", *args]), fragment)
+
+
+def _tampered(graph: Path, path: Path, **changes: str) -> Path:
+    model = onnx.load(str(graph))
+    for prop in model.metadata_props:
+        if prop.key in changes:
+            prop.value = changes[prop.key]
+    onnx.save(model, str(path))
+    return path
+
+
+def test_a_graph_whose_metadata_lies_is_refused_when_it_loads(graphs, cat_video: Path, tmp_path: Path) -> None:
+    """Edited or damaged metadata would fail mid-run (IndexError, an OpenCV assertion): it is refused up front."""
+    names = json.loads({p.key: p.value for p in onnx.load(str(graphs["gradcam"])).metadata_props}["class_names"])
+    for changes, fragment in [
+        ({"class_names": json.dumps(names[:10])}, "names 10 classes, but its logits have 1000"),
+        ({"input_size": "[320, 320]"}, "takes 320x320 images, but its input is 224x224"),
+        ({"input_size": "[0, 224]"}, "metadata is damaged"),
+        ({"topk": "3"}, "explains 3 classes per image, but its classes hold 1"),
+        ({"feature_size": "[14, 14]"}, "its maps are 14x14, but they are 7x7"),
+        ({"std": "[0, 1, 1]"}, "metadata is damaged"),
+    ]:
+        bad = _tampered(graphs["gradcam"], tmp_path / "bad.onnx", **changes)
+        with pytest.raises(GraphError, match=fragment):
+            RuntimeEngine(bad, "cpu")
+        _assert_one_line_error(CliRunner().invoke(main, ["--source", str(cat_video), "--no-show", "--output",
+                                                         str(tmp_path / "o.mp4"), "--model", str(bad)]), fragment)
+        assert not list(tmp_path.glob("*.mp4")) and not list(tmp_path.glob(".*"))
+
+
+def test_a_damaged_cached_graph_is_exported_again(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  graphs, caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
+    from livecam import export
+
+    calls = []
+
+    def exported(_model: object, path: Path, **options: object) -> Path:  # the same graph, exported before
+        calls.append(options)
+        path.write_bytes(graphs["gradcam"].read_bytes())
+        return path
+
+    monkeypatch.setattr(export, "export_explainer", exported)
+    path = open_engine(EngineOptions(device="cpu")).engine.path
+    whole = path.read_bytes()
+    for damage in (lambda: path.write_bytes(whole[: len(whole) // 3]),  # a full disk cut it short
+                   lambda: _tampered(graphs["gradcam"], path, class_names='["a", "b"]')):
+        damage()
+        caplog.clear()
+        engine = open_engine(EngineOptions(device="cpu")).engine
+        assert engine.path == path and len(engine.info.class_names) == 1000
+        assert "is damaged" in caplog.text and "exporting it again" in caplog.text
+        assert engine.process(Frame(photo_bgr("chelsea"), 0, 0.0)).labels[0].name in CAT_CLASSES
+    assert len(calls) == 3
 
 
 def test_the_graph_metadata_says_what_it_holds(graphs) -> None:

@@ -29,8 +29,8 @@ class RuntimeEngine:
 
     ``device``: auto (TensorRT, then CUDA, then the CPU, as available), cpu,
     cuda[:N] or tensorrt[:N]. ``topk`` labels that many of the most probable
-    classes on each frame; ``panels`` shows each of the graph's K explained
-    classes in its own panel (the graph must explain more than one).
+    classes on each frame; ``panels`` shows each of the ``topk`` best classes
+    in its own panel, as many as the graph explains (K) at the most.
     """
 
     def __init__(
@@ -46,10 +46,9 @@ class RuntimeEngine:
         self.path = Path(path)
         self.session = session or RuntimeSession(self.path, device, threads=threads, cache_dir=cache_dir())
         self.info = GraphInfo.from_metadata(self.path, self.session.metadata)
-        missing = [name for name in OUTPUTS if name not in self.session.output_names]
-        if missing:
-            raise LivecamError(f"{self.path} lacks the outputs {', '.join(missing)} of a livecam explainer graph; "
-                               "export it again with 'livecam export'")
+        self.info.check_graph(self.session.input_shape, self.session.output_shapes)
+        if panels and topk < 2:
+            raise LivecamError(f"panels show one class each, so they need topk 2 or more, not {topk}")
         if panels and self.info.topk < 2:
             raise LivecamError(f"{self.path.name} explains one class per frame, so there are no panels to show; "
                                "export it with --topk 3 (or more) for panels")
@@ -89,16 +88,22 @@ class RuntimeEngine:
         (and ``labels``, its top classes, when the caller has them already)."""
         names = self.info.class_names
         if self.panels:
-            return panels_image(self.annotator, frame.image, explanation.cams[i],
-                                [names[int(c)] for c in explanation.classes[i]], explanation.scores[i].tolist(),
-                                readout)
+            k = self.panel_count
+            return panels_image(self.annotator, frame.image, explanation.cams[i, :k],
+                                [names[int(c)] for c in explanation.classes[i, :k]],
+                                explanation.scores[i, :k].tolist(), readout)
         if labels is None:
             labels = self._labels(explanation, i)
         return self.annotator.annotate(frame.image, explanation.cams[i, 0], labels, readout)
 
+    @property
+    def panel_count(self) -> int:
+        """Maps drawn per frame: with panels the ``topk`` best, up to the graph's K; else the first."""
+        return min(self.topk, self.info.topk) if self.panels else 1
+
     def _labels(self, explanation: ArrayExplanation, i: int) -> list[Label]:
         return top_labels(softmax(explanation.logits[i]), list(self.info.class_names), self.topk,
-                          int(explanation.classes[i, 0]))
+                          explanation.classes[i, :self.panel_count].tolist())
 
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
         """Explain and annotate frames in one batch; timings are per frame."""
@@ -125,7 +130,7 @@ class RuntimeEngine:
     def _annotated(self, explanation: ArrayExplanation, frame: Frame, i: int) -> Annotated:
         """Sample ``i``'s output frame with its labels and maps (all K of the graph's with panels, else the
         first), to be drawn from them."""
-        k = explanation.cams.shape[1] if self.panels else 1
+        k = self.panel_count
         return Annotated(None, explanation, frame, {}, i, self._labels(explanation, i), explanation.cams[i, :k],
                          [int(c) for c in explanation.classes[i, :k]])
 

@@ -8,10 +8,11 @@ uint8 frames), the method and layer, and K, the classes explained per frame.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from livecam.errors import LivecamError
+from livecam.errors import GraphError, LivecamError
 from livecam.types import Preprocess
 
 FORMAT = 1  # the version of the file contract; a reader refuses newer ones
@@ -43,7 +44,7 @@ class GraphInfo:
     def from_metadata(cls, path: Path, meta: dict[str, str]) -> GraphInfo:
         """Parse ``meta`` (ONNX Runtime's ``custom_metadata_map``); a file livecam did not write is refused."""
         if "livecam_format" not in meta:
-            raise LivecamError(f"{path} has no livecam metadata, so livecam cannot tell what its outputs mean; "
+            raise GraphError(f"{path} has no livecam metadata, so livecam cannot tell what its outputs mean; "
                                "make one with 'livecam export --output FILE.onnx'")
         try:
             version = int(meta["livecam_format"])
@@ -71,14 +72,62 @@ class GraphInfo:
             )
             if info.input not in (INPUT_TENSOR, INPUT_FRAMES) or info.topk < 1 or len(info.preprocess.mean) != 3:
                 raise ValueError(f"input '{info.input}', topk {info.topk}")
+            if min(info.preprocess.size) < 1 or len(info.preprocess.std) != 3 or 0 in info.preprocess.std:
+                raise ValueError(f"input_size {list(info.preprocess.size)}, std {list(info.preprocess.std)}")
+            if not info.class_names:
+                raise ValueError("no class names")
             if info.target_class is not None and not 0 <= info.target_class < len(info.class_names):
                 raise ValueError(f"class {info.target_class} of {len(info.class_names)}")
             return info
         except (KeyError, ValueError, TypeError, IndexError) as exc:
-            raise LivecamError(f"{path}'s livecam metadata is damaged ({type(exc).__name__}: {exc}); "
-                               "export the model again with 'livecam export'") from None
+            raise GraphError(f"{path}'s livecam metadata is damaged ({type(exc).__name__}: {exc}); "
+                             "export the model again with 'livecam export'") from None
+
+    def check_graph(self, input_shape: Sequence[object], output_shapes: Mapping[str, Sequence[object]]) -> None:
+        """Refuse a file whose metadata does not describe its graph (edited or damaged), before it runs."""
+        missing = [name for name in OUTPUTS if name not in output_shapes]
+        if missing:
+            raise GraphError(f"{self.path} lacks the outputs {', '.join(missing)} of a livecam explainer graph; "
+                             "export it again with 'livecam export'")
+        problems = mismatches(self, input_shape, output_shapes)
+        if problems:
+            raise GraphError(f"{self.path} is damaged: {problems[0]}; export it again with 'livecam export'")
 
     def describe_class(self) -> str:
         if self.target_class is not None:
             return f"class '{self.class_names[self.target_class]}'"
         return "the top class" if self.topk == 1 else f"the top {self.topk} classes"
+
+
+def _dim(shape: Sequence[object] | None, axis: int) -> int | None:
+    """A fixed size of ``shape`` along ``axis``; None where it varies (a name) or is absent."""
+    if shape is None or len(shape) <= axis:
+        return None
+    value = shape[axis]
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def mismatches(info: GraphInfo, input_shape: Sequence[object], output_shapes: Mapping[str, Sequence[object]]
+               ) -> list[str]:
+    """Where the metadata and the graph's fixed shapes disagree: the classes, K, the input size, the maps."""
+    problems = []
+    classes = _dim(output_shapes.get("logits"), 1)
+    if classes is not None and classes != len(info.class_names):
+        problems.append(f"its metadata names {len(info.class_names)} classes, but its logits have {classes}")
+    for name in ("classes", "scores", "cams"):
+        k = _dim(output_shapes.get(name), 1)
+        if k is not None and k != info.topk:
+            problems.append(f"its metadata says it explains {info.topk} classes per image, but its {name} hold {k}")
+    if info.input == INPUT_TENSOR:
+        size = (_dim(input_shape, 2), _dim(input_shape, 3))
+        if None not in size and size != tuple(info.preprocess.size):
+            problems.append(f"its metadata says it takes {info.preprocess.size[0]}x{info.preprocess.size[1]} "
+                            f"images, but its input is {size[0]}x{size[1]}")
+        channels = _dim(input_shape, 1)
+        if channels is not None and channels != 3:
+            problems.append(f"its input has {channels} channels, not the 3 of an RGB image")
+    maps = (_dim(output_shapes.get("cams"), 2), _dim(output_shapes.get("cams"), 3))
+    if None not in maps and tuple(info.feature_size) != (0, 0) and maps != tuple(info.feature_size):
+        problems.append(f"its metadata says its maps are {info.feature_size[0]}x{info.feature_size[1]}, but they "
+                        f"are {maps[0]}x{maps[1]}")
+    return problems

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from livecam.errors import LivecamError
+from livecam.errors import GraphError, LivecamError
 
 log = logging.getLogger(__name__)
 
@@ -287,11 +287,14 @@ class RuntimeSession:
         self.device_id = int(planned.get(self.provider, {}).get("device_id", 0))
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
-            raise LivecamError(f"{self.path} takes {len(inputs)} inputs, but livecam's graphs take one (the image "
+            raise GraphError(f"{self.path} takes {len(inputs)} inputs, but livecam's graphs take one (the image "
                                f"batch); export it with 'livecam export'")
         self.input_name: str = inputs[0].name
         self.input_type: str = inputs[0].type
+        self.input_shape: list[int | str | None] = list(inputs[0].shape)  # a name or None where it varies
         self.output_names: list[str] = [output.name for output in self.session.get_outputs()]
+        self.output_shapes: dict[str, list[int | str | None]] = {o.name: list(o.shape)
+                                                                  for o in self.session.get_outputs()}
         self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
         self._input_dtype = _NUMPY_TYPES.get(self.input_type)
         self._device = "cuda" if self.provider in GPU_PROVIDERS else "cpu"
@@ -315,13 +318,13 @@ class RuntimeSession:
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's errors have no common base class
             error = exc
         if plan[0][0] not in GPU_PROVIDERS:
-            raise LivecamError(f"could not load {self.path} as an ONNX model ({_first_line(error)}); "
+            raise GraphError(f"could not load {self.path} as an ONNX model ({_first_line(error)}); "
                                f"export one with 'livecam export'") from None
         # was it the model or the GPU provider? The CPU alone tells.
         try:
             session = self._open(options, [(CPU, {})])
         except Exception as exc:  # noqa: BLE001
-            raise LivecamError(f"could not load {self.path} as an ONNX model ({_first_line(exc)}); "
+            raise GraphError(f"could not load {self.path} as an ONNX model ({_first_line(exc)}); "
                                f"export one with 'livecam export'") from None
         if self.request.kind != "auto":
             raise LivecamError(_failed_load(plan[0][0], self.request, _first_line(error))) from None

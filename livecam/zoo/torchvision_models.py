@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from livecam.errors import LivecamError
+from livecam.paths import check_weights_file
 
 DOWNLOAD_TIMEOUT_S = 30.0
 
@@ -85,8 +86,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     ``model``, and the ``module.`` prefix that DataParallel adds.
     """
     path = Path(path)
-    if not path.is_file():
-        raise LivecamError(f"weights file {path} does not exist; pass the path of a state dict saved with torch.save")
+    check_weights_file(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - corrupt, not a torch file, or pickled code

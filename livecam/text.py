@@ -1,0 +1,13 @@
+"""How livecam words what it prints: counts with the right plural, messages on one line."""
+
+from __future__ import annotations
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """'1 frame', '2 frames', '0 frames'; ``many`` where adding an s is wrong ('1 try', '2 tries')."""
+    return f"{count} {word if count == 1 else many or word + 's'}"
+
+
+def one_line(message: str) -> str:
+    """A message with its line breaks and runs of spaces made single spaces."""
+    return " ".join(message.split())
