@@ -118,8 +118,15 @@ class LivecamCommand(click.Command):
     """A command whose outputs are checked, all by one rule, before its work begins."""
 
     def invoke(self, ctx: click.Context) -> object:
-        check_command_outputs(ctx)
-        return super().invoke(ctx)
+        try:
+            check_command_outputs(ctx)
+            return super().invoke(ctx)
+        except KeyboardInterrupt:  # past click, which would print an empty line for it
+            raise _Interrupted from None
+
+
+class _Interrupted(Exception):
+    """Ctrl-C inside a command."""
 
 
 class LivecamGroup(click.Group):
@@ -166,7 +173,7 @@ class LivecamGroup(click.Group):
             _fail(f"{exc.format_message()} (see 'livecam --help')", exc.exit_code or EXIT_USAGE)
         except LivecamError as exc:
             _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
-        except (KeyboardInterrupt, click.exceptions.Abort):
+        except (KeyboardInterrupt, click.exceptions.Abort, _Interrupted):
             _interrupted()
         except Exception as exc:  # noqa: BLE001 - a bug: one line unless debugging
             if _INTERRUPTS:  # Ctrl-C inside an import or a library call can come out as another error

@@ -20,10 +20,12 @@ import contextlib
 import logging
 import math
 import re
+import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import cv2
 import numpy as np
@@ -36,6 +38,7 @@ from livecam.types import Frame
 __all__ = ["CaptureSource", "Frame", "ImageSource", "LiveSource", "Source", "open_source", "spread_frames"]
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
@@ -383,7 +386,46 @@ def open_source(spec: str, reconnect: float | None = None, timeout_s: float = DE
     ``reconnect`` (live sources only; default 30 s, ``math.inf`` forever) is how
     long a camera or stream that drops is reopened after its last good frame;
     files are never reopened. ``timeout_s`` bounds a live source's opens and reads.
+
+    Opening can block in FFmpeg or a driver for as long as they like (a named
+    pipe waits for its writer), where Python's signal handlers cannot run: on
+    the main thread the open runs in a helper thread, so Ctrl-C still ends it.
     """
+    path = Path(str(spec).strip()).expanduser()
+    with contextlib.suppress(OSError, ValueError):
+        if stat.S_ISFIFO(path.stat().st_mode):
+            log.warning("%s is a named pipe: waiting for something to write to it (Ctrl-C to stop)", path)
+    return interruptible(_open_source, spec, reconnect, timeout_s)
+
+
+def interruptible(call: Callable[..., T], *args: object) -> T:
+    """``call(*args)``, in a helper thread when this is the main thread, so that Ctrl-C interrupts the wait.
+
+    The helper is a daemon: if the wait is interrupted it is left to finish (or block) on its own.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return call(*args)
+    done = threading.Event()
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            result.append(call(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            error.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="livecam-open", daemon=True).start()
+    while not done.wait(0.1):
+        pass
+    if error:
+        raise error[0]
+    return result[0]
+
+
+def _open_source(spec: str, reconnect: float | None, timeout_s: float) -> Source:
     reconnect = DEFAULT_RECONNECT_S if reconnect is None else reconnect
     text = str(spec).strip()
     if not text:

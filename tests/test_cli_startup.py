@@ -86,3 +86,24 @@ def test_a_typo_of_a_command_says_so(args: list[str], fragment: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0], lines
     assert "Missing option" not in lines[0]
+
+
+def test_ctrl_c_while_a_named_pipe_waits_for_its_writer(tmp_path: Path) -> None:
+    """Opening a FIFO blocks in FFmpeg until something writes to it; Ctrl-C must still end the wait at once."""
+    fifo = tmp_path / "camera.fifo"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.mp4"
+    proc = subprocess.Popen([sys.executable, "-m", "livecam", "--source", str(fifo), "--no-show", "--output",
+                             str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()  # said before the open blocks
+        assert "is a named pipe: waiting for something to write to it" in line, line
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, rest = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, rest
+    assert rest.strip().splitlines() == ["livecam: interrupted"], rest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["camera.fifo"]
