@@ -40,11 +40,9 @@ def _archive(root: Path, clips: dict[str, tuple[str, int]] = CLIPS, broken: bool
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+def graph(lite0_graph: Path) -> Path:
     """Lite0's Grad-CAM as one ONNX file: the subprocesses run it on ONNX Runtime without importing PyTorch."""
-    from livecam.export import export_explainer
-
-    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
+    return lite0_graph
 
 
 def _annotate(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -241,3 +239,20 @@ def test_planning_imports_no_torch(tmp_path: Path) -> None:
             "print(len(p.jobs), 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["1", "False"], out.stderr
+
+
+def test_a_graphs_metadata_is_read_without_loading_it(graph: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from livecam.runtime.graph import GraphInfo, read_metadata
+
+    reference = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
+    assert read_metadata(graph) == reference and len(reference) > 10
+    assert (GraphInfo.read(graph).layer, GraphInfo.read(graph).method) == ("_head_act", "gradcam")
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(graph.read_bytes()[:100_000])  # the graph's first bytes: its length runs past the end
+    text = tmp_path / "text.onnx"
+    text.write_text("not a graph\n" * 10)
+    for path in (cut, text, tmp_path / "missing.onnx"):
+        with pytest.raises(LivecamError, match="is not an ONNX file livecam can read"):
+            read_metadata(path)
