@@ -485,15 +485,13 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     from tqdm import tqdm
 
     from livecam import annotate
-    from livecam.encode import resolve_codec
     from livecam.launch import EngineOptions
 
     method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
     options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None,
                             layer=layer, target_class=class_, topk=topk, panels=panels, device=device,
                             precision=precision, backend=backend, colormap=colormap, alpha=alpha, threads=threads)
-    codec = resolve_codec(annotate.OUTPUT_SUFFIX, codec, crf)  # a codec .mp4 cannot hold: refused before any work
-    settings = annotate.settings_of(options, codec=codec, crf=crf)
+    settings = annotate.settings_of(options, codec=codec, crf=crf)  # a codec .mp4 cannot hold: refused here
     annotate.check_out_dir(out_dir, create=False)
     planned = annotate.plan(inputs, out_dir, settings, force=force)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
