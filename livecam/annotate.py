@@ -212,11 +212,15 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
 
 
 def read_manifest(path: Path) -> dict[str, dict]:
-    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are ignored."""
+    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are passed over.
+
+    A torn last line (a run killed while writing it) is reported once, by :class:`Manifest` when it next
+    opens the file and starts a new line below it; later, a line that does not parse is mentioned at ``-v``.
+    """
     latest: dict[str, dict] = {}
     if not path.is_file():
         return latest
-    with path.open(encoding="utf-8") as lines:
+    with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
@@ -224,7 +228,7 @@ def read_manifest(path: Path) -> dict[str, dict]:
                 record = json.loads(line)
                 latest[record["input"]] = record
             except (ValueError, KeyError, TypeError):
-                log.warning("%s line %d is not a manifest record; ignored", path, number)
+                log.info("%s line %d is not a manifest record; passed over", path, number)
     return latest
 
 
@@ -257,11 +261,25 @@ def skipped_record(job: Job, earlier: dict, settings: dict) -> dict[str, Any]:
 
 
 class Manifest:
-    """``DIR/manifest.jsonl``, appended one flushed line at a time by the parent process only."""
+    """``DIR/manifest.jsonl``, appended one flushed line at a time by the parent process only.
+
+    A run killed while writing a line leaves it torn (no newline at its end). Opening the file finishes that
+    line with a newline, so this run's first line is a line of its own rather than glued onto the torn one
+    and lost with it; the torn line is reported here, once, and left as it is (it is the user's file).
+    """
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / MANIFEST_NAME
         self._file = self.path.open("a", encoding="utf-8")
+        torn = _torn_tail(self.path)
+        if torn is not None:
+            try:
+                json.loads(torn)
+            except ValueError:
+                log.warning("%s ends in a torn line (a run was stopped while writing it): %s; it is left as it "
+                            "is and passed over, and new lines start below it", self.path, _shortened(torn))
+            self._file.write("\n")
+            self._file.flush()
 
     def append(self, record: dict) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -276,6 +294,33 @@ class Manifest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _torn_tail(path: Path) -> str | None:
+    """The text after the last newline of ``path`` when there is some (a line not ended), else None."""
+    with path.open("rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        if end == 0:
+            return None
+        file.seek(end - 1)
+        if file.read(1) == b"\n":
+            return None
+        start = end
+        while start > 0:  # read back a block at a time to the last newline
+            block_start = max(0, start - 65536)
+            file.seek(block_start)
+            block = file.read(start - block_start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                start = block_start + newline + 1
+                break
+            start = block_start
+        file.seek(start)
+        return file.read(end - start).decode("utf-8", errors="replace")
+
+
+def _shortened(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else f"{text[:width]}..."
 
 
 class _NoReadout:

@@ -257,7 +257,6 @@ def test_a_graphs_metadata_is_read_without_loading_it(graph: Path, tmp_path: Pat
         with pytest.raises(LivecamError, match="is not an ONNX file livecam can read"):
             read_metadata(path)
 
-
 def test_explicit_defaults_and_older_manifests_compare_equal(graph: Path, tmp_path: Path) -> None:
     root = _archive(tmp_path / "archive", {"cat.mp4": ("chelsea", 6)}, broken=False)
     out = tmp_path / "out"
@@ -348,3 +347,28 @@ def test_a_zoo_models_default_layer_is_found_only_when_the_comparison_needs_it(
         worker.close()
     cached.unlink()
     assert not _skipped(root, out, _zoo(target_class="281"), _zoo(target_class="tabby"))  # no names: not known
+
+
+def test_a_torn_last_line_is_reported_once_and_the_next_line_kept(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "manifest.jsonl"
+    first = json.dumps({"input": "/a.mp4", "output": "/o/a.mp4", "status": "done"})
+    torn = json.dumps({"input": "/b.mp4", "output": "/o/b.mp4", "status": "done"})[:25]
+    path.write_text(first + "\n" + torn)  # a run killed while writing its second line
+    with caplog.at_level("WARNING", logger="livecam"):
+        with annotate.Manifest(tmp_path) as manifest:
+            manifest.append({"input": "/c.mp4", "output": "/o/c.mp4", "status": "done"})
+        assert [r.getMessage() for r in caplog.records if "torn" in r.getMessage()] != []
+        caplog.clear()
+        assert sorted(annotate.read_manifest(path)) == ["/a.mp4", "/c.mp4"]  # the new line is not glued on
+        with annotate.Manifest(tmp_path) as manifest:
+            manifest.append({"input": "/d.mp4", "output": "/o/d.mp4", "status": "done"})
+        assert sorted(annotate.read_manifest(path)) == ["/a.mp4", "/c.mp4", "/d.mp4"]
+        assert caplog.records == []  # reported once: not by every later run
+    assert path.read_text().startswith(first + "\n" + torn + "\n")  # left as it was
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "manifest.jsonl").write_text(first)  # a whole line without its newline: nothing torn
+    with caplog.at_level("WARNING", logger="livecam"), annotate.Manifest(tmp_path / "sub") as manifest:
+        manifest.append({"input": "/c.mp4", "output": "/o/c.mp4", "status": "done"})
+    assert caplog.records == [] and sorted(annotate.read_manifest(tmp_path / "sub" / "manifest.jsonl")) == [
+        "/a.mp4", "/c.mp4"]
