@@ -6,9 +6,10 @@ Three parts, so that a later Ray actor can run the same per-file code:
   model loads or Ray starts: which files, where each output goes, which ones
   an earlier run already did (the manifest says so, the source is unchanged,
   the output exists and the settings compare equal as they run, see
-  :func:`same_settings`). It is torch-free but for one case: a zoo model's
-  default layer, looked up only when one run named the layer and the other
-  did not (:class:`Defaults`);
+  :func:`same_settings`), and which would replace a file livecam did not
+  write (refused: livecam never loses a file the user has). It is torch-free
+  but for one case: a zoo model's default layer, looked up only when one run
+  named the layer and the other did not (:class:`Defaults`);
 - :class:`FileWorker`, which loads the engine once and annotates one file per
   :meth:`FileWorker.run` call, returning a plain dict (the manifest's line);
 - :class:`Manifest`, written by the parent only: one JSON line per input and
@@ -38,7 +39,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -184,6 +185,7 @@ def _unchanged(job: Job, earlier: dict | None, settings: dict, defaults: Default
 class Plan:
     jobs: list[Job] = field(default_factory=list)  # to annotate now
     skipped: list[tuple[Job, dict]] = field(default_factory=list)  # done before: the job and its earlier line
+    refused: list[tuple[Job, str]] = field(default_factory=list)  # a file livecam did not write is in the way: why
 
 
 def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = False) -> Plan:
@@ -191,10 +193,13 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
 
     An input is skipped when the manifest's latest line for it says done (or skipped), with the same output,
     source size and modification time and settings (:func:`same_settings`), and the output file exists.
+    An input whose output, or a hidden name its output is recorded under, holds a file that no manifest line
+    says livecam wrote is refused (unless ``force``): livecam never replaces a file the user has.
     """
     out_dir = out_dir.resolve()
-    earlier = read_manifest(out_dir / MANIFEST_NAME)
+    earlier, written = _read(out_dir / MANIFEST_NAME)
     defaults = Defaults(settings)
+    scratch = _ScratchNames()
     result = Plan()
     for source, relative in find_inputs(specs, out_dir):
         try:
@@ -206,30 +211,101 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
         record = earlier.get(job.input)
         if not force and _unchanged(job, record, settings, defaults):
             result.skipped.append((job, record))
+            continue
+        reason = None if force else in_the_way(Path(job.output), written, scratch)
+        if reason is not None:
+            result.refused.append((job, reason))
         else:
             result.jobs.append(job)
     return result
 
 
-def read_manifest(path: Path) -> dict[str, dict]:
-    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are passed over.
+def in_the_way(output: Path, written: set[str], scratch: _ScratchNames | None = None) -> str | None:
+    """Why annotating into ``output`` would replace a file livecam did not write (None: it would not).
+
+    Livecam's own are the outputs a manifest line records as done or skipped (``written``). Whatever else
+    is at ``output``, or at a hidden name it is recorded under (its partial file, its parts and theirs, see
+    :func:`scratch_owner`), is the user's as far as livecam can tell: also a partial file a killed run left.
+    """
+    if os.path.lexists(output) and str(output) not in written:
+        return (f"{output} exists and no manifest line says livecam wrote it, so it is left as it is; move it "
+                "away, or pass --force to replace it")
+    found = (scratch or _ScratchNames()).of(output)
+    if found:
+        return (f"{output.parent / found[0]}, a hidden name {output.name} is recorded under, holds a file (a killed "
+                "run may have left it), so it is left as it is; delete it, or pass --force to replace it")
+    return None
+
+
+# the hidden names an output is recorded under: a part's partial file, a part, the output's partial file
+_SCRATCH = [re.compile(rf"\.\.(?P<stem>.+)\.part\d{{3,}}\.partial{re.escape(OUTPUT_SUFFIX)}"),
+            re.compile(rf"\.(?P<stem>.+)\.part\d{{3,}}{re.escape(OUTPUT_SUFFIX)}"),
+            re.compile(rf"\.(?P<stem>.+)\.partial{re.escape(OUTPUT_SUFFIX)}")]
+
+
+def scratch_owner(name: str) -> str | None:
+    """The output whose hidden working file ``name`` would be (``.cam.part001.mp4`` -> ``cam.mp4``), or None."""
+    for pattern in _SCRATCH:
+        match = pattern.fullmatch(name)
+        if match:
+            return match["stem"] + OUTPUT_SUFFIX
+    return None
+
+
+class _ScratchNames:
+    """The hidden working names present in each output folder, each folder listed once (archives are large)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, dict[str, list[str]]] = {}
+
+    def of(self, output: Path) -> list[str]:
+        folder = self._folders.get(output.parent)
+        if folder is None:
+            folder = self._folders[output.parent] = {}
+            with contextlib.suppress(OSError):  # no folder yet: nothing in the way
+                for name in sorted(os.listdir(output.parent)):
+                    owner = scratch_owner(name)
+                    if owner is not None:
+                        folder.setdefault(owner, []).append(name)
+        return folder.get(output.name, [])
+
+
+def _records(path: Path) -> Iterator[dict]:
+    """The records of a manifest, in order (an absent file: none). Lines that do not parse are passed over.
 
     A torn last line (a run killed while writing it) is reported once, by :class:`Manifest` when it next
     opens the file and starts a new line below it; later, a line that does not parse is mentioned at ``-v``.
     """
-    latest: dict[str, dict] = {}
     if not path.is_file():
-        return latest
+        return
     with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                latest[record["input"]] = record
-            except (ValueError, KeyError, TypeError):
+                if not isinstance(record, dict) or not isinstance(record.get("input"), str):
+                    raise ValueError("no input")
+            except ValueError:
                 log.info("%s line %d is not a manifest record; passed over", path, number)
-    return latest
+                continue
+            yield record
+
+
+def _read(path: Path) -> tuple[dict[str, dict], set[str]]:
+    """The latest line per input, and every output a line records as done or skipped: livecam's files."""
+    latest: dict[str, dict] = {}
+    written: set[str] = set()
+    for record in _records(path):
+        latest[record["input"]] = record
+        if record.get("status") in (DONE, SKIPPED) and isinstance(record.get("output"), str):
+            written.add(record["output"])
+    return latest, written
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are passed over."""
+    return _read(path)[0]
 
 
 def _now() -> str:
@@ -258,6 +334,19 @@ def skipped_record(job: Job, earlier: dict, settings: dict) -> dict[str, Any]:
     record.update(status=SKIPPED, frames=earlier.get("frames", 0), source_frames=earlier.get("source_frames"),
                   top_classes=earlier.get("top_classes", []), chunks=earlier.get("chunks", 1), finished=_now())
     return record
+
+
+def refused_record(job: Job, reason: str, settings: dict) -> dict[str, Any]:
+    """The failed manifest line for an input whose output would replace a file livecam did not write."""
+    record = _base_record(job, settings)
+    record.update(status=FAILED, error=reason, finished=_now())
+    return record
+
+
+def early_records(planned: Plan, settings: dict) -> list[dict]:
+    """The manifest lines a run writes before any work: the inputs done before, and those refused."""
+    return ([skipped_record(job, earlier, settings) for job, earlier in planned.skipped]
+            + [refused_record(job, reason, settings) for job, reason in planned.refused])
 
 
 class Manifest:
@@ -431,6 +520,21 @@ def engine_layer(engine: Any) -> str:
     return info.layer if info is not None else engine.explainer.layer
 
 
+def remove_partial(output: Path) -> None:
+    """The half-written recording of ``output`` a dead or stopped worker of this run left.
+
+    Only this run's: planning refuses an output whose partial name already holds a file.
+    """
+    from livecam.sinks import partial_path
+
+    for _ in range(3):  # a killed worker's file may still be closing
+        try:
+            partial_path(output).unlink(missing_ok=True)
+            return
+        except OSError:
+            time.sleep(0.1)
+
+
 # --- local worker processes -------------------------------------------------------------------------------------
 
 _WORKER: FileWorker | None = None
@@ -551,6 +655,7 @@ def _run_pool(jobs: list[Job], options: Any, settings: dict, batch: int, workers
                 try:
                     finish(future.result())
                 except BrokenProcessPool as exc:
+                    remove_partial(Path(job.output))
                     record = _base_record(job, settings)
                     record.update(status=FAILED, error=f"the worker process died ({exc})", finished=_now())
                     finish(record)
@@ -573,14 +678,17 @@ def part_path(output: Path, part: int) -> Path:
     return output.with_name(f".{output.stem}.part{part:03d}{output.suffix}")
 
 
-def _remove_parts(output: Path) -> None:
-    """Every part file of ``output``, also those a killed earlier run left (and their partial files)."""
-    part = rf"\.{re.escape(output.stem)}\.part\d{{3,}}"
-    names = re.compile(rf"{part}{re.escape(output.suffix)}|\.{part}\.partial{re.escape(output.suffix)}")
-    with contextlib.suppress(OSError):
-        for leftover in output.parent.iterdir():
-            if names.fullmatch(leftover.name):
-                leftover.unlink(missing_ok=True)
+def _remove_parts(output: Path, count: int) -> None:
+    """The ``count`` part files of ``output`` this run recorded, and their partial files.
+
+    Only those: planning refuses an output whose part names already hold files (see :func:`in_the_way`).
+    """
+    from livecam.sinks import partial_path
+
+    for part in (part_path(output, i) for i in range(count)):
+        for path in (part, partial_path(part)):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -641,7 +749,7 @@ class Chunker:
 
     def close(self) -> None:
         for split in list(self._splits.values()):
-            _remove_parts(Path(split.job.output))
+            _remove_parts(Path(split.job.output), len(split.spans))
             record = _base_record(split.job, self.settings)
             record.update(status=INTERRUPTED, error="interrupted", finished=_now())
             self._pass(record)
@@ -684,7 +792,7 @@ class Chunker:
             text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             record.update(status=FAILED, error=f"could not join the parts into {job.output} ({' '.join(text.split())})")
         finally:
-            _remove_parts(Path(job.output))
+            _remove_parts(Path(job.output), len(split.spans))
         starts = [part["started_at"] for part in parts if "started_at" in part]
         record["seconds"] = round(time.time() - min(starts), 3) if starts else 0.0
         if record["status"] == DONE and record["seconds"] > 0:

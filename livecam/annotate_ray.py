@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from livecam.annotate import FAILED, INTERRUPTED, FileWorker, Job, _base_record, _now
+from livecam.annotate import FAILED, INTERRUPTED, FileWorker, Job, _base_record, _now, remove_partial
 from livecam.errors import LivecamError
 
 log = logging.getLogger(__name__)
@@ -150,7 +149,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
                     try:
                         finish(ray.get(ref))
                     except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-                        _remove(Path(job.output))
+                        remove_partial(Path(job.output))
                         record = _base_record(job, settings)
                         record.update(status=FAILED, error=_actor_error(exc), finished=_now())
                         finish(record)
@@ -158,7 +157,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
             for worker in actors:
                 ray.kill(worker, no_restart=True)
             for _, job in running.values():  # stopped part-way: no output, no line (a rerun does it)
-                _remove(Path(job.output))
+                remove_partial(Path(job.output))
                 record = _base_record(job, settings)
                 record.update(status=INTERRUPTED, error="interrupted", finished=_now())
                 finish(record)
@@ -171,15 +170,3 @@ def _actor_error(exc: BaseException) -> str:
         if "LivecamError:" in line:
             return line.split("LivecamError:", 1)[1].strip()
     return f"the Ray worker failed after its retries ({text[:300]})"
-
-
-def _remove(output: Path) -> None:
-    """A dead or stopped worker's half-written recording of ``output``."""
-    from livecam.sinks import partial_path
-
-    for _ in range(3):  # a killed worker's file may still be closing
-        try:
-            partial_path(output).unlink(missing_ok=True)
-            return
-        except OSError:
-            time.sleep(0.1)

@@ -372,3 +372,49 @@ def test_a_torn_last_line_is_reported_once_and_the_next_line_kept(tmp_path: Path
         manifest.append({"input": "/c.mp4", "output": "/o/c.mp4", "status": "done"})
     assert caplog.records == [] and sorted(annotate.read_manifest(tmp_path / "sub" / "manifest.jsonl")) == [
         "/a.mp4", "/c.mp4"]
+
+
+def test_a_file_livecam_did_not_write_is_left_alone_unless_forced(graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive", broken=False)
+    out = tmp_path / "out"
+    (out / "day1/deep").mkdir(parents=True)
+    (out / "cat.mp4").write_bytes(b"my holiday")  # where cat.mp4's output goes: not livecam's
+    (out / "day1/deep/.astronaut.part001.mp4").write_bytes(b"mine too")  # a hidden name livecam records under
+    for attempt in range(2):  # a failed line does not make the file livecam's: refused again
+        proc = _annotate(root, "--out-dir", out, "--model", graph)
+        assert proc.returncode == 1, proc.stderr
+        assert f"{1 - attempt} to annotate, {attempt} done before, 2 refused" in proc.stderr
+        assert (out / "cat.mp4").read_bytes() == b"my holiday"
+        assert (out / "day1/deep/.astronaut.part001.mp4").read_bytes() == b"mine too"
+        latest = _latest(out)
+        assert {n: r["status"] for n, r in latest.items()} == {
+            "cat.mp4": "failed", "coffee.avi": "done" if attempt == 0 else "skipped", "astronaut.mp4": "failed"}
+        assert "no manifest line says livecam wrote it" in latest["cat.mp4"]["error"]
+        assert "--force" in latest["cat.mp4"]["error"] and "--force" in latest["astronaut.mp4"]["error"]
+        assert ".astronaut.part001.mp4" in latest["astronaut.mp4"]["error"]
+    assert len(read_video(out / "day1/coffee.mp4")[0]) == 16  # the rest went on
+
+    forced = _annotate(root, "--out-dir", out, "--model", graph, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert {n: r["status"] for n, r in _latest(out).items()} == {n: "done" for n in latest}
+    assert len(read_video(out / "cat.mp4")[0]) == 12 and len(read_video(out / "day1/deep/astronaut.mp4")[0]) == 14
+
+
+def test_planning_knows_which_files_are_livecams(tmp_path: Path) -> None:
+    root = _archive(tmp_path / "in", {"cat.mp4": ("chelsea", 2), "cup.mp4": ("coffee", 2)}, broken=False)
+    out = (tmp_path / "out").resolve()
+    out.mkdir()
+    for name in ("cat.mp4", "cup.mp4"):
+        (out / name).write_bytes(b"an older output")
+    source = str((root / "cat.mp4").resolve())
+    lines = [{"input": source, "output": str(out / "cat.mp4"), "status": "done"},  # livecam wrote it ...
+             {"input": source, "output": str(out / "cat.mp4"), "status": "failed"},  # ... and a later run failed
+             {"input": str((root / "cup.mp4").resolve()), "output": str(out / "cup.mp4"), "status": "failed"}]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    planned = annotate.plan([str(root)], out, {})
+    assert [Path(j.output).name for j in planned.jobs] == ["cat.mp4"]  # livecam's: done again, replaced
+    assert [(Path(j.output).name, "--force" in why) for j, why in planned.refused] == [("cup.mp4", True)]
+    assert [Path(j.output).name for j in annotate.plan([str(root)], out, {}, force=True).jobs] == ["cat.mp4", "cup.mp4"]
+    assert [annotate.scratch_owner(n) for n in (".cat.partial.mp4", ".cat.part000.mp4", "..cat.part012.partial.mp4",
+                                                "cat.mp4", ".cat.mp4", ".cat.part1.mp4")] == [
+        "cat.mp4", "cat.mp4", "cat.mp4", None, None, None]
