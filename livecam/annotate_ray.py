@@ -31,12 +31,26 @@ log = logging.getLogger(__name__)
 LOCAL = "local"  # --ray with no address: start a Ray instance on this machine for this run
 
 
+NO_RAY = "--ray needs Ray, which this install lacks: pip install 'livecam[ray]' (or run the files here with --jobs N)"
+
+
+def check_ray() -> None:
+    """Ray is installed: found, not imported (that takes a while, and a run with nothing to do needs no Ray)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+        found = False
+    if not found:
+        raise LivecamError(NO_RAY)
+
+
 def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise LivecamError("--ray needs Ray, which this install lacks: pip install 'livecam[ray]' "
-                           "(or run the files here with --jobs N)") from None
+        raise LivecamError(NO_RAY) from None
     return ray
 
 

@@ -498,9 +498,9 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     planned = annotate.plan(inputs, out_dir, settings, force=force)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
     if ray_address is not None:
-        from livecam.annotate_ray import import_ray
+        from livecam.annotate_ray import check_ray
 
-        import_ray()  # without Ray: one line saying how to install it, before any work
+        check_ray()  # without Ray: one line saying how to install it, before any work (Ray starts if there is some)
         jobs = jobs if click.get_current_context().get_parameter_source("jobs") == ParameterSource.COMMANDLINE else 2
     elif gpus_per_worker is not None:
         raise LivecamError("--gpus-per-worker goes with --ray")
