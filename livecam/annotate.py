@@ -2,9 +2,14 @@
 
 Three parts, so that a later Ray actor can run the same per-file code:
 
-- planning (:func:`find_inputs`, :func:`plan`), in the parent and torch-free:
-  which files, where each output goes, and which ones an earlier run already
-  did (the manifest says so, the source is unchanged and the output exists);
+- planning (:func:`find_inputs`, :func:`plan`), in the parent, before any
+  model loads or Ray starts: which files, where each output goes, which ones
+  an earlier run already did (the manifest says so, the source is unchanged,
+  the output exists and the settings compare equal as they run, see
+  :func:`same_settings`), and which would replace a file livecam did not
+  write (refused: livecam never loses a file the user has). It is torch-free
+  but for one case: a zoo model's default layer, looked up only when one run
+  named the layer and the other did not (:class:`Defaults`);
 - :class:`FileWorker`, which loads the engine once and annotates one file per
   :meth:`FileWorker.run` call, returning a plain dict (the manifest's line);
 - :class:`Manifest`, written by the parent only: one JSON line per input and
@@ -24,6 +29,7 @@ partial file, whether a file fails, the run is interrupted or a worker dies.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import logging
@@ -33,7 +39,7 @@ import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -72,12 +78,6 @@ class Job:
     mtime_ns: int
     span: Span | None = None
     part: int = 0
-
-
-@dataclass
-class Plan:
-    jobs: list[Job] = field(default_factory=list)  # to annotate now
-    skipped: list[tuple[Job, dict]] = field(default_factory=list)  # done before: the job and its earlier line
 
 
 def _is_video(path: Path) -> bool:
@@ -175,20 +175,31 @@ def check_out_dir(out_dir: Path, create: bool = True) -> Path:
     return out_dir
 
 
-def _unchanged(job: Job, earlier: dict | None, settings: dict) -> bool:
+def _unchanged(job: Job, earlier: dict | None, settings: dict, defaults: Defaults) -> bool:
     return (earlier is not None and earlier.get("status") in (DONE, SKIPPED) and earlier.get("output") == job.output
             and earlier.get("source_size") == job.size and earlier.get("source_mtime_ns") == job.mtime_ns
-            and earlier.get("settings") == settings and Path(job.output).is_file())
+            and Path(job.output).is_file() and same_settings(earlier.get("settings"), settings, defaults))
+
+
+@dataclass
+class Plan:
+    jobs: list[Job] = field(default_factory=list)  # to annotate now
+    skipped: list[tuple[Job, dict]] = field(default_factory=list)  # done before: the job and its earlier line
+    refused: list[tuple[Job, str]] = field(default_factory=list)  # a file livecam did not write is in the way: why
 
 
 def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = False) -> Plan:
     """What to do: every input, minus those an earlier run finished with the same settings (unless ``force``).
 
     An input is skipped when the manifest's latest line for it says done (or skipped), with the same output,
-    source size and modification time and settings, and the output file exists.
+    source size and modification time and settings (:func:`same_settings`), and the output file exists.
+    An input whose output, or a hidden name its output is recorded under, holds a file that no manifest line
+    says livecam wrote is refused (unless ``force``): livecam never replaces a file the user has.
     """
     out_dir = out_dir.resolve()
-    earlier = read_manifest(out_dir / MANIFEST_NAME)
+    earlier, written = _read(out_dir / MANIFEST_NAME)
+    defaults = Defaults(settings)
+    scratch = _ScratchNames()
     result = Plan()
     for source, relative in find_inputs(specs, out_dir):
         try:
@@ -198,28 +209,103 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
             log.debug("cannot stat %s: %s", source, exc)
         job = Job(str(source), str(out_dir / relative), stat.st_size if stat else -1, stat.st_mtime_ns if stat else -1)
         record = earlier.get(job.input)
-        if not force and _unchanged(job, record, settings):
+        if not force and _unchanged(job, record, settings, defaults):
             result.skipped.append((job, record))
+            continue
+        reason = None if force else in_the_way(Path(job.output), written, scratch)
+        if reason is not None:
+            result.refused.append((job, reason))
         else:
             result.jobs.append(job)
     return result
 
 
-def read_manifest(path: Path) -> dict[str, dict]:
-    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are ignored."""
-    latest: dict[str, dict] = {}
+def in_the_way(output: Path, written: set[str], scratch: _ScratchNames | None = None) -> str | None:
+    """Why annotating into ``output`` would replace a file livecam did not write (None: it would not).
+
+    Livecam's own are the outputs a manifest line records as done or skipped (``written``). Whatever else
+    is at ``output``, or at a hidden name it is recorded under (its partial file, its parts and theirs, see
+    :func:`scratch_owner`), is the user's as far as livecam can tell: also a partial file a killed run left.
+    """
+    if os.path.lexists(output) and str(output) not in written:
+        return (f"{output} exists and no manifest line says livecam wrote it, so it is left as it is; move it "
+                "away, or pass --force to replace it")
+    found = (scratch or _ScratchNames()).of(output)
+    if found:
+        return (f"{output.parent / found[0]}, a hidden name {output.name} is recorded under, holds a file (a killed "
+                "run may have left it), so it is left as it is; delete it, or pass --force to replace it")
+    return None
+
+
+# the hidden names an output is recorded under: a part's partial file, a part, the output's partial file
+_SCRATCH = [re.compile(rf"\.\.(?P<stem>.+)\.part\d{{3,}}\.partial{re.escape(OUTPUT_SUFFIX)}"),
+            re.compile(rf"\.(?P<stem>.+)\.part\d{{3,}}{re.escape(OUTPUT_SUFFIX)}"),
+            re.compile(rf"\.(?P<stem>.+)\.partial{re.escape(OUTPUT_SUFFIX)}")]
+
+
+def scratch_owner(name: str) -> str | None:
+    """The output whose hidden working file ``name`` would be (``.cam.part001.mp4`` -> ``cam.mp4``), or None."""
+    for pattern in _SCRATCH:
+        match = pattern.fullmatch(name)
+        if match:
+            return match["stem"] + OUTPUT_SUFFIX
+    return None
+
+
+class _ScratchNames:
+    """The hidden working names present in each output folder, each folder listed once (archives are large)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, dict[str, list[str]]] = {}
+
+    def of(self, output: Path) -> list[str]:
+        folder = self._folders.get(output.parent)
+        if folder is None:
+            folder = self._folders[output.parent] = {}
+            with contextlib.suppress(OSError):  # no folder yet: nothing in the way
+                for name in sorted(os.listdir(output.parent)):
+                    owner = scratch_owner(name)
+                    if owner is not None:
+                        folder.setdefault(owner, []).append(name)
+        return folder.get(output.name, [])
+
+
+def _records(path: Path) -> Iterator[dict]:
+    """The records of a manifest, in order (an absent file: none). Lines that do not parse are passed over.
+
+    A torn last line (a run killed while writing it) is reported once, by :class:`Manifest` when it next
+    opens the file and starts a new line below it; later, a line that does not parse is mentioned at ``-v``.
+    """
     if not path.is_file():
-        return latest
-    with path.open(encoding="utf-8") as lines:
+        return
+    with path.open(encoding="utf-8", errors="replace") as lines:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
-                latest[record["input"]] = record
-            except (ValueError, KeyError, TypeError):
-                log.warning("%s line %d is not a manifest record; ignored", path, number)
-    return latest
+                if not isinstance(record, dict) or not isinstance(record.get("input"), str):
+                    raise ValueError("no input")
+            except ValueError:
+                log.info("%s line %d is not a manifest record; passed over", path, number)
+                continue
+            yield record
+
+
+def _read(path: Path) -> tuple[dict[str, dict], set[str]]:
+    """The latest line per input, and every output a line records as done or skipped: livecam's files."""
+    latest: dict[str, dict] = {}
+    written: set[str] = set()
+    for record in _records(path):
+        latest[record["input"]] = record
+        if record.get("status") in (DONE, SKIPPED) and isinstance(record.get("output"), str):
+            written.add(record["output"])
+    return latest, written
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The latest line per input of a manifest (an absent file: none). Lines that do not parse are passed over."""
+    return _read(path)[0]
 
 
 def _now() -> str:
@@ -236,19 +322,53 @@ def _base_record(job: Job, settings: dict) -> dict[str, Any]:
 
 
 def skipped_record(job: Job, earlier: dict, settings: dict) -> dict[str, Any]:
-    """The manifest line for an input an earlier run finished: its frames and classes, no time spent now."""
+    """The manifest line for an input an earlier run finished: its frames and classes, no time spent now.
+
+    The settings are this run's, with the layer the earlier run resolved where this run left it to the model
+    (they compared equal, so it is the one this run would use).
+    """
+    before = earlier.get("settings") if isinstance(earlier.get("settings"), dict) else {}
+    if settings.get("layer") is None and before.get("layer") is not None:
+        settings = {**settings, "layer": before["layer"]}
     record = _base_record(job, settings)
     record.update(status=SKIPPED, frames=earlier.get("frames", 0), source_frames=earlier.get("source_frames"),
                   top_classes=earlier.get("top_classes", []), chunks=earlier.get("chunks", 1), finished=_now())
     return record
 
 
+def refused_record(job: Job, reason: str, settings: dict) -> dict[str, Any]:
+    """The failed manifest line for an input whose output would replace a file livecam did not write."""
+    record = _base_record(job, settings)
+    record.update(status=FAILED, error=reason, finished=_now())
+    return record
+
+
+def early_records(planned: Plan, settings: dict) -> list[dict]:
+    """The manifest lines a run writes before any work: the inputs done before, and those refused."""
+    return ([skipped_record(job, earlier, settings) for job, earlier in planned.skipped]
+            + [refused_record(job, reason, settings) for job, reason in planned.refused])
+
+
 class Manifest:
-    """``DIR/manifest.jsonl``, appended one flushed line at a time by the parent process only."""
+    """``DIR/manifest.jsonl``, appended one flushed line at a time by the parent process only.
+
+    A run killed while writing a line leaves it torn (no newline at its end). Opening the file finishes that
+    line with a newline, so this run's first line is a line of its own rather than glued onto the torn one
+    and lost with it; the torn line is reported here, once, and left as it is (it is the user's file).
+    """
 
     def __init__(self, out_dir: Path) -> None:
         self.path = out_dir / MANIFEST_NAME
         self._file = self.path.open("a", encoding="utf-8")
+        torn = _torn_tail(self.path)
+        if torn is not None:
+            try:
+                json.loads(torn)
+            except ValueError:
+                log.warning("%s ends in a torn line (a run was stopped while writing it): %s; it is left as it "
+                            "is and passed over, and new lines start below it", self.path, _shortened(torn))
+            self._file.write("\n")
+            self._file.flush()
 
     def append(self, record: dict) -> None:
         self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -263,6 +383,33 @@ class Manifest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _torn_tail(path: Path) -> str | None:
+    """The text after the last newline of ``path`` when there is some (a line not ended), else None."""
+    with path.open("rb") as file:
+        end = file.seek(0, os.SEEK_END)
+        if end == 0:
+            return None
+        file.seek(end - 1)
+        if file.read(1) == b"\n":
+            return None
+        start = end
+        while start > 0:  # read back a block at a time to the last newline
+            block_start = max(0, start - 65536)
+            file.seek(block_start)
+            block = file.read(start - block_start)
+            newline = block.rfind(b"\n")
+            if newline >= 0:
+                start = block_start + newline + 1
+                break
+            start = block_start
+        file.seek(start)
+        return file.read(end - start).decode("utf-8", errors="replace")
+
+
+def _shortened(text: str, width: int = 60) -> str:
+    return text if len(text) <= width else f"{text[:width]}..."
 
 
 class _NoReadout:
@@ -285,9 +432,11 @@ class FileWorker:
         from livecam.launch import open_engine
 
         self.batch = batch
-        self.settings = settings or {}
         self.launched = open_engine(options)
         self.engine = self.launched.engine
+        self.settings = dict(settings or {})
+        if "layer" in self.settings and self.settings["layer"] is None:  # left to the model: the one it took
+            self.settings["layer"] = engine_layer(self.engine)
 
     def run(self, job: Job, stop: Any = None, on_frames: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Annotate ``job.input`` into ``job.output``; a bad input is a failed record, never an exception.
@@ -363,6 +512,27 @@ class FileWorker:
 
     def close(self) -> None:
         self.engine.close()
+
+
+def engine_layer(engine: Any) -> str:
+    """The layer an engine explains: an ONNX Runtime graph's (its metadata), or the PyTorch explainer's."""
+    info = getattr(engine, "info", None)
+    return info.layer if info is not None else engine.explainer.layer
+
+
+def remove_partial(output: Path) -> None:
+    """The half-written recording of ``output`` a dead or stopped worker of this run left.
+
+    Only this run's: planning refuses an output whose partial name already holds a file.
+    """
+    from livecam.sinks import partial_path
+
+    for _ in range(3):  # a killed worker's file may still be closing
+        try:
+            partial_path(output).unlink(missing_ok=True)
+            return
+        except OSError:
+            time.sleep(0.1)
 
 
 # --- local worker processes -------------------------------------------------------------------------------------
@@ -485,6 +655,7 @@ def _run_pool(jobs: list[Job], options: Any, settings: dict, batch: int, workers
                 try:
                     finish(future.result())
                 except BrokenProcessPool as exc:
+                    remove_partial(Path(job.output))
                     record = _base_record(job, settings)
                     record.update(status=FAILED, error=f"the worker process died ({exc})", finished=_now())
                     finish(record)
@@ -507,14 +678,17 @@ def part_path(output: Path, part: int) -> Path:
     return output.with_name(f".{output.stem}.part{part:03d}{output.suffix}")
 
 
-def _remove_parts(output: Path) -> None:
-    """Every part file of ``output``, also those a killed earlier run left (and their partial files)."""
-    part = rf"\.{re.escape(output.stem)}\.part\d{{3,}}"
-    names = re.compile(rf"{part}{re.escape(output.suffix)}|\.{part}\.partial{re.escape(output.suffix)}")
-    with contextlib.suppress(OSError):
-        for leftover in output.parent.iterdir():
-            if names.fullmatch(leftover.name):
-                leftover.unlink(missing_ok=True)
+def _remove_parts(output: Path, count: int) -> None:
+    """The ``count`` part files of ``output`` this run recorded, and their partial files.
+
+    Only those: planning refuses an output whose part names already hold files (see :func:`in_the_way`).
+    """
+    from livecam.sinks import partial_path
+
+    for part in (part_path(output, i) for i in range(count)):
+        for path in (part, partial_path(part)):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -575,7 +749,7 @@ class Chunker:
 
     def close(self) -> None:
         for split in list(self._splits.values()):
-            _remove_parts(Path(split.job.output))
+            _remove_parts(Path(split.job.output), len(split.spans))
             record = _base_record(split.job, self.settings)
             record.update(status=INTERRUPTED, error="interrupted", finished=_now())
             self._pass(record)
@@ -592,7 +766,9 @@ class Chunker:
         from livecam.chunks import join
 
         job, parts = split.job, [split.records[i] for i in range(len(split.spans))]
-        record = _base_record(job, self.settings)
+        # the workers' settings: with the layer their engines resolved (see FileWorker)
+        settings = next((part["settings"] for part in parts if isinstance(part.get("settings"), dict)), self.settings)
+        record = _base_record(job, settings)
         counts: Counter[str] = Counter()
         for part in parts:
             counts.update(part.get("class_counts") or {})
@@ -616,7 +792,7 @@ class Chunker:
             text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             record.update(status=FAILED, error=f"could not join the parts into {job.output} ({' '.join(text.split())})")
         finally:
-            _remove_parts(Path(job.output))
+            _remove_parts(Path(job.output), len(split.spans))
         starts = [part["started_at"] for part in parts if "started_at" in part]
         record["seconds"] = round(time.time() - min(starts), 3) if starts else 0.0
         if record["status"] == DONE and record["seconds"] > 0:
@@ -625,18 +801,175 @@ class Chunker:
         return record
 
 
-def settings_of(options: Any, **extra: Any) -> dict[str, Any]:
-    """What an output depends on besides its source: a change redoes the files (device, backend, batch don't)."""
+# --- settings: what an output depends on, resolved ----------------------------------------------------------------
+
+DEFAULTS = "defaults"  # in the settings: the names of those not given, which livecam resolved itself
+
+
+def settings_of(options: Any, codec: str | None = None, crf: int | None = None) -> dict[str, Any]:
+    """What an output depends on besides its source: a change redoes the files (device, backend, batch don't).
+
+    The values are the ones the run uses, so that equal settings compare equal however they were given: the
+    method (a graph's own, else gradcam), the codec (H.264 unless given; one .mp4 cannot hold is refused
+    here) and its CRF (the codec's default; none for mjpeg and mp4v), and a graph's layer and class (its
+    metadata; a class is its index). A zoo model's default layer needs the model, so it is None here and
+    the worker that loads the model writes the one it took (:class:`FileWorker`). ``defaults`` names the
+    settings that were not given.
+    """
+    from livecam.encode import DEFAULT_CRF, resolve_codec
+
+    chosen = resolve_codec(OUTPUT_SUFFIX, codec, crf)
     model = options.model
+    extra = {}
     if options.is_graph_file:
         path = Path(model).expanduser()
         model = str(path.resolve())
         if path.is_file():
             extra["model_mtime_ns"] = path.stat().st_mtime_ns
     values = asdict(options)
-    kept = {k: values[k] for k in ("weights", "method", "layer", "target_class", "topk", "panels", "precision",
-                                   "colormap", "alpha")}
-    return {"model": model, **kept, **extra}
+    settings = {"model": model, **{k: values[k] for k in ("weights", "method", "layer", "target_class", "topk",
+                                                          "panels", "precision", "colormap", "alpha")},
+                "codec": chosen, "crf": crf if crf is not None else DEFAULT_CRF.get(chosen), **extra}
+    settings.update(Defaults(settings).normalized(settings))
+    settings[DEFAULTS] = sorted(name for name, given in (("method", options.method), ("layer", options.layer),
+                                                         ("codec", codec), ("crf", crf)) if given is None)
+    return settings
+
+
+def same_settings(earlier: Any, current: dict, defaults: Defaults) -> bool:
+    """Whether an earlier run's settings (a manifest line's) give the output ``current`` give.
+
+    Both are taken as the run would use them (:meth:`Defaults.normalized`): a setting that is null or
+    missing, as in older manifests, is its default, and a class by name or index is one class. The layer,
+    where one run left it to the model and the other named it, is compared with the model's default layer,
+    looked up only then (:attr:`Defaults.layer`); where both left it to the model it is the same.
+    """
+    if not isinstance(earlier, dict):
+        return False
+    before, now = defaults.normalized(earlier), defaults.normalized(current)
+    if {type(before["target_class"]), type(now["target_class"])} == {int, str}:  # a name and an index
+        names = defaults.class_names
+        if names is not None:
+            before["target_class"], now["target_class"] = (defaults.class_key(side.get("target_class"), names)
+                                                           for side in (earlier, current))
+    if any(before.get(key) != now.get(key) for key in (set(before) | set(now)) - {DEFAULTS, "layer"}):
+        return False
+    left_before, left_now = _layer_left(before), _layer_left(now)
+    if left_before and left_now:
+        return True
+    if not left_before and not left_now:
+        return before["layer"] == now["layer"]
+    layer_before, layer_now = (side["layer"] if side["layer"] is not None else defaults.layer for side in (before, now))
+    return layer_before is not None and layer_before == layer_now
+
+
+def _layer_left(settings: dict) -> bool:
+    """Whether a run left the layer to the model (older manifests: a null layer)."""
+    return settings.get("layer") is None or "layer" in (settings.get(DEFAULTS) or ())
+
+
+class Defaults:
+    """What a run's settings leave to the model: the graph's choices, or a zoo model's default layer.
+
+    A graph's are in its metadata, read at once (about a millisecond, :meth:`GraphInfo.read`). A zoo model's
+    default layer and class names are looked up only when a comparison needs them, which a rerun of the
+    same command never does: in the graph ONNX Runtime runs it from (the livecam cache), else, for the
+    layer, by building the model (PyTorch, seconds; its weights do not matter, its architecture does).
+    """
+
+    def __init__(self, settings: dict) -> None:
+        from livecam.runtime.graph import GraphInfo
+
+        self.settings = settings
+        self.graph = None
+        model = settings.get("model")
+        if isinstance(model, str) and model.lower().endswith(".onnx"):
+            with contextlib.suppress(LivecamError, OSError):  # the engine says what is wrong with it
+                self.graph = GraphInfo.read(Path(model))
+
+    def normalized(self, settings: dict) -> dict[str, Any]:
+        """``settings`` as the run uses them: the method, codec, CRF, class and a graph's layer resolved."""
+        from livecam.choices import DEFAULT_METHOD
+        from livecam.encode import DEFAULT_CODEC, DEFAULT_CRF
+
+        model = settings.get("model")
+        on_graph = isinstance(model, str) and model.lower().endswith(".onnx")
+        method = settings.get("method")
+        if method is None:
+            method = self.graph.method if self.graph is not None else None if on_graph else DEFAULT_METHOD
+        codec = settings.get("codec") or DEFAULT_CODEC[OUTPUT_SUFFIX]
+        crf = settings.get("crf")
+        layer = settings.get("layer")
+        if layer is None and self.graph is not None:
+            layer = self.graph.layer
+        return {**settings, "method": method, "codec": codec, "crf": crf if crf is not None else DEFAULT_CRF.get(codec),
+                "layer": layer, "target_class": self.class_key(settings.get("target_class"))}
+
+    def class_key(self, value: Any, names: tuple[str, ...] | None = None) -> int | str | None:
+        """A class as one value: its index where the class names are known (a graph's), else an index given
+        as one, or the name in lower case; None (each frame's top class, or a graph's own class)."""
+        from livecam.choices import resolve_class
+
+        if names is None and self.graph is not None:
+            names = self.graph.class_names
+        if value is None:
+            return self.graph.target_class if self.graph is not None else None
+        text = str(value).strip()
+        if names:
+            with contextlib.suppress(LivecamError):
+                return resolve_class(text, names)
+        return int(text) if text.lstrip("-").isdigit() else text.lower()
+
+    @functools.cached_property
+    def _cached_graph(self) -> Any:
+        """The zoo model's graph in the livecam cache, for these settings or the default ones; None if none."""
+        from livecam import choices, launch
+        from livecam.runtime.graph import GraphInfo
+
+        if self.graph is not None or not isinstance(self.settings.get("model"), str):
+            return None
+        model, settings = self.settings["model"], self.settings
+        weights = launch.weights_file(model, settings.get("weights"))
+        if weights is None:  # torchvision's own weights: their file is known to torchvision
+            return None
+        k = settings.get("topk", 1) if settings.get("panels") else 1
+        target = settings.get("target_class")
+        for method, topk, typed, precision in (
+                (settings.get("method") or choices.DEFAULT_METHOD, k, None if target is None else str(target),
+                 "fp16" if settings.get("precision") == "fp16" else "fp32"),
+                (choices.DEFAULT_METHOD, 1, None, "fp32")):
+            path = launch.graph_cache_path(model, weights, method, None, topk, typed, precision)
+            if path.is_file():
+                with contextlib.suppress(LivecamError, OSError):
+                    return GraphInfo.read(path)
+        return None
+
+    @functools.cached_property
+    def class_names(self) -> tuple[str, ...] | None:
+        """The model's class names, where they are cheap to know (a graph's metadata); else None."""
+        graph = self.graph or self._cached_graph
+        return graph.class_names if graph is not None else None
+
+    @functools.cached_property
+    def layer(self) -> str | None:
+        """The layer the model is explained at when none is given; None when it cannot be found out."""
+        graph = self.graph or self._cached_graph
+        if graph is not None:
+            return graph.layer
+        from livecam.errors import torch_installed
+        from livecam.launch import RANDOM
+
+        model = self.settings.get("model")
+        if not isinstance(model, str) or model.lower().endswith(".onnx") or not torch_installed():
+            return None
+        log.info("finding the default layer of %s (it builds the model once)", model)
+        try:
+            from livecam.zoo import load_model
+
+            return load_model(model, weights=RANDOM, device="cpu").target_layer
+        except Exception as exc:  # noqa: BLE001 - then the runs compare unequal and the files are done again
+            log.debug("cannot build %s: %s", model, exc)
+            return None
 
 
 def frame_total(jobs: Iterable[Job]) -> int | None:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from livecam.annotate import FAILED, INTERRUPTED, FileWorker, Job, _base_record, _now
+from livecam.annotate import FAILED, INTERRUPTED, FileWorker, Job, _base_record, _now, remove_partial
 from livecam.errors import LivecamError
 
 log = logging.getLogger(__name__)
@@ -32,12 +31,26 @@ log = logging.getLogger(__name__)
 LOCAL = "local"  # --ray with no address: start a Ray instance on this machine for this run
 
 
+NO_RAY = "--ray needs Ray, which this install lacks: pip install 'livecam[ray]' (or run the files here with --jobs N)"
+
+
+def check_ray() -> None:
+    """Ray is installed: found, not imported (that takes a while, and a run with nothing to do needs no Ray)."""
+    import importlib.util
+
+    try:
+        found = importlib.util.find_spec("ray") is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+        found = False
+    if not found:
+        raise LivecamError(NO_RAY)
+
+
 def import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise LivecamError("--ray needs Ray, which this install lacks: pip install 'livecam[ray]' "
-                           "(or run the files here with --jobs N)") from None
+        raise LivecamError(NO_RAY) from None
     return ray
 
 
@@ -150,7 +163,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
                     try:
                         finish(ray.get(ref))
                     except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
-                        _remove(Path(job.output))
+                        remove_partial(Path(job.output))
                         record = _base_record(job, settings)
                         record.update(status=FAILED, error=_actor_error(exc), finished=_now())
                         finish(record)
@@ -158,7 +171,7 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
             for worker in actors:
                 ray.kill(worker, no_restart=True)
             for _, job in running.values():  # stopped part-way: no output, no line (a rerun does it)
-                _remove(Path(job.output))
+                remove_partial(Path(job.output))
                 record = _base_record(job, settings)
                 record.update(status=INTERRUPTED, error="interrupted", finished=_now())
                 finish(record)
@@ -171,15 +184,3 @@ def _actor_error(exc: BaseException) -> str:
         if "LivecamError:" in line:
             return line.split("LivecamError:", 1)[1].strip()
     return f"the Ray worker failed after its retries ({text[:300]})"
-
-
-def _remove(output: Path) -> None:
-    """A dead or stopped worker's half-written recording of ``output``."""
-    from livecam.sinks import partial_path
-
-    for _ in range(3):  # a killed worker's file may still be closing
-        try:
-            partial_path(output).unlink(missing_ok=True)
-            return
-        except OSError:
-            time.sleep(0.1)

@@ -548,7 +548,8 @@ recursively) are placed relative to that folder; files and glob matches
 relative to the deepest folder holding them all. Each is an .mp4, written
 under a hidden name and renamed when complete. DIR/manifest.jsonl gets one
 line per input and run (the latest line per input wins); a rerun skips the
-inputs done before with the same source (size, mtime) and options.
+inputs done before with the same source (size, mtime) and options. A file
+livecam did not write is never replaced (that input fails) unless --force.
 
 \b
 Exit codes: 0 every input done or skipped; 1 some failed (the table at the
@@ -588,7 +589,8 @@ recorded; the ones in progress leave no output).
 @click.option("--jobs", "-j", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Worker processes, each loading the model once and taking files in turn. 1: in this process. "
                    "With --ray: the number of Ray actors (default 2).")
-@click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished.")
+@click.option("--force", is_flag=True, help="Annotate every input again, also those a previous run finished, "
+              "replacing files in the way that livecam did not write.")
 @click.option("--threads", type=click.IntRange(1, 1024), metavar="N",
               help="CPU threads for each worker's model. Default: with --jobs N the cores shared out among the "
                    "N workers; with one worker the runtime's own choice (every core); on Ray 1, and each actor "
@@ -624,22 +626,20 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     from tqdm import tqdm
 
     from livecam import annotate
-    from livecam.encode import resolve_codec
     from livecam.launch import EngineOptions
 
     method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
     options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None,
                             layer=layer, target_class=class_, topk=topk, panels=panels, device=device,
                             precision=precision, backend=backend, colormap=colormap, alpha=alpha, threads=threads)
-    codec = resolve_codec(annotate.OUTPUT_SUFFIX, codec, crf)  # a codec .mp4 cannot hold: refused before any work
-    settings = annotate.settings_of(options, codec=codec, crf=crf)
+    settings = annotate.settings_of(options, codec=codec, crf=crf)  # a codec .mp4 cannot hold: refused here
     annotate.check_out_dir(out_dir, create=False)
     planned = annotate.plan(inputs, out_dir, settings, force=force)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
     if ray_address is not None:
-        from livecam.annotate_ray import import_ray
+        from livecam.annotate_ray import check_ray
 
-        import_ray()  # without Ray: one line saying how to install it, before any work
+        check_ray()  # without Ray: one line saying how to install it, before any work (Ray starts if there is some)
         jobs = jobs if click.get_current_context().get_parameter_source("jobs") == ParameterSource.COMMANDLINE else 2
     elif gpus_per_worker is not None:
         raise LivecamError("--gpus-per-worker goes with --ray")
@@ -652,14 +652,16 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
         click.echo(f"livecam: {worker.launched.summary}", err=True)
     pieces = len(work) - len(planned.jobs) + chunker.split
     parts = f" ({chunker.split} of them in {pieces} parts)" if chunker.split else ""
-    click.echo(f"livecam annotate: {len(planned.jobs)} to annotate{parts}, {len(planned.skipped)} done before, into "
-               f"{out_dir}" + ("" if in_process else f" with {jobs} {'Ray actors' if ray_address else 'workers'}"),
-               err=True)
+    refused = f", {len(planned.refused)} refused (a file in the way)" if planned.refused else ""
+    click.echo(f"livecam annotate: {len(planned.jobs)} to annotate{parts}, {len(planned.skipped)} done before"
+               f"{refused}, into {out_dir}"
+               + ("" if in_process else f" with {jobs} {'Ray actors' if ray_address else 'workers'}"), err=True)
     stop = threading.Event()
     with annotate.Manifest(out_dir.resolve()) as manifest:
-        for job, earlier in planned.skipped:
-            records.append(annotate.skipped_record(job, earlier, settings))
-            manifest.append(records[-1])
+        for record in annotate.early_records(planned, settings):
+            records.append(record)
+            manifest.append(record)
+        early = len(records)
         with tqdm(total=annotate.frame_total(planned.jobs), unit="frame", disable=None, file=sys.stderr,
                   leave=False) as bar, _stop_on_signals(stop):
             bar.set_postfix_str(f"files 0/{len(planned.jobs)}")
@@ -669,7 +671,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
                     return  # no output, no line: a rerun does it
                 manifest.append(record)
                 records.append(record)
-                bar.set_postfix_str(f"files {len(records) - len(planned.skipped)}/{len(planned.jobs)}")
+                bar.set_postfix_str(f"files {len(records) - early}/{len(planned.jobs)}")
 
             chunker.on_result = on_result
             try:

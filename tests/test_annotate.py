@@ -40,11 +40,9 @@ def _archive(root: Path, clips: dict[str, tuple[str, int]] = CLIPS, broken: bool
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+def graph(lite0_graph: Path) -> Path:
     """Lite0's Grad-CAM as one ONNX file: the subprocesses run it on ONNX Runtime without importing PyTorch."""
-    from livecam.export import export_explainer
-
-    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
+    return lite0_graph
 
 
 def _annotate(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess:
@@ -241,3 +239,182 @@ def test_planning_imports_no_torch(tmp_path: Path) -> None:
             "print(len(p.jobs), 'torch' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.split() == ["1", "False"], out.stderr
+
+
+def test_a_graphs_metadata_is_read_without_loading_it(graph: Path, tmp_path: Path) -> None:
+    import onnx
+
+    from livecam.runtime.graph import GraphInfo, read_metadata
+
+    reference = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
+    assert read_metadata(graph) == reference and len(reference) > 10
+    assert (GraphInfo.read(graph).layer, GraphInfo.read(graph).method) == ("_head_act", "gradcam")
+    cut = tmp_path / "cut.onnx"
+    cut.write_bytes(graph.read_bytes()[:100_000])  # the graph's first bytes: its length runs past the end
+    text = tmp_path / "text.onnx"
+    text.write_text("not a graph\n" * 10)
+    for path in (cut, text, tmp_path / "missing.onnx"):
+        with pytest.raises(LivecamError, match="is not an ONNX file livecam can read"):
+            read_metadata(path)
+
+def test_explicit_defaults_and_older_manifests_compare_equal(graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive", {"cat.mp4": ("chelsea", 6)}, broken=False)
+    out = tmp_path / "out"
+    first = _annotate(root, "--out-dir", out, "--model", graph)
+    assert first.returncode == 0, first.stderr
+    explicit = ("--method", "gradcam", "--crf", "23", "--layer", "_head_act", "--codec", "h264")
+    for args in (explicit, ()):
+        proc = _annotate(root, "--out-dir", out, "--model", graph, *args)
+        assert proc.returncode == 0 and _manifest(out)[-1]["status"] == "skipped", (args, proc.stderr)
+    settings = _manifest(out)[0]["settings"]
+    assert {k: settings.get(k) for k in ("method", "layer", "codec", "crf", "defaults")} == {
+        "method": "gradcam", "layer": "_head_act", "codec": "h264", "crf": 23,
+        "defaults": ["codec", "crf", "layer", "method"]}  # resolved: the graph's own, x264's default CRF
+    # a manifest from before settings were resolved: nulls for what was not given, no codec
+    old = _manifest(out)[0]
+    old["settings"].update(method=None, layer=None, crf=None)
+    for key in ("codec", "defaults"):
+        del old["settings"][key]
+    (out / "manifest.jsonl").write_text(json.dumps(old) + "\n")
+    for args in (explicit, ()):
+        proc = _annotate(root, "--out-dir", out, "--model", graph, *args)
+        assert proc.returncode == 0 and _manifest(out)[-1]["status"] == "skipped", (args, proc.stderr)
+    redone = _annotate(root, "--out-dir", out, "--model", graph, "--crf", "30")
+    assert redone.returncode == 0 and _manifest(out)[-1]["status"] == "done", redone.stderr
+
+
+def _zoo(**given) -> dict:
+    from livecam.launch import EngineOptions
+
+    return annotate.settings_of(EngineOptions(**given))
+
+
+def _done_line(source: Path, out: Path, settings: dict) -> dict:
+    stat = source.stat()
+    return {"input": str(source.resolve()), "output": str(out.resolve() / source.name), "status": "done",
+            "source_size": stat.st_size, "source_mtime_ns": stat.st_mtime_ns, "settings": settings}
+
+
+def _skipped(root: Path, out: Path, earlier: dict, now: dict) -> bool:
+    (out / "manifest.jsonl").write_text(json.dumps(_done_line(root / "cat.mp4", out, earlier)) + "\n")
+    planned = annotate.plan([str(root)], out, now)
+    return bool(planned.skipped) and not planned.jobs
+
+
+def test_a_zoo_models_default_layer_is_found_only_when_the_comparison_needs_it(
+        graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from livecam import launch
+
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    root = _archive(tmp_path / "in", {"cat.mp4": ("chelsea", 2)}, broken=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cat.mp4").write_bytes(b"livecam's output")
+    default = _zoo()
+    assert {k: default[k] for k in ("method", "layer", "codec", "crf")} == {
+        "method": "gradcam", "layer": None, "codec": "h264", "crf": 23}
+    by_worker = {**default, "layer": "_head_act"}  # what a worker writes: the layer its engine took
+    looked_up = []
+    monkeypatch.setattr(annotate.Defaults, "layer", property(lambda self: looked_up.append(1) or "_head_act"))
+    assert _skipped(root, out, by_worker, default) and _skipped(root, out, by_worker, _zoo(layer="_head_act"))
+    assert _skipped(root, out, {**default, "defaults": []}, default)  # an older manifest: a null layer
+    assert not looked_up  # none of these needed the model's default layer
+    assert not _skipped(root, out, by_worker, _zoo(layer="_blocks.15"))
+    assert not looked_up
+    assert _skipped(root, out, {**by_worker, "defaults": []}, default)  # named before, left to the model now
+    older = {**default, "method": None, "crf": None, "defaults": []}
+    older.pop("codec")
+    assert _skipped(root, out, {**older, "layer": None}, _zoo(layer="_head_act", method="gradcam"))
+    assert len(looked_up) == 2
+    monkeypatch.undo()
+
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    defaults = annotate.Defaults(default)
+    assert defaults.layer == "_head_act"  # no cached graph: the model's architecture says
+    weights = launch.weights_file("efficientnet_lite0", None)
+    cached = launch.graph_cache_path("efficientnet_lite0", weights, "gradcam", None, 1, None, "fp32")
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(graph.read_bytes())
+    defaults = annotate.Defaults(_zoo(target_class="Tabby"))
+    assert defaults.layer == "_head_act" and defaults.class_names[281] == "tabby"  # from the cached graph
+    # a class by name and by index is one class, where the class names are at hand (the cached graph)
+    assert _skipped(root, out, _zoo(target_class="281"), _zoo(target_class=" Tabby"))
+    assert not _skipped(root, out, _zoo(target_class="282"), _zoo(target_class="tabby"))
+    worker = annotate.FileWorker(launch.EngineOptions(threads=1), settings=default)  # runs the cached graph
+    try:  # the worker writes the layer the model was explained at
+        assert worker.settings["layer"] == "_head_act" and default["layer"] is None
+    finally:
+        worker.close()
+    cached.unlink()
+    assert not _skipped(root, out, _zoo(target_class="281"), _zoo(target_class="tabby"))  # no names: not known
+
+
+def test_a_torn_last_line_is_reported_once_and_the_next_line_kept(tmp_path: Path,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "manifest.jsonl"
+    first = json.dumps({"input": "/a.mp4", "output": "/o/a.mp4", "status": "done"})
+    torn = json.dumps({"input": "/b.mp4", "output": "/o/b.mp4", "status": "done"})[:25]
+    path.write_text(first + "\n" + torn)  # a run killed while writing its second line
+    with caplog.at_level("WARNING", logger="livecam"):
+        with annotate.Manifest(tmp_path) as manifest:
+            manifest.append({"input": "/c.mp4", "output": "/o/c.mp4", "status": "done"})
+        assert [r.getMessage() for r in caplog.records if "torn" in r.getMessage()] != []
+        caplog.clear()
+        assert sorted(annotate.read_manifest(path)) == ["/a.mp4", "/c.mp4"]  # the new line is not glued on
+        with annotate.Manifest(tmp_path) as manifest:
+            manifest.append({"input": "/d.mp4", "output": "/o/d.mp4", "status": "done"})
+        assert sorted(annotate.read_manifest(path)) == ["/a.mp4", "/c.mp4", "/d.mp4"]
+        assert caplog.records == []  # reported once: not by every later run
+    assert path.read_text().startswith(first + "\n" + torn + "\n")  # left as it was
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "manifest.jsonl").write_text(first)  # a whole line without its newline: nothing torn
+    with caplog.at_level("WARNING", logger="livecam"), annotate.Manifest(tmp_path / "sub") as manifest:
+        manifest.append({"input": "/c.mp4", "output": "/o/c.mp4", "status": "done"})
+    assert caplog.records == [] and sorted(annotate.read_manifest(tmp_path / "sub" / "manifest.jsonl")) == [
+        "/a.mp4", "/c.mp4"]
+
+
+def test_a_file_livecam_did_not_write_is_left_alone_unless_forced(graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive", broken=False)
+    out = tmp_path / "out"
+    (out / "day1/deep").mkdir(parents=True)
+    (out / "cat.mp4").write_bytes(b"my holiday")  # where cat.mp4's output goes: not livecam's
+    (out / "day1/deep/.astronaut.part001.mp4").write_bytes(b"mine too")  # a hidden name livecam records under
+    for attempt in range(2):  # a failed line does not make the file livecam's: refused again
+        proc = _annotate(root, "--out-dir", out, "--model", graph)
+        assert proc.returncode == 1, proc.stderr
+        assert f"{1 - attempt} to annotate, {attempt} done before, 2 refused" in proc.stderr
+        assert (out / "cat.mp4").read_bytes() == b"my holiday"
+        assert (out / "day1/deep/.astronaut.part001.mp4").read_bytes() == b"mine too"
+        latest = _latest(out)
+        assert {n: r["status"] for n, r in latest.items()} == {
+            "cat.mp4": "failed", "coffee.avi": "done" if attempt == 0 else "skipped", "astronaut.mp4": "failed"}
+        assert "no manifest line says livecam wrote it" in latest["cat.mp4"]["error"]
+        assert "--force" in latest["cat.mp4"]["error"] and "--force" in latest["astronaut.mp4"]["error"]
+        assert ".astronaut.part001.mp4" in latest["astronaut.mp4"]["error"]
+    assert len(read_video(out / "day1/coffee.mp4")[0]) == 16  # the rest went on
+
+    forced = _annotate(root, "--out-dir", out, "--model", graph, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert {n: r["status"] for n, r in _latest(out).items()} == {n: "done" for n in latest}
+    assert len(read_video(out / "cat.mp4")[0]) == 12 and len(read_video(out / "day1/deep/astronaut.mp4")[0]) == 14
+
+
+def test_planning_knows_which_files_are_livecams(tmp_path: Path) -> None:
+    root = _archive(tmp_path / "in", {"cat.mp4": ("chelsea", 2), "cup.mp4": ("coffee", 2)}, broken=False)
+    out = (tmp_path / "out").resolve()
+    out.mkdir()
+    for name in ("cat.mp4", "cup.mp4"):
+        (out / name).write_bytes(b"an older output")
+    source = str((root / "cat.mp4").resolve())
+    lines = [{"input": source, "output": str(out / "cat.mp4"), "status": "done"},  # livecam wrote it ...
+             {"input": source, "output": str(out / "cat.mp4"), "status": "failed"},  # ... and a later run failed
+             {"input": str((root / "cup.mp4").resolve()), "output": str(out / "cup.mp4"), "status": "failed"}]
+    (out / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    planned = annotate.plan([str(root)], out, {})
+    assert [Path(j.output).name for j in planned.jobs] == ["cat.mp4"]  # livecam's: done again, replaced
+    assert [(Path(j.output).name, "--force" in why) for j, why in planned.refused] == [("cup.mp4", True)]
+    assert [Path(j.output).name for j in annotate.plan([str(root)], out, {}, force=True).jobs] == ["cat.mp4", "cup.mp4"]
+    assert [annotate.scratch_owner(n) for n in (".cat.partial.mp4", ".cat.part000.mp4", "..cat.part012.partial.mp4",
+                                                "cat.mp4", ".cat.mp4", ".cat.part1.mp4")] == [
+        "cat.mp4", "cat.mp4", "cat.mp4", None, None, None]

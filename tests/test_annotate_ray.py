@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -119,9 +120,26 @@ def test_ray_through_the_cli_resumes(lite0_graph: Path, tmp_path: Path) -> None:
         "cat.mp4": "skipped", "coffee.avi": "skipped", "astronaut.mp4": "skipped", "broken.mp4": "failed"}
 
 
+def test_a_rerun_with_nothing_to_do_starts_no_ray(lite0_graph: Path, tmp_path: Path) -> None:
+    root = _archive(tmp_path / "archive", {"cat.mp4": ("chelsea", 4)}, broken=False)
+    out = tmp_path / "out"
+    first = _annotate(root, "--out-dir", out, "--model", lite0_graph)  # done here: the settings are the same
+    assert first.returncode == 0, first.stderr
+    args = ["annotate", str(root), "--out-dir", str(out), "--model", str(lite0_graph), "--ray"]
+    code = ("import sys\nfrom livecam.cli import main\n"
+            f"try:\n    main({args!r})\n"
+            "finally:\n    print('ray imported' if 'ray' in sys.modules else 'no ray')\n")
+    rerun = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.splitlines()[-1] == "no ray" and "0 to annotate, 1 done before" in rerun.stderr
+    assert [r["status"] for r in _latest(out).values()] == ["skipped"]
+
+
 def test_without_ray_the_option_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from livecam.annotate_ray import import_ray
+    from livecam.annotate_ray import check_ray, import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as in an install without the extra
-    with pytest.raises(LivecamError, match=r"--ray needs Ray, which this install lacks: pip install 'livecam\[ray\]'"):
-        import_ray()
+    lacks = r"--ray needs Ray, which this install lacks: pip install 'livecam\[ray\]'"
+    for check in (check_ray, import_ray):
+        with pytest.raises(LivecamError, match=lacks):
+            check()

@@ -11,9 +11,12 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from livecam.errors import GraphError, LivecamError
 from livecam.types import Preprocess
+
+_GRAPH_FIELD, _METADATA_FIELD = 7, 14  # ModelProto's graph and metadata_props (onnx.proto)
 
 FORMAT = 1  # the version of the file contract; a reader refuses newer ones
 INPUT_TENSOR = "tensor"  # float32 (N, 3, H, W), normalized RGB
@@ -93,6 +96,11 @@ class GraphInfo:
         if problems:
             raise GraphError(f"{self.path} is damaged: {problems[0]}; export it again with 'livecam export'")
 
+    @classmethod
+    def read(cls, path: Path) -> GraphInfo:
+        """The metadata of the graph file ``path``, read without loading the graph (see :func:`read_metadata`)."""
+        return cls.from_metadata(path, read_metadata(path))
+
     def describe_class(self) -> str:
         if self.target_class is not None:
             return f"class '{self.class_names[self.target_class]}'"
@@ -131,3 +139,67 @@ def mismatches(info: GraphInfo, input_shape: Sequence[object], output_shapes: Ma
         problems.append(f"its metadata says its maps are {info.feature_size[0]}x{info.feature_size[1]}, but they "
                         f"are {maps[0]}x{maps[1]}")
     return problems
+
+
+def _varint(file: BinaryIO) -> int:
+    value, shift = 0, 0
+    while True:
+        byte = file.read(1)
+        if not byte:
+            raise EOFError
+        value |= (byte[0] & 0x7F) << shift
+        if byte[0] < 0x80:
+            return value
+        shift += 7
+
+
+def _fields(data: bytes) -> dict[int, str]:
+    """The string fields of one protobuf message held in ``data`` (field number -> text)."""
+    import io
+
+    found: dict[int, str] = {}
+    stream = io.BytesIO(data)
+    while stream.tell() < len(data):
+        key = _varint(stream)
+        if key & 7 != 2:
+            raise ValueError("not a string entry")
+        found[key >> 3] = stream.read(_varint(stream)).decode("utf-8")
+    return found
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """An ONNX file's ``metadata_props`` as ONNX Runtime's ``custom_metadata_map`` gives them, in milliseconds.
+
+    Planning (``livecam annotate`` comparing its settings with an earlier run's) wants a graph's method and
+    layer without the cost of opening it: importing onnx takes over a second and an ONNX Runtime session a
+    few tenths. The file is a protobuf ``ModelProto``; this walks its top-level fields and skips the graph
+    (the weights, megabytes) by seeking past it, reading only the small metadata entries. A file that is not
+    ONNX is a LivecamError.
+    """
+    meta: dict[str, str] = {}
+    try:
+        with Path(path).open("rb") as file:
+            size = file.seek(0, 2)
+            file.seek(0)
+            while file.tell() < size:
+                key = _varint(file)
+                number, kind = key >> 3, key & 7
+                if kind == 0:
+                    _varint(file)
+                elif kind in (1, 5):
+                    file.seek(8 if kind == 1 else 4, 1)
+                elif kind == 2:
+                    length = _varint(file)
+                    if number == _METADATA_FIELD:
+                        entry = _fields(file.read(length))
+                        meta[entry.get(1, "")] = entry.get(2, "")
+                    else:
+                        file.seek(length, 1)
+                else:
+                    raise ValueError(f"wire type {kind}")
+                if file.tell() > size:
+                    raise EOFError
+    except (OSError, EOFError, ValueError) as exc:
+        raise LivecamError(f"{path} is not an ONNX file livecam can read ({type(exc).__name__}: {exc}); "
+                           "make one with 'livecam export --output FILE.onnx'") from None
+    return meta
