@@ -34,7 +34,6 @@ import glob
 import json
 import logging
 import os
-import re
 import signal
 import threading
 import time
@@ -193,13 +192,12 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
 
     An input is skipped when the manifest's latest line for it says done (or skipped), with the same output,
     source size and modification time and settings (:func:`same_settings`), and the output file exists.
-    An input whose output, or a hidden name its output is recorded under, holds a file that no manifest line
-    says livecam wrote is refused (unless ``force``): livecam never replaces a file the user has.
+    An input whose output holds a file that no manifest line says livecam wrote is refused (unless ``force``):
+    livecam never replaces a file the user has.
     """
     out_dir = out_dir.resolve()
     earlier, written = _read(out_dir / MANIFEST_NAME)
     defaults = Defaults(settings)
-    scratch = _ScratchNames()
     result = Plan()
     for source, relative in find_inputs(specs, out_dir):
         try:
@@ -212,7 +210,7 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
         if not force and _unchanged(job, record, settings, defaults):
             result.skipped.append((job, record))
             continue
-        reason = None if force else in_the_way(Path(job.output), written, scratch)
+        reason = None if force else in_the_way(Path(job.output), written)
         if reason is not None:
             result.refused.append((job, reason))
         else:
@@ -220,54 +218,17 @@ def plan(specs: Iterable[str], out_dir: Path, settings: dict, force: bool = Fals
     return result
 
 
-def in_the_way(output: Path, written: set[str], scratch: _ScratchNames | None = None) -> str | None:
+def in_the_way(output: Path, written: set[str]) -> str | None:
     """Why annotating into ``output`` would replace a file livecam did not write (None: it would not).
 
-    Livecam's own are the outputs a manifest line records as done or skipped (``written``). Whatever else
-    is at ``output``, or at a hidden name it is recorded under (its partial file, its parts and theirs, see
-    :func:`scratch_owner`), is the user's as far as livecam can tell: also a partial file a killed run left.
+    Livecam's own are the outputs a manifest line records as done or skipped (``written``); whatever else is
+    at ``output`` is the user's. The hidden names an output is recorded under (``.NAME.partial.mp4``, the
+    parts' ``.NAME.part000.mp4``) are livecam's working files: one a killed run left is written over.
     """
     if os.path.lexists(output) and str(output) not in written:
         return (f"{output} exists and no manifest line says livecam wrote it, so it is left as it is; move it "
                 "away, or pass --force to replace it")
-    found = (scratch or _ScratchNames()).of(output)
-    if found:
-        return (f"{output.parent / found[0]}, a hidden name {output.name} is recorded under, holds a file (a killed "
-                "run may have left it), so it is left as it is; delete it, or pass --force to replace it")
     return None
-
-
-# the hidden names an output is recorded under: a part's partial file, a part, the output's partial file
-_SCRATCH = [re.compile(rf"\.\.(?P<stem>.+)\.part\d{{3,}}\.partial{re.escape(OUTPUT_SUFFIX)}"),
-            re.compile(rf"\.(?P<stem>.+)\.part\d{{3,}}{re.escape(OUTPUT_SUFFIX)}"),
-            re.compile(rf"\.(?P<stem>.+)\.partial{re.escape(OUTPUT_SUFFIX)}")]
-
-
-def scratch_owner(name: str) -> str | None:
-    """The output whose hidden working file ``name`` would be (``.cam.part001.mp4`` -> ``cam.mp4``), or None."""
-    for pattern in _SCRATCH:
-        match = pattern.fullmatch(name)
-        if match:
-            return match["stem"] + OUTPUT_SUFFIX
-    return None
-
-
-class _ScratchNames:
-    """The hidden working names present in each output folder, each folder listed once (archives are large)."""
-
-    def __init__(self) -> None:
-        self._folders: dict[Path, dict[str, list[str]]] = {}
-
-    def of(self, output: Path) -> list[str]:
-        folder = self._folders.get(output.parent)
-        if folder is None:
-            folder = self._folders[output.parent] = {}
-            with contextlib.suppress(OSError):  # no folder yet: nothing in the way
-                for name in sorted(os.listdir(output.parent)):
-                    owner = scratch_owner(name)
-                    if owner is not None:
-                        folder.setdefault(owner, []).append(name)
-        return folder.get(output.name, [])
 
 
 def _records(path: Path) -> Iterator[dict]:
@@ -679,10 +640,8 @@ def part_path(output: Path, part: int) -> Path:
 
 
 def _remove_parts(output: Path, count: int) -> None:
-    """The ``count`` part files of ``output`` this run recorded, and their partial files.
-
-    Only those: planning refuses an output whose part names already hold files (see :func:`in_the_way`).
-    """
+    """The ``count`` part files of ``output`` this run recorded, and their partial files (livecam's working
+    files, by their hidden names)."""
     from livecam.sinks import partial_path
 
     for part in (part_path(output, i) for i in range(count)):

@@ -655,7 +655,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     refused = f", {len(planned.refused)} refused (a file in the way)" if planned.refused else ""
     click.echo(f"livecam annotate: {len(planned.jobs)} to annotate{parts}, {len(planned.skipped)} done before"
                f"{refused}, into {out_dir}"
-               + ("" if in_process else f" with {jobs} {'Ray actors' if ray_address else 'workers'}"), err=True)
+               + ("" if in_process else f" with {plural(jobs, 'Ray actor' if ray_address else 'worker')}"), err=True)
     stop = threading.Event()
     with annotate.Manifest(out_dir.resolve()) as manifest:
         for record in annotate.early_records(planned, settings):

@@ -200,6 +200,6 @@ def read_metadata(path: Path) -> dict[str, str]:
                 if file.tell() > size:
                     raise EOFError
     except (OSError, EOFError, ValueError) as exc:
-        raise LivecamError(f"{path} is not an ONNX file livecam can read ({type(exc).__name__}: {exc}); "
+        raise GraphError(f"{path} is not an ONNX file livecam can read ({type(exc).__name__}: {exc}); "
                            "make one with 'livecam export --output FILE.onnx'") from None
     return meta
