@@ -147,7 +147,8 @@ class ClipSource(Source):
         self._stream.thread_type = "AUTO"  # as OpenCV decodes: frame threads on every core
         rate = self._stream.average_rate or self._stream.guessed_rate
         fps = float(rate) if rate else 0.0
-        self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self._rate = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self.fps = self._rate
         self.frame_count = span.frames
         self.size = (self._stream.width, self._stream.height)
 
@@ -155,7 +156,7 @@ class ClipSource(Source):
         """A decoded frame's time in seconds from the file's first frame (see livecam.sources.frame_time)."""
         base = self._stream.time_base
         position = float((frame.pts - self.span.origin) * base)
-        return frame_time(index, position, self.fps, float(base), previous)
+        return frame_time(index, position, self._rate, float(base), previous)
 
     def _frames(self) -> Any:
         """The span's decoded frames (PyAV's), then the next span's first one, if any, marked by ``True``."""
@@ -194,7 +195,7 @@ class ClipSource(Source):
                     longest = max(longest, following - stamp)
                     duration = following - stamp
                 else:
-                    following, duration = stamp, last_duration(stamp, end, longest, self.fps)
+                    following, duration = stamp, last_duration(stamp, end, longest, self._rate)
                 yield Frame(item[0].to_ndarray(format="bgr24"), index, stamp, duration=duration)
                 index += 1
                 item, stamp = after, following

@@ -226,7 +226,8 @@ class CaptureSource(Source):
         self._first: tuple[np.ndarray, float] | None = (first, self._position())
         self.size = (first.shape[1], first.shape[0])
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self._rate = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self.fps = self._rate
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self._estimate = count if count > 0 else None  # OpenCV's: Matroska's is its length times its rate
         self.stated = read_stated(target)
@@ -245,24 +246,25 @@ class CaptureSource(Source):
         return (image, self._position()) if ok and image is not None else None
 
     def __iter__(self) -> Iterator[Frame]:
+        fps = self._rate
         tick = self.stated.tick if self.stated is not None else FALLBACK_TICK_S
         end = self.stated.end if self.stated is not None else None
         index, longest = 0, 0.0
         item = self._read()
-        stamp = 0.0 if item is None else frame_time(0, item[1], self.fps, tick, None)
+        stamp = 0.0 if item is None else frame_time(0, item[1], fps, tick, None)
         while item is not None:
             after = self._read()  # one frame ahead: its time is where this one ends
             if after is not None:
-                following = frame_time(index + 1, after[1], self.fps, tick, stamp)
+                following = frame_time(index + 1, after[1], fps, tick, stamp)
                 longest = max(longest, following - stamp)
                 duration = following - stamp
             else:
-                following, duration = stamp, last_duration(stamp, end, longest, self.fps)
+                following, duration = stamp, last_duration(stamp, end, longest, fps)
             yield Frame(_as_bgr(item[0]), index, stamp, duration=duration)
             index += 1
             item, stamp = after, following
         if index:
-            why = ended_early(index, stamp, longest, self.fps, self.stated, self._estimate)
+            why = ended_early(index, stamp, longest, fps, self.stated, self._estimate)
             if why is not None:
                 log.warning("%s: %s", self.description, why)
 
@@ -485,13 +487,13 @@ class ImageSource(Source):
         return self._size
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, fps = 0, float(self.fps or DEFAULT_IMAGE_FPS)
         for path in self.paths:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping %s: not a readable image", path)
                 continue
-            yield Frame(image, index, index / self.fps, duration=1.0 / self.fps)
+            yield Frame(image, index, index / fps, duration=1.0 / fps)
             index += 1
 
 
