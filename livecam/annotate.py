@@ -406,7 +406,7 @@ class FileWorker:
         ``interrupted`` and no output is left. ``on_frames(n)`` counts progress.
         """
         from livecam.pipeline import run
-        from livecam.sinks import VideoFileSink
+        from livecam.sinks import record_source
 
         record = _base_record(job, self.settings)
         started, started_at = time.perf_counter(), time.time()
@@ -427,7 +427,7 @@ class FileWorker:
             with self._source(job) as src:
                 record["source_frames"] = src.frame_count
                 # the recorder's partial file becomes the output only when the whole source went through
-                with VideoFileSink(final, fps=src.fps, overwrite=True, source_path=Path(job.input),
+                with record_source(src, final, overwrite=True, source_path=Path(job.input),
                                    codec=self.settings.get("codec"), crf=self.settings.get("crf"),
                                    keep_incomplete=False) as sink:
                     try:

@@ -11,11 +11,16 @@ one output:
 - :class:`ClipSource` decodes one span: it seeks to the span's keyframe, drops
   the frames before the cut (leading B-frames of an open GOP) and stops at the
   first frame of the next span. PyAV and OpenCV use the same FFmpeg
-  conversion to BGR, so the pixels are those ``livecam --source`` reads.
+  conversion to BGR, so the pixels are those ``livecam --source`` reads, and
+  the times are too: presentation times from the file's first frame, as
+  :class:`livecam.sources.CaptureSource` gives them. The span's last frame
+  lasts until the next span's first.
 - :func:`join` concatenates the parts' packets into one file, each part's
-  times shifted by the length of those before it: one output, every frame in
-  order, nothing encoded twice. Each part begins with a keyframe (an encoder's
-  first frame always is), so the joined file decodes from any part's start.
+  times shifted by the length of those before it (each packet carries its
+  duration, so a part ends where the next span begins): one output, every
+  frame in order and at its time, nothing encoded twice. Each part begins with
+  a keyframe (an encoder's first frame always is), so the joined file decodes
+  from any part's start.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any
 
 from livecam.encode import CheckedFile, open_output
 from livecam.errors import LivecamError
-from livecam.sources import DEFAULT_VIDEO_FPS, Source
+from livecam.sources import DEFAULT_VIDEO_FPS, Source, frame_time, last_duration, stated_of
 from livecam.types import Frame
 
 log = logging.getLogger(__name__)
@@ -41,7 +46,8 @@ class Span:
     """A stretch of a file: the frames with presentation times in [start, end) (the stream's time base).
 
     ``start`` None: from the file's first frame; ``end`` None: to its last. ``first_frame`` is the index of the
-    span's first frame in the whole file, ``frames`` how many the container's packets promise.
+    span's first frame in the whole file, ``frames`` how many the container's packets promise. ``origin`` is
+    the presentation time of the file's first frame, from which frame times are counted.
     """
 
     start: int | None
@@ -49,6 +55,7 @@ class Span:
     first_frame: int
     frames: int
     seconds: float = 0.0  # where the span starts in the file, for messages
+    origin: int = 0
 
 
 def _open(path: str | os.PathLike) -> Any:
@@ -88,7 +95,7 @@ def spans_of(stamps: list[int], points: list[int], time_base: Fraction) -> list[
         first = bisect.bisect_left(ordered, start)
         last = bisect.bisect_left(ordered, end) if end is not None else len(ordered)
         spans.append(Span(None if i == 0 else start, end, first, last - first,
-                          float((start - points[0]) * time_base)))
+                          float((start - points[0]) * time_base), points[0]))
     return spans
 
 
@@ -140,34 +147,63 @@ class ClipSource(Source):
         self._stream.thread_type = "AUTO"  # as OpenCV decodes: frame threads on every core
         rate = self._stream.average_rate or self._stream.guessed_rate
         fps = float(rate) if rate else 0.0
-        self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self._rate = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self.fps = self._rate
         self.frame_count = span.frames
+        self.size = (self._stream.width, self._stream.height)
+
+    def _time(self, frame: Any, index: int, previous: float | None) -> float:
+        """A decoded frame's time in seconds from the file's first frame (see livecam.sources.frame_time)."""
+        base = self._stream.time_base
+        position = float((frame.pts - self.span.origin) * base)
+        return frame_time(index, position, self._rate, float(base), previous)
+
+    def _frames(self) -> Any:
+        """The span's decoded frames (PyAV's), then the next span's first one, if any, marked by ``True``."""
+        span = self.span
+        first = True
+        if span.start is not None:
+            self._container.seek(span.start, stream=self._stream, backward=True)  # to the keyframe at the cut
+        for frame in self._container.decode(self._stream):
+            if frame.pts is None:
+                raise LivecamError(f"{self.path}: a decoded frame has no time, so its span cannot be placed; "
+                                   "annotate it without --chunk-seconds")
+            if span.start is not None and frame.pts < span.start:
+                continue  # before the cut: the previous span's
+            if span.start is not None and first and frame.pts > span.start:
+                raise LivecamError(f"{self.path}: seeking to {span.seconds:.3f} s landed after it; annotate "
+                                   "it without --chunk-seconds")
+            first = False
+            if span.end is not None and frame.pts >= span.end:
+                yield frame, True  # the next span's first frame: where this span's last one ends
+                return
+            yield frame, False
 
     def __iter__(self) -> Any:
         import av
 
-        span, index = self.span, self.span.first_frame
+        index, longest = self.span.first_frame, 0.0
+        end = stated_of(self._container, self._stream).end
         try:
-            if span.start is not None:
-                self._container.seek(span.start, stream=self._stream, backward=True)  # to the keyframe at the cut
-            for frame in self._container.decode(self._stream):
-                if frame.pts is None:
-                    raise LivecamError(f"{self.path}: a decoded frame has no time, so its span cannot be placed; "
-                                       "annotate it without --chunk-seconds")
-                if span.start is not None and frame.pts < span.start:
-                    continue  # before the cut: the previous span's
-                if span.start is not None and index == span.first_frame and frame.pts > span.start:
-                    raise LivecamError(f"{self.path}: seeking to {span.seconds:.3f} s landed after it; annotate "
-                                       "it without --chunk-seconds")
-                if span.end is not None and frame.pts >= span.end:
-                    break  # the next span's first frame
-                yield Frame(frame.to_ndarray(format="bgr24"), index, index / self.fps)
+            frames = self._frames()
+            item = next(frames, None)
+            stamp = 0.0 if item is None or item[1] else self._time(item[0], index, None)
+            while item is not None and not item[1]:
+                after = next(frames, None)
+                if after is not None:
+                    following = self._time(after[0], index + 1, stamp)
+                    longest = max(longest, following - stamp)
+                    duration = following - stamp
+                else:
+                    following, duration = stamp, last_duration(stamp, end, longest, self._rate)
+                yield Frame(item[0].to_ndarray(format="bgr24"), index, stamp, duration=duration)
                 index += 1
+                item, stamp = after, following
         except av.FFmpegError as exc:
             raise LivecamError(f"cannot decode {self.description} ({' '.join(str(exc).split())})") from None
-        if index - span.first_frame != span.frames:
+        if index - self.span.first_frame != self.span.frames:
             log.warning("%s: decoded %d frames where the container holds %d", self.description,
-                        index - span.first_frame, span.frames)
+                        index - self.span.first_frame, self.span.frames)
 
     def close(self) -> None:
         self._container.close()

@@ -388,7 +388,8 @@ Other commands (each with --help):
                    "capture fails).")
 @BACKEND_OPTION
 @click.option("--fps", type=click.FloatRange(0.1, 1000.0), metavar="RATE",
-              help="Frame rate of the recording (default: the source's; 2 for images).")
+              help="Record at this constant frame rate (default: each frame at its time in the source, 2 a "
+                   "second for images; cameras and streams: the rate measured over their first 2 s).")
 @click.option("--reconnect", type=ReconnectType(), default=None, metavar="SECONDS|forever",
               help="Cameras and streams: when one stops delivering frames (unplugged, a network drop, the stream "
                    "ended, a read blocked for 5 s), reopen it with growing pauses for this long after its last good "
@@ -415,7 +416,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     from livecam.launch import EngineOptions, open_engine
     from livecam.pipeline import ModelError, run
     from livecam.records import JsonlLog, MapsSaver
-    from livecam.sinks import Sink, VideoFileSink, WindowSink, has_display
+    from livecam.sinks import Sink, WindowSink, has_display, record_source
     from livecam.sources import open_source
 
     method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
@@ -432,8 +433,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         recorder = None
         if output is not None:
             recorder = stack.enter_context(
-                VideoFileSink(output, fps=fps or src.fps, overwrite=overwrite, source_path=src.path, codec=codec,
-                              crf=crf))
+                record_source(src, output, fps=fps, overwrite=overwrite, codec=codec, crf=crf))
             sinks.append(recorder)
         if log_path is not None:
             sinks.append(stack.enter_context(JsonlLog(log_path, overwrite=overwrite, source_path=src.path)))

@@ -11,6 +11,15 @@ up or the process was killed, therefore plays up to its last whole fragment,
 where a plain MP4, whose index is written last, would not play at all.
 Browsers, VLC, QuickTime, FFmpeg and OpenCV read it.
 
+A recording keeps the times it is given (``VideoEncoder(..., timed=True)``):
+each frame is stamped with its own presentation time and lasts until the
+next, the last for the duration it is given, so a variable-frame-rate source
+comes out as long as it went in, every frame where it was. The clock is a
+multiple of the nominal rate's, so the frames of a constant-rate source still
+fall on whole ticks. AVI has no per-frame times: there a frame takes the
+nearest free slot of the nominal rate (FFmpeg marks the empty slots).
+Untimed, frame i is at i / fps.
+
 Measured at 1280x720 on the 2-core EPYC, the whole pipeline in turns
 (benchmarks/results/recording-h264-epyc-2core.md): x264's ``ultrafast`` preset
 is the default, 71 FPS end to end against 66 for ``superfast``, whose files
@@ -20,6 +29,7 @@ is the default, 71 FPS end to end against 66 for ``superfast``, whose files
 from __future__ import annotations
 
 import errno
+import math
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -47,6 +57,11 @@ FRAGMENTED = "frag_keyframe+empty_moov+default_base_moof"
 # Motion JPEG and MPEG-4 Part 2 have no CRF: a fixed quantizer (2 best .. 31 worst) plays that part.
 QSCALE = {"mjpeg": 3, "mp4v": 4}
 DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+# The smallest width and height each encoder opens with, found by trying PyAV 18 (FFmpeg 8) at yuv420p (yuvj420p
+# for mjpeg) with this module's settings: x265 refuses below 16, x264 and mpeg4 take any even size, mjpeg any size.
+MIN_SIDE = {"h264": 2, "hevc": 16, "mjpeg": 1, "mp4v": 2}
+TIMED_TICKS = 90_000  # a timed recording's clock: at least this many ticks a second (MPEG's 90 kHz) ...
+MPEG4_MAX_TICKS = 65_535  # ... but MPEG-4 Part 2 writes its clock's rate in 16 bits
 
 
 def resolve_codec(suffix: str, codec: str | None, crf: int | None) -> str:
@@ -66,6 +81,43 @@ def resolve_codec(suffix: str, codec: str | None, crf: int | None) -> str:
 def frame_rate(fps: float) -> Fraction:
     """A frame rate as the fraction FFmpeg wants: 29.97 -> 30000/1001, 25.0 -> 25."""
     return Fraction(fps).limit_denominator(1001)
+
+
+def time_base(fps: float, codec: str, suffix: str, timed: bool) -> Fraction:
+    """The clock a recording counts in: a frame at ``fps`` is a whole number of ticks.
+
+    Untimed recordings and AVI (whose frames sit in slots of a fixed rate) tick once a frame. Timed ones tick
+    at the smallest multiple of the rate's numerator that reaches 90 kHz (65535 at most for mp4v), so a
+    variable-rate source keeps its times to about 11 microseconds.
+    """
+    rate = frame_rate(fps)
+    if not timed or FORMATS[suffix.lower()] == "avi":
+        return 1 / rate
+    ticks = rate.numerator * math.ceil(TIMED_TICKS / rate.numerator)
+    if codec == "mp4v" and ticks > MPEG4_MAX_TICKS:
+        ticks = rate.numerator * (MPEG4_MAX_TICKS // rate.numerator) or MPEG4_MAX_TICKS
+    return Fraction(1, ticks)
+
+
+def stamp(seconds: float, clock: Fraction, previous: int | None) -> int:
+    """A frame's time as a tick of ``clock``, later than the ``previous`` frame's: presentation times must
+    increase strictly, even where two frames round to one tick (AVI's slots)."""
+    tick = round(seconds / clock)
+    return tick if previous is None or tick > previous else previous + 1
+
+
+def check_frame_size(size: tuple[int, int], codec: str, path: Path) -> tuple[int, int]:
+    """The size frames of ``size`` (width, height) are recorded at: even (the codecs want it), or a LivecamError
+    when that is below what ``codec`` opens with."""
+    width, height = size
+    even = (width - width % 2, height - height % 2)
+    side = max(MIN_SIDE[codec], 2)
+    if min(even) < side:
+        fix = "pass --codec h264 (from 2x2), or give a larger source" if min(even) >= 2 else \
+            "give a larger source, or leave out --output"
+        raise LivecamError(f"cannot record {path}: the frames are {width}x{height} pixels and {codec} needs at least "
+                           f"{side}x{side}; {fix}")
+    return even
 
 
 def write_all(file: Any, data: bytes) -> None:
@@ -118,12 +170,17 @@ def open_output(file: CheckedFile, suffix: str) -> Any:
 
 
 class VideoEncoder:
-    """Frames of one even size in, a video file out; ``close()`` finishes the file."""
+    """Frames of one even size in, a video file out; ``close()`` finishes the file.
+
+    ``timed``: each ``write`` gives the frame's time in seconds from the recording's start, and ``close`` the
+    last frame's duration; otherwise frame i is at i / ``fps``. Either way every packet carries its duration, so
+    the file lasts until the end of its last frame.
+    """
 
     def __init__(self, path: Path, size: tuple[int, int], fps: float, codec: str = "h264", crf: int | None = None,
-                 preset: str | None = None, threads: int | None = None) -> None:
+                 preset: str | None = None, threads: int | None = None, timed: bool = False) -> None:
 
-        self.path, self.size, self.codec = path, size, codec
+        self.path, self.size, self.codec, self.timed = path, size, codec, timed
         self._file = CheckedFile(path)
         self._container = open_output(self._file, path.suffix)
         rate = frame_rate(fps)
@@ -131,10 +188,12 @@ class VideoEncoder:
         stream.width, stream.height = size
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         context = stream.codec_context
-        context.time_base = 1 / rate
+        self.clock = time_base(fps, codec, path.suffix, timed)
+        context.time_base = self.clock
         context.gop_size = max(1, round(fps * KEYFRAME_SECONDS))
         # No B-frames: a fragmented MP4 has no edit list to shift their decoding delay away, so with them the
-        # first frame would show at 2/rate s, and the frames' times would be off by as much.
+        # first frame would show at 2/rate s, and the frames' times would be off by as much. Without them the
+        # packets come out in presentation order.
         context.max_b_frames = 0
         context.thread_count = threads or ENCODER_THREADS
         if codec in CRF_CODECS:
@@ -147,29 +206,54 @@ class VideoEncoder:
             context.qmin = context.qmax = QSCALE[codec]
         self._stream = stream
         self._yuv = not codec == "mjpeg"
+        self._frame_ticks = max(1, round(1 / (rate * self.clock)))  # one frame at the nominal rate
+        self._held: Any = None  # the last frame written: encoded once the next one says how long it lasts
+        self._durations: dict[int, int] = {}  # ticks, by presentation time, of the frames in the encoder
         self.frames = 0
 
-    def write(self, image: np.ndarray) -> None:
-        """Encode one BGR uint8 frame of ``size``."""
+    def write(self, image: np.ndarray, time: float | None = None) -> None:
+        """Encode one BGR uint8 frame of ``size``; ``time``: its time in seconds (timed encoders)."""
         import av
 
         if self._yuv:  # OpenCV converts to I420 faster than swscale does from bgr24
             frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         else:
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-        frame.pts = self.frames
-        self._container.mux(self._stream.encode(frame))
-        self._check()
+        previous = None if self._held is None else self._held.pts
+        if self.timed:
+            if time is None:
+                raise ValueError("a timed encoder needs each frame's time")
+            frame.pts = stamp(time, self.clock, previous)
+        else:
+            frame.pts = self.frames * self._frame_ticks
+        if self._held is not None:
+            self._encode(self._held, frame.pts - self._held.pts)
+        self._held = frame
         self.frames += 1
+
+    def _encode(self, frame: Any, ticks: int | None) -> None:
+        """Encode ``frame`` (None: flush) lasting ``ticks``, and write the packets the encoder gives back."""
+        if frame is not None:
+            self._durations[frame.pts] = ticks or self._frame_ticks
+        for packet in self._stream.encode(frame):
+            packet.duration = self._durations.pop(packet.pts, self._frame_ticks)
+            self._container.mux(packet)
+        self._check()
 
     def _check(self) -> None:
         if self._file.error is not None:
             raise self._file.error
 
-    def close(self) -> None:
-        """Flush the encoder and write the file's trailer; raises OSError if any of it could not be written."""
+    def close(self, duration: float | None = None) -> None:
+        """Flush the encoder and write the file's trailer; raises OSError if any of it could not be written.
+
+        ``duration``: how long the last frame shows, in seconds (default: one frame at the nominal rate).
+        """
         try:
-            self._container.mux(self._stream.encode(None))
+            if self._held is not None:
+                held, self._held = self._held, None
+                self._encode(held, max(1, round(duration / self.clock)) if duration else None)
+            self._encode(None, None)
         finally:
             try:
                 self._container.close()

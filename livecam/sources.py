@@ -12,6 +12,13 @@ makes the source reopen itself with exponential backoff, for up to
 yielding into the same run. A background thread keeps reading a live source
 from the moment it opens, so nothing goes stale in the camera's or the
 socket's buffer while a model loads: iteration starts from a current frame.
+
+A file's frames carry the decoder's presentation times, counted from the
+first frame, so a variable-frame-rate file keeps its own rhythm in the log and
+in the recording; a constant-rate file's frames are at exactly index / rate
+(the container's clock rounds those by less than a tick). What the container
+states about its length (read by PyAV from the header: a frame count, or a
+duration) says whether a file ended early.
 """
 
 from __future__ import annotations
@@ -24,8 +31,9 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import cv2
 import numpy as np
@@ -35,7 +43,7 @@ from livecam.errors import LivecamError
 from livecam.text import plural
 from livecam.types import Frame
 
-__all__ = ["CaptureSource", "Frame", "ImageSource", "LiveSource", "Source", "open_source", "spread_frames"]
+__all__ = ["CaptureSource", "Frame", "ImageSource", "LiveSource", "Source", "Stated", "open_source", "spread_frames"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -48,6 +56,7 @@ DEFAULT_RECONNECT_S = 30.0  # live sources: how long to keep trying after the la
 DEFAULT_TIMEOUT_S = 5.0  # live sources: an open or a read that takes longer counts as a drop
 FIRST_BACKOFF_S = 0.5
 MAX_BACKOFF_S = 5.0
+FALLBACK_TICK_S = 0.001  # a file whose header PyAV cannot read: Matroska's clock
 
 
 _quiet_lock = threading.Lock()
@@ -88,6 +97,7 @@ class Source:
     frame_count: int | None = None  # None when unknown (live sources)
     is_live: bool = False
     path: Path | None = None  # the file read, if any
+    size: tuple[int, int] | None = None  # (width, height) of the first frame, when known before iterating
 
     def __iter__(self) -> Iterator[Frame]:
         raise NotImplementedError
@@ -100,6 +110,101 @@ class Source:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass(frozen=True)
+class Stated:
+    """What a file's container states about its video stream, before any frame is decoded.
+
+    ``frames``: the frame count it holds (MP4, MOV and AVI state one; Matroska and MPEG-TS do not: None).
+    ``end``: seconds from the first frame to the end of the last, where the header says. ``tick``: the
+    seconds of one tick of the stream's clock, the precision of its times.
+    """
+
+    frames: int | None = None
+    end: float | None = None
+    tick: float = FALLBACK_TICK_S
+
+
+def _clock_text(text: str) -> float | None:
+    """Matroska's per-track DURATION tag, "00:00:06.293000000", in seconds."""
+    try:
+        hours, minutes, seconds = text.split(":")
+        return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    except ValueError:
+        return None
+
+
+def stated_of(container: Any, stream: Any) -> Stated:
+    """What an open PyAV ``container`` states about its video ``stream``."""
+    base = stream.time_base
+    end = None
+    if stream.duration and base:
+        end = float(stream.duration * base)
+    elif "DURATION" in stream.metadata:
+        end = _clock_text(stream.metadata["DURATION"])
+    elif container.duration and len(container.streams) == 1:  # the container's, when it is the video's alone
+        end = container.duration / 1e6
+    return Stated(stream.frames if stream.frames and stream.frames > 0 else None, end,
+                  float(base) if base else FALLBACK_TICK_S)
+
+
+def read_stated(target: str) -> Stated | None:
+    """What the file (or the recorded video at a URL) ``target`` states, read with PyAV; None if it cannot."""
+    import av
+
+    try:
+        with av.open(target, timeout=DEFAULT_TIMEOUT_S) as container:
+            if not container.streams.video:
+                return None
+            return stated_of(container, container.streams.video[0])
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+
+
+def frame_time(index: int, position: float, fps: float, tick: float, previous: float | None) -> float:
+    """Frame ``index``'s timestamp from the decoder's ``position`` (seconds from the first frame).
+
+    Within a tick of the stream's clock of ``index / fps``, it is ``index / fps`` exactly: a constant-rate
+    file's times are those its clock rounded. A position not later than the ``previous`` frame's (a stream
+    without times, such as raw H.264, reads 0 throughout) gives ``index / fps``, or a frame after the
+    previous. Times therefore increase strictly.
+    """
+    nominal = index / fps
+    stamp = nominal if abs(position - nominal) < min(tick, 0.5 / fps) else position
+    if previous is not None and stamp <= previous:
+        stamp = nominal if nominal > previous else previous + 1.0 / fps
+    return stamp
+
+
+def last_duration(last: float, end: float | None, longest: float, fps: float) -> float:
+    """How long the last frame (at ``last`` s) shows: until the stated ``end``, when that lies within two of
+    the longest intervals between frames (``longest``) or nominal frames after it; else a frame at ``fps``."""
+    rest = None if end is None else end - last
+    if rest is not None and 0 < rest <= 2 * max(longest, 1.0 / fps):
+        return rest
+    return 1.0 / fps
+
+
+def ended_early(read: int, last: float, longest: float, fps: float, stated: Stated | None,
+                estimate: int | None) -> str | None:
+    """Why a file whose ``read`` frames ended at ``last`` s ended early, or None when it ended where it says.
+
+    Against the frame count the container states, where the frames fall short by more than one and end more
+    than two intervals (``longest``, or a frame at ``fps``) before that count's time at ``fps`` (AVI states
+    slots of a fixed rate, some of them empty where a source's rate varied); else against its stated length.
+    Without a header to read, against OpenCV's count (``estimate``), which may be one derived from the length.
+    """
+    slack = 2 * max(longest, 1.0 / fps)
+    if stated is None:
+        frames = estimate if estimate and read < estimate - 1 else None
+        return None if frames is None else f"the file ended after {read} of its {frames} frames"
+    if stated.frames:
+        short = read < stated.frames - 1 and last + slack < stated.frames / fps
+        return f"the file ended after {read} of its {stated.frames} frames" if short else None
+    if stated.end is not None and last + slack < stated.end:
+        return f"the file ended at {last:.1f} s of its {stated.end:.1f} s"
+    return None
 
 
 class CaptureSource(Source):
@@ -121,26 +226,50 @@ class CaptureSource(Source):
         if first is None:
             self._cap.release()
             raise LivecamError(_open_error(target, False))
-        self._first: np.ndarray | None = first
+        self._first: tuple[np.ndarray, float] | None = (first, self._position())
+        self.size = (first.shape[1], first.shape[0])
         fps = float(self._cap.get(cv2.CAP_PROP_FPS) or 0.0)
-        self.fps = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self._rate = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
+        self.fps = self._rate
         count = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        self.frame_count = count if count > 0 else None
+        self._estimate = count if count > 0 else None  # OpenCV's: Matroska's is its length times its rate
+        self.stated = read_stated(target)
+        self.frame_count = (self.stated.frames if self.stated is not None and self.stated.frames
+                            else self._estimate)
+
+    def _position(self) -> float:
+        """The decoder's presentation time of the frame just read, in seconds from the stream's start."""
+        return float(self._cap.get(cv2.CAP_PROP_POS_MSEC) or 0.0) / 1000.0
+
+    def _read(self) -> tuple[np.ndarray, float] | None:
+        if self._first is not None:
+            item, self._first = self._first, None
+            return item
+        ok, image = self._cap.read()
+        return (image, self._position()) if ok and image is not None else None
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
-        while True:
-            if self._first is not None:
-                image, self._first = self._first, None
+        fps = self._rate
+        tick = self.stated.tick if self.stated is not None else FALLBACK_TICK_S
+        end = self.stated.end if self.stated is not None else None
+        index, longest = 0, 0.0
+        item = self._read()
+        stamp = 0.0 if item is None else frame_time(0, item[1], fps, tick, None)
+        while item is not None:
+            after = self._read()  # one frame ahead: its time is where this one ends
+            if after is not None:
+                following = frame_time(index + 1, after[1], fps, tick, stamp)
+                longest = max(longest, following - stamp)
+                duration = following - stamp
             else:
-                ok, image = self._cap.read()
-                if not ok or image is None:
-                    break
-            yield Frame(_as_bgr(image), index, index / self.fps)
+                following, duration = stamp, last_duration(stamp, end, longest, fps)
+            yield Frame(_as_bgr(item[0]), index, stamp, duration=duration)
             index += 1
-        # a container's count can be an estimate (from the duration) off by one; a shorter file is cut
-        if self.frame_count and index < self.frame_count - 1:
-            log.warning("%s: the file ended after %d of its %d frames", self.description, index, self.frame_count)
+            item, stamp = after, following
+        if index:
+            why = ended_early(index, stamp, longest, fps, self.stated, self._estimate)
+            if why is not None:
+                log.warning("%s: %s", self.description, why)
 
     def close(self) -> None:
         self._cap.release()
@@ -257,6 +386,7 @@ class LiveSource(Source):
         if first is None:
             cap.release()
             raise LivecamError(_open_error(target, True))
+        self.size = (first.shape[1], first.shape[0])
         self._cond = threading.Condition()
         self._closed = threading.Event()
         self._start = time.monotonic()
@@ -345,15 +475,28 @@ class ImageSource(Source):
         self.fps = fps
         self.frame_count = len(paths)
         self.path = paths[0] if len(paths) == 1 else None
+        self._size: tuple[int, int] | None = None
+
+    @property
+    def size(self) -> tuple[int, int] | None:  # type: ignore[override]
+        """The first readable image's (width, height): the recording's size."""
+        if self._size is None:
+            with quiet_opencv():
+                for path in self.paths:
+                    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+                    if image is not None:
+                        self._size = (image.shape[1], image.shape[0])
+                        break
+        return self._size
 
     def __iter__(self) -> Iterator[Frame]:
-        index = 0
+        index, fps = 0, float(self.fps or DEFAULT_IMAGE_FPS)
         for path in self.paths:
             image = cv2.imread(str(path), cv2.IMREAD_COLOR)
             if image is None:
                 log.warning("skipping %s: not a readable image", path)
                 continue
-            yield Frame(image, index, index / self.fps)
+            yield Frame(image, index, index / fps, duration=1.0 / fps)
             index += 1
 
 

@@ -44,8 +44,10 @@ class Label:
 class Frame:
     """One frame: BGR uint8 (H, W, 3), its index, and its time in seconds.
 
-    ``timestamp`` is the position in the file for files and images, and the
-    capture time (``time.monotonic()``) for live sources.
+    ``timestamp`` is the position in the file for files and images (the
+    decoder's presentation time, from the first frame), and the capture time
+    (``time.monotonic()``) for live sources. ``duration`` is how long the frame
+    shows, until the next one (files and images; None for live sources).
     """
 
     image: np.ndarray
@@ -57,6 +59,7 @@ class Frame:
     decode: float = 0.0
     dropped: int = 0
     latency: float = 0.0
+    duration: float | None = None  # seconds until the next frame (see above)
 
 
 @dataclass

@@ -9,14 +9,16 @@ import sys
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 import pytest
 
-from livecam.encode import frame_rate, resolve_codec
+from livecam.encode import MIN_SIDE, VideoEncoder, frame_rate, resolve_codec
 from livecam.errors import LivecamError
-from livecam.sinks import VideoFileSink
+from livecam.sinks import VideoFileSink, record_source
+from livecam.sources import open_source
 from livecam.types import Annotated, Frame
-from tests.conftest import moving_photos
+from tests.conftest import moving_photos, photo_bgr
 
 
 def _record(path: Path, frames: list[np.ndarray], fps: float = 25.0, **kwargs) -> VideoFileSink:
@@ -128,6 +130,58 @@ def test_codec_choices_that_cannot_work_are_refused(tmp_path: Path) -> None:
     with pytest.raises(LivecamError, match="--crf sets the quality of h264 and hevc, not of mjpeg"):
         VideoFileSink(tmp_path / "out.avi", fps=10.0, crf=20)
     assert not list(tmp_path.iterdir())  # nothing left behind
+
+
+@pytest.mark.parametrize("codec", ["h264", "hevc", "mjpeg", "mp4v"])
+def test_the_smallest_frames_are_what_each_encoder_opens_with(tmp_path: Path, codec: str) -> None:
+    suffix = ".mkv"
+    least = MIN_SIDE[codec]
+    photo = photo_bgr("chelsea")
+    encoder = VideoEncoder(tmp_path / f"least{suffix}", (least, least), 10.0, codec)
+    for _ in range(3):
+        encoder.write(cv2.resize(photo, (least, least), interpolation=cv2.INTER_AREA))
+    encoder.close()
+    assert probe(encoder.path)["size"] == (least, least) and len(probe(encoder.path)["frames"]) == 3
+    if least > 2:  # the encoder itself refuses the next even size down (the recorder gives even sizes only)
+        side = least - 2
+        smaller = VideoEncoder(tmp_path / f"smaller{suffix}", (side, side), 10.0, codec)
+        with pytest.raises(av.FFmpegError, match="avcodec_open2"):
+            for _ in range(3):
+                smaller.write(cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA))
+            smaller.close()
+        smaller.abandon()
+
+    # the recorder records even sizes: the least it takes is the least even one; below that, one line and no file
+    even = max(least, 2)
+    sink = _record(tmp_path / "even.mp4" if codec != "mjpeg" else tmp_path / "even.avi",
+                   [cv2.resize(photo, (even + 1, even + 1))] * 2, fps=10.0, codec=codec)
+    assert sink.size == (even, even)
+    folder = tmp_path / "refused"
+    folder.mkdir()
+    with pytest.raises(LivecamError, match=rf"the frames are {even - 1}x{even - 1} pixels and {codec} needs at least "
+                                           rf"{even}x{even}"):
+        _record(folder / ("out.avi" if codec == "mjpeg" else "out.mp4"), [photo[: even - 1, : even - 1]] * 2,
+                fps=10.0, codec=codec)
+    assert not list(folder.iterdir())
+
+
+def test_frames_too_small_to_record_are_refused_before_any_file(tmp_path: Path, lite0_graph: Path) -> None:
+    cv2.imwrite(str(tmp_path / "one.png"), np.full((1, 1, 3), 128, np.uint8))
+    cv2.imwrite(str(tmp_path / "ten.png"), cv2.resize(photo_bgr("chelsea"), (10, 10), interpolation=cv2.INTER_AREA))
+    with open_source(str(tmp_path / "ten.png")) as src, pytest.raises(LivecamError, match="pass --codec h264"):
+        record_source(src, tmp_path / "out.mp4", codec="hevc")  # the size an image has is known when it opens
+    for image, extra, message in (
+            ("one.png", (), "the frames are 1x1 pixels and h264 needs at least 2x2; give a larger source, or leave "
+                            "out --output"),
+            ("ten.png", ("--codec", "hevc"), "the frames are 10x10 pixels and hevc needs at least 16x16; pass --codec "
+                                             "h264 (from 2x2), or give a larger source")):
+        done = subprocess.run([sys.executable, "-m", "livecam", "--source", str(tmp_path / image), "--model",
+                               str(lite0_graph), "--output", str(tmp_path / "o.mp4"), "--no-show", *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [f"livecam: error: cannot record {tmp_path / 'o.mp4'}: {message}"], \
+            done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.png", "ten.png"]  # no recording, no partial file
 
 
 def _limit_file_size(limit: int):

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from livecam.errors import LivecamError
-from livecam.sinks import VideoFileSink, WindowSink, has_display, measured_fps
+from livecam.sinks import VideoFileSink, WindowSink, has_display, letterbox, measured_fps
 from livecam.sources import Frame
-from tests.conftest import read_video
+from tests.conftest import photo_bgr, read_video
 
 
 def _annotated(i: int, stamp: float, size=(64, 48)) -> SimpleNamespace:
@@ -43,13 +43,50 @@ def test_live_sources_record_at_the_measured_rate(tmp_path: Path) -> None:
     assert measured_fps([1.0]) == 25.0
 
 
-def test_frames_of_another_size_are_resized(tmp_path: Path) -> None:
+def _pillow_pad(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The reference: Pillow's ImageOps.pad (fit inside, keep the aspect ratio, centre on black)."""
+    from PIL import Image, ImageOps
+
+    method = Image.Resampling.BOX if image.shape[1] > size[0] or image.shape[0] > size[1] else \
+        Image.Resampling.BILINEAR
+    return np.asarray(ImageOps.pad(Image.fromarray(image), size, method=method, color=(0, 0, 0)))
+
+
+@pytest.mark.parametrize(("source", "target"), [((451, 300), (512, 512)), ((300, 451), (512, 512)),
+                                                ((100, 30), (64, 48)), ((640, 480), (320, 240)),
+                                                ((33, 77), (200, 100)), ((341, 512), (512, 512))])
+def test_letterbox_fits_an_image_inside_keeping_its_shape_as_pillow_does(source: tuple[int, int],
+                                                                          target: tuple[int, int]) -> None:
+    import cv2
+
+    photo = np.ascontiguousarray(cv2.resize(photo_bgr("astronaut"), source, interpolation=cv2.INTER_AREA))
+    white = np.full_like(photo, 255)
+    assert np.array_equal(letterbox(white, target), _pillow_pad(white, target))  # the same box, to the pixel
+    ours, reference = letterbox(photo, target), _pillow_pad(photo, target)
+    assert ours.shape == (target[1], target[0], 3) and ours.dtype == np.uint8
+    inside = _pillow_pad(white, target) > 0
+    # resampled alike (by OpenCV's filters, not Pillow's): far nearer than the same picture two pixels off
+    error = np.abs(ours.astype(int) - reference)[inside].mean()
+    assert error < 0.25 * np.abs(np.roll(ours, 2, axis=1).astype(int) - reference)[inside].mean()
+    assert error < (6 if min(source) < 50 else 0.5)
+    assert not ours[~inside].any()
+
+
+def test_frames_of_another_size_are_letterboxed_not_stretched(tmp_path: Path) -> None:
+    import cv2
+
     path = tmp_path / "mixed.mp4"
+    square = np.ascontiguousarray(cv2.resize(photo_bgr("coffee"), (512, 512), interpolation=cv2.INTER_AREA))
+    wide = np.ascontiguousarray(cv2.resize(photo_bgr("astronaut"), (451, 300), interpolation=cv2.INTER_AREA))
     with VideoFileSink(path, fps=5.0) as sink:
-        sink.write(_annotated(0, 0.0, (64, 48)))
-        sink.write(_annotated(1, 0.2, (100, 30)))
+        for i, image in enumerate((square, wide)):
+            sink.write(SimpleNamespace(image=image, frame=Frame(image, i, i / 5)))
     frames, _ = read_video(path)
-    assert [f.shape for f in frames] == [(48, 64, 3), (48, 64, 3)]
+    assert [f.shape for f in frames] == [(512, 512, 3), (512, 512, 3)]  # the first frame's size
+    expected = letterbox(wide, (512, 512))  # 512x341, with black bands of 85 and 86 rows
+    assert np.abs(frames[1].astype(int) - expected).mean() < 4
+    assert frames[1][:80].max() < 20 and frames[1][-80:].max() < 20
+    assert np.abs(frames[1].astype(int) - cv2.resize(wide, (512, 512))).mean() > 20  # not stretched
 
 
 def test_odd_sizes_drop_the_last_column(tmp_path: Path) -> None:
