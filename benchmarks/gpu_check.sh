@@ -84,8 +84,9 @@ dry_env() {
 case $MODE in
     device) OUT=${OUT:-/tmp/livecam-gpu}; WORK=$(mktemp -d /tmp/livecam-gpu-work.XXXXXX); SITE=/tmp/site
             export LIVECAM_DEBUG=1 ;;
-    dry)    OUT=$(mktemp -d /tmp/livecam-gpu-dry-out.XXXXXX); WORK=$(mktemp -d /tmp/livecam-gpu-dry.XXXXXX)
-            SITE=$WORK/site; dry_env ;;
+    dry)    dry_env
+            OUT=$(mktemp -d /tmp/livecam-gpu-dry-out.XXXXXX); WORK=$(mktemp -d /tmp/livecam-gpu-dry.XXXXXX)
+            SITE=$WORK/site ;;
     list)   OUT='$OUT' WORK='$WORK' SITE=/tmp/site ;;
 esac
 LOG=$OUT/gpu-check.log
