@@ -462,11 +462,16 @@ def run_bench(
     """Benchmark the engine ``options`` open (as ``livecam run`` would), on ``frames`` frames of ``source``."""
     if frames < batch:
         raise LivecamError(f"--frames {frames} is fewer than one batch of {batch}")
-    images, video = load_frames(source, size, frames)
-    workdir = Path(tempfile.mkdtemp(prefix="livecam-bench-"))
+    launched = open_engine(options)  # a device or model that is refused says so before the frames load
+    engine = launched.engine
     try:
-        launched = open_engine(options)
-        engine = launched.engine
+        images, video = load_frames(source, size, frames)
+    except BaseException:
+        engine.close()
+        raise
+    workdir = Path(tempfile.mkdtemp(prefix="livecam-bench-"))
+    closed = False
+    try:
         chunks = [images[i * batch:(i + 1) * batch] for i in range(len(images) // batch)]
         if launched.backend == "onnx":
             target: Any = RuntimeTarget(engine, chunks, workdir)
@@ -490,12 +495,15 @@ def run_bench(
         result.memory = {"rss_mb": rss, "device_mb": target.device_memory_mb()}
         layer = config["layer"]
         engine.close()
+        closed = True
         if peer:
             result.peer = _peer(options, layer, images, warmup)
         if startup:
             result.startup_s = startup_runs(options, video, startup)
         return result
     finally:
+        if not closed:
+            engine.close()
         video.unlink(missing_ok=True)
         shutil.rmtree(workdir, ignore_errors=True)
 

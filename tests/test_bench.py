@@ -191,3 +191,20 @@ def test_bench_refuses_bad_input(tmp_path: Path) -> None:
                            (["bench", "--compare", str(tmp_path / "missing.json")], "cannot read")]:
         result = runner.invoke(main, args)
         assert result.exit_code == 2 and fragment in result.stderr, (args, result.stderr)
+
+
+def test_a_refused_device_is_said_before_the_frames_load(lite0_graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Decoding and resizing 500 frames at 1080p takes seconds: a device that cannot run comes first."""
+    from livecam import bench
+    from livecam.runtime.session import cuda_device_count
+
+    if cuda_device_count():
+        pytest.skip("this machine has a GPU: nothing is refused")
+
+    def no_frames(*_args: object) -> None:
+        raise AssertionError("the frames were loaded before the engine was refused")
+
+    monkeypatch.setattr(bench, "load_frames", no_frames)
+    result = CliRunner().invoke(main, ["bench", "--model", str(lite0_graph), "--device", "cuda", "--no-peer",
+                                       "--startup", "0"])
+    assert result.exit_code == 2 and "device cuda" in result.stderr, result.stderr
