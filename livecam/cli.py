@@ -232,6 +232,8 @@ def main() -> None:
 
 
 _USER_FFMPEG_LOGLEVEL = os.environ.get("OPENCV_FFMPEG_LOGLEVEL")  # as the user set it, before any command ran
+# opencv-python's import replaces it with a font folder its wheels may lack; the window puts the user's back
+_USER_QT_FONTDIR = None if "cv2" in sys.modules else os.environ.get("QT_QPA_FONTDIR")
 
 
 def _setup_logging(verbose: int) -> None:
@@ -440,7 +442,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         if save_maps is not None:
             sinks.append(stack.enter_context(MapsSaver(save_maps, overwrite=overwrite)))
         if show_window:
-            sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}")))
+            sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}", font_dir=_USER_QT_FONTDIR)))
         if address is not None:  # bound before the model loads: a port in use fails fast
             from livecam.serve import ServeSink
 

@@ -15,6 +15,27 @@ from livecam.zoo import LoadedModel, Preprocess, inspect_model
 from livecam.zoo.analysis import GAP_LINEAR, suggest
 
 ClassSpec = int | Sequence[int] | torch.Tensor | None
+MAKE_BATCH = "make one from BGR uint8 frames with livecam.to_input(frames, explainer.preprocess)"
+
+
+def check_batch(x: object) -> None:
+    """What the Explainer takes: a normalized float torch tensor (N, 3, H, W). Anything else is refused with
+    what to do: an array or an integer tensor would otherwise be cast and explained as if it were normalized."""
+    if not isinstance(x, torch.Tensor):
+        kind = type(x).__name__ if type(x).__module__ == "builtins" else f"{type(x).__module__}.{type(x).__name__}"
+        shape = getattr(x, "shape", None)
+        raise LivecamError(
+            f"the Explainer takes a torch tensor, not a {kind}{'' if shape is None else f' of shape {tuple(shape)}'}: "
+            f"a normalized float batch (N, 3, H, W); {MAKE_BATCH}, or wrap a normalized float array with "
+            "torch.from_numpy(x)")
+    if not x.is_floating_point():
+        raise LivecamError(
+            f"the Explainer takes a normalized float tensor (N, 3, H, W), not a {str(x.dtype).replace('torch.', '')} "
+            f"one (raw pixels would be explained as if normalized); {MAKE_BATCH}")
+    if x.dim() != 4:
+        one = "; for one image, x[None]" if x.dim() == 3 else ""
+        raise LivecamError(f"the Explainer takes a batch of images (N, 3, H, W), not a tensor of shape "
+                           f"{tuple(x.shape)}{one}")
 
 
 class Explainer:
@@ -86,7 +107,8 @@ class Explainer:
         topk: int = 1,
         guided: bool = False,
     ) -> Explanation:
-        """Explain a normalized float batch ``x`` of shape (N, 3, H, W).
+        """Explain a normalized float batch ``x`` of shape (N, 3, H, W) (a torch tensor, as
+        :func:`livecam.to_input` makes from BGR uint8 frames; anything else is refused).
 
         ``classes``: the class to explain per sample (an int for all, a
         sequence or tensor of N), by default each sample's top-1. The maps come
@@ -102,8 +124,6 @@ class Explainer:
         adds ``detail``, the guided gradient times the upsampled map (Guided
         Grad-CAM for ``gradcam``), for methods that have none of their own.
         """
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise LivecamError(f"expected a batch of images (N, 3, H, W), got {getattr(x, 'shape', type(x).__name__)}")
         capture, raw = self._run(x, classes, timer, topk=topk)
         logits, chosen = capture.logits.detach(), capture.classes
         if guided and capture.detail is None:
@@ -137,6 +157,7 @@ class Explainer:
     def _run(self, x: torch.Tensor, classes: ClassSpec, timer: Timer, check: bool = True,
              topk: int = 1) -> tuple[Capture, torch.Tensor]:
         """One forward pass (and the method's backward, if any): the capture and the raw maps."""
+        check_batch(x)
         x = x.detach().to(device=self.device, dtype=self.dtype)
         self.hook.enabled = True
         try:

@@ -15,6 +15,13 @@ viewers. Each viewer waits for a frame newer than the last it got, so a slow
 viewer skips to the latest frame instead of building a queue; its socket
 buffers are kept small, so that a viewer that pauses sees the present, not a
 backlog.
+
+Anyone who can reach the port can send what is not HTTP: a 10,000-character
+URL, a 70 kB header, TLS or plain garbage. aiohttp answers these with 400 and
+logs each as an error with a traceback of about ten lines, which would let any
+client flood the operator's terminal. Its request handler logs instead through
+:class:`_RequestLog`, which counts them (``bad_requests`` in ``/status``) and
+says each in one debug line (``-vv``).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import json
 import logging
 import re
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -34,6 +42,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 from aiohttp import web
+from aiohttp.http import HttpProcessingError
 
 from livecam.errors import LivecamError
 from livecam.sinks import Sink
@@ -101,6 +110,7 @@ class ServeSink(Sink):
         self.viewers = 0  # open streams; changed only on the server's loop
         self.frames = 0
         self.encoded = 0  # JPEGs made (at most one per frame, only while someone watches)
+        self.bad_requests = 0  # requests that were not HTTP, answered 400; changed only on the server's loop
         self._lock = threading.Lock()
         self._latest = _Latest()
         self._arrivals: deque[float] = deque()
@@ -165,6 +175,7 @@ class ServeSink(Sink):
             "viewers": self.viewers,
             "max_viewers": self.max_viewers,
             "running": not self._closing,
+            "bad_requests": self.bad_requests,
         }
 
     def close(self) -> None:
@@ -172,6 +183,9 @@ class ServeSink(Sink):
         if self._closed:
             return
         self._closed = True
+        if self.bad_requests:
+            log.info("the --serve server answered %d bad requests (not HTTP, or too long) with 400",
+                     self.bad_requests)
         try:
             asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10 * CLOSE_GRACE_S + 10)
         except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
@@ -189,7 +203,8 @@ class ServeSink(Sink):
         self._frame_ready = asyncio.Event()
         self._encode_lock = asyncio.Lock()
         # handler_cancellation: a viewer that leaves frees its slot at once, even between frames
-        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLOSE_GRACE_S)
+        self._runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=CLOSE_GRACE_S,
+                                     logger=_RequestLog(self))
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         try:
@@ -285,6 +300,58 @@ class ServeSink(Sink):
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+class _RequestLog(logging.LoggerAdapter):
+    """The log of aiohttp's request handler (its ``logger``, in place of ``aiohttp.server``), in livecam's words.
+
+    A request aiohttp could not parse (it answered 400) is counted in the sink's
+    ``bad_requests`` and said in one debug line: never a traceback, whoever
+    sends it. An error of the server's own (a handler that raised: a bug) is one
+    warning line the first time and debug lines after, each with its traceback
+    at debug level. aiohttp's other lines pass on as they are.
+    """
+
+    def __init__(self, sink: ServeSink) -> None:
+        super().__init__(log, {})
+        self._sink = sink
+        self._warned = False
+
+    def log(self, level, msg, *args, exc_info=None, **kwargs) -> None:  # noqa: ANN001 - logging's signature
+        exc = _exception_of(exc_info)
+        if isinstance(exc, HttpProcessingError):
+            self._sink.bad_requests += 1
+            super().log(logging.DEBUG, "--serve answered 400 to a bad request from %s: %s", _client(args),
+                        _one_line(exc.message))
+        elif level >= logging.ERROR:
+            if not self._warned:
+                self._warned = True
+                super().log(logging.WARNING, "the --serve server failed a request from %s: %s", _client(args),
+                            "no exception" if exc is None else _one_line(f"{type(exc).__name__}: {exc}"))
+            super().log(logging.DEBUG, msg, *args, exc_info=exc_info, **kwargs)
+        else:
+            super().log(level, msg, *args, exc_info=exc_info, **kwargs)
+
+
+def _exception_of(exc_info: object) -> BaseException | None:
+    """The exception a logging call's ``exc_info`` names (an exception, a sys.exc_info() tuple, or True)."""
+    if isinstance(exc_info, BaseException):
+        return exc_info
+    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+        return exc_info[1]
+    return sys.exc_info()[1] if exc_info else None
+
+
+def _client(args: tuple) -> str:
+    """aiohttp's error lines pass the client's address as their one argument."""
+    return _one_line(args[0]) if len(args) == 1 and args[0] else "a client"
+
+
+def _one_line(text: object, limit: int = 200) -> str:
+    """What a client sent, safe for a terminal: one line, no control characters, at most ``limit`` characters."""
+    flat = " ".join(str(text).split())
+    safe = "".join(c if c.isprintable() else repr(c)[1:-1] for c in flat)
+    return safe if len(safe) <= limit else safe[:limit - 3] + "..."
 
 
 def _small_buffers(request: web.Request) -> None:

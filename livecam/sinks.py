@@ -37,6 +37,8 @@ FOURCC = {".mp4": "mp4v", ".mov": "mp4v", ".mkv": "mp4v", ".avi": "MJPG"}  # wri
 RATE_WINDOW_S = 2.0  # a live source's rate is measured over this much of its start ...
 RATE_WINDOW_FRAMES = 60  # ... or this many frames, whichever comes first
 FALLBACK_FPS = 25.0
+FONT_ROOTS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts", "~/.fonts")
+FONT_SUFFIXES = (".ttf", ".otf", ".ttc", ".pfa", ".pfb")  # what Qt's own font database reads from its folder
 
 
 class Recordable(Protocol):
@@ -309,13 +311,45 @@ def has_display() -> bool:
         return False
 
 
+def qt_font_dir(given: Iterable[str | None], roots: Iterable[str] = FONT_ROOTS) -> str | None:
+    """The folder OpenCV's Qt should read its fonts from (``QT_QPA_FONTDIR``), or None when there is none.
+
+    opencv-python's wheels set ``QT_QPA_FONTDIR`` to their own ``cv2/qt/fonts``
+    when cv2 is imported, and recent ones ship no fonts there; Qt, built without
+    fontconfig, then prints a ``QFontDatabase: Cannot find font directory``
+    warning for each window and draws no text. The first of ``given`` (the
+    user's folder, the variable as it is now) that exists wins. Otherwise: the
+    first folder under ``roots`` holding DejaVuSans.ttf (the font Qt's warning
+    suggests), else the first holding any font Qt reads (it does not look in
+    subfolders), else the first root that exists (no fonts, but no warning).
+    """
+    for folder in given:
+        if folder and os.path.isdir(folder):
+            return folder
+    existing = [root for root in map(os.path.expanduser, roots) if os.path.isdir(root)]
+    any_fonts = None
+    for root in existing:
+        for folder, subfolders, files in os.walk(root):
+            subfolders.sort()
+            if "DejaVuSans.ttf" in files:
+                return folder
+            if any_fonts is None and any(name.lower().endswith(FONT_SUFFIXES) for name in files):
+                any_fonts = folder
+    return any_fonts or (existing[0] if existing else None)
+
+
 class WindowSink(Sink):
-    """Show frames in a window; q, Esc or closing the window asks the loop to stop."""
+    """Show frames in a window; q, Esc or closing the window asks the loop to stop.
+
+    ``font_dir``: the folder Qt should read its fonts from, when it exists
+    (``QT_QPA_FONTDIR`` as the user set it, before cv2's import replaced it);
+    else one found by :func:`qt_font_dir`.
+    """
 
     QUIT_KEYS = {ord("q"), ord("Q"), 27}
     main_thread = True
 
-    def __init__(self, title: str = "livecam") -> None:
+    def __init__(self, title: str = "livecam", font_dir: str | None = None) -> None:
         if not has_display():
             raise LivecamError(
                 "no display to show a window on (no DISPLAY, or OpenCV built without a GUI); "
@@ -323,6 +357,10 @@ class WindowSink(Sink):
             )
         self.title = title
         self._shown = False
+        fonts = qt_font_dir([font_dir, os.environ.get("QT_QPA_FONTDIR")])
+        if fonts:  # read by Qt when the first window opens
+            os.environ["QT_QPA_FONTDIR"] = fonts
+            log.debug("the window's Qt reads fonts from %s", fonts)
         cv2.namedWindow(self.title, cv2.WINDOW_NORMAL)
 
     def write(self, annotated: Annotated) -> None:

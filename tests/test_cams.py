@@ -163,6 +163,30 @@ def test_explainer_rejects_bad_classes_and_inputs(lite0) -> None:
     explainer.remove()
 
 
+def test_explainer_takes_only_normalized_float_tensors(lite0, chelsea_bgr) -> None:
+    """An array, an integer tensor or a lone image is refused, by both entry points, with what to do instead."""
+    x = to_input(chelsea_bgr, lite0.preprocess)
+    pixels = torch.from_numpy(np.ascontiguousarray(chelsea_bgr[:224, :224].transpose(2, 0, 1)))[None]  # uint8
+    refused = {
+        "numpy": (x.numpy(), r"takes a torch tensor, not a numpy\.ndarray of shape \(1, 3, 224, 224\).*"
+                             r"livecam\.to_input\(frames, explainer\.preprocess\).*torch\.from_numpy\(x\)"),
+        "uint8": (pixels, r"takes a normalized float tensor \(N, 3, H, W\), not a uint8 one.*livecam\.to_input"),
+        "int64": (pixels.long(), r"normalized float tensor .*not a int64 one"),
+        "a list": (x.tolist(), r"takes a torch tensor, not a list"),
+        "one image": (x[0], r"\(N, 3, H, W\), not a tensor of shape \(3, 224, 224\); for one image, x\[None\]"),
+    }
+    with livecam.Explainer(lite0) as explainer:
+        for call in (explainer, explainer.raw_maps):
+            for bad, message in refused.values():
+                with pytest.raises(livecam.LivecamError, match=message):
+                    call(bad)
+        # what the messages say to do works: the same maps as the preprocessed batch
+        expected = explainer(x).cams
+        assert torch.equal(explainer(torch.from_numpy(x.numpy())).cams, expected)
+        assert torch.equal(explainer(x[0][None]).cams, expected)
+        assert relative_error(explainer(x.double()).cams, expected) < TOL  # any float dtype is cast
+
+
 def test_explainer_named_layer_matches_reference() -> None:
     module = random_torchvision("resnet18")
     explainer = livecam.Explainer(module, "gradcam", layer="layer3")

@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import itertools
 import json
+import logging
 import os
 import re
 import socket
@@ -31,6 +32,7 @@ from livecam.sources import open_source
 from livecam.types import Frame
 from tests.browser import chromium_page, wait_until
 from tests.conftest import cat_on_background, make_video, read_video
+from tests.test_reconnect import FlakyCamera
 
 FRAMES = 120
 HANG_GUARD_S = 60.0  # waits end here only when something hangs; nothing is timed
@@ -205,6 +207,111 @@ def test_other_methods_are_405(engine: RuntimeEngine, clip_frames: list[np.ndarr
                 assert request(sink, path, method)[0] == 405, (method, path)
         assert request(sink, "/stream.mjpg", "HEAD")[0] == 405  # a HEAD would hold a viewer's slot for nothing
         assert request(sink, "/status", "HEAD")[0] == 200
+
+
+# What is not HTTP, as anyone who can reach the port may send it: each is answered 400, none is a traceback.
+BAD_REQUESTS = [
+    b"GET /" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n",  # a 10,000-character URL
+    b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 70_000 + b"\r\n\r\n",  # a 70 kB header
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 hello\r\n\r\n",  # TLS on the HTTP port
+    b"\x00\xff\x1b[2J garbage\r\n\r\n",  # a garbage request line, with a terminal escape in it
+    b"GET / HTTP/9.9\r\nHost: x\r\n\r\n",  # an HTTP version that does not exist
+    b"GET / HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",  # a header name with a space
+    b"GET / HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n",  # 200 headers
+    b"POST /status HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n\r\n",  # a chunk that is not
+    b"GET /\x00\xff HTTP/1.1\r\nHost: x\r\n\r\n",  # bytes no URL holds
+]
+GOOD_REQUEST = b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def statuses_for(port: int, data: bytes, after_good: bool = False) -> list[int]:
+    """Send ``data`` raw on a new connection (after one good request on it when ``after_good``), read until the
+    server closes it, and return the statuses of the responses."""
+    received = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=HANG_GUARD_S) as conn:
+        if after_good:  # the same garbage, on a connection that was HTTP until then: aiohttp logs it otherwise
+            conn.sendall(GOOD_REQUEST)
+            received = conn.recv(1 << 16)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # it answered before reading it all
+            conn.sendall(data)
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := conn.recv(1 << 16):
+                received += chunk
+    return [int(code) for code in re.findall(rb"HTTP/1\.[01] (\d{3}) ", received)]
+
+
+def send_bad_requests(port: int, count: int) -> None:
+    """``count`` bad requests, the kinds in turn, every third after a good request; each must get its 400."""
+    for i in range(count):
+        data, after_good = BAD_REQUESTS[i % len(BAD_REQUESTS)], i % 3 == 2
+        expected = [200, 400] if after_good else [400]
+        assert statuses_for(port, data, after_good) == expected, (i, data[:60])
+
+
+def test_bad_requests_are_counted_and_said_in_one_line_at_debug(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.DEBUG, logger="livecam"), ServeSink("127.0.0.1", 0) as sink:
+        send_bad_requests(sink.port, 2 * len(BAD_REQUESTS))
+        state = status(sink)
+    assert state["bad_requests"] == 2 * len(BAD_REQUESTS)
+    lines = [r for r in caplog.records if "bad request" in r.getMessage()]
+    assert len(lines) == 2 * len(BAD_REQUESTS) + 1  # one each, and the count as the server closes
+    assert all(r.levelno == logging.DEBUG and r.exc_info is None for r in lines[:-1])
+    assert all("\n" not in r.getMessage() and "\x1b" not in r.getMessage() for r in lines)
+    assert lines[-1].levelno == logging.INFO and f"answered {2 * len(BAD_REQUESTS)} bad requests" in lines[-1].message
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING or r.name.startswith("aiohttp")]
+
+
+def test_a_failing_handler_is_one_warning_line(caplog: pytest.LogCaptureFixture) -> None:
+    """A bug in the server (a handler that raises): 500, said once in one line; the tracebacks only at debug."""
+    with caplog.at_level(logging.DEBUG, logger="livecam"), ServeSink("127.0.0.1", 0) as sink:
+        def broken() -> dict:
+            raise ValueError("a broken status")
+
+        sink.status = broken
+        codes = [request(sink, "/status")[0] for _ in range(3)]
+    assert codes == [500, 500, 500]
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].exc_info is None, warnings
+    assert "failed a request from 127.0.0.1: ValueError: a broken status" in warnings[0].getMessage()
+    tracebacks = [r for r in caplog.records if r.exc_info]
+    assert len(tracebacks) == 3 and all(r.levelno == logging.DEBUG for r in tracebacks)
+
+
+@pytest.mark.slow
+def test_a_flood_of_bad_requests_leaves_stderr_quiet_and_the_run_going(graph: Path) -> None:
+    """A real run on a live camera, 100 bad requests: each answered 400, the run still serves, stderr stays quiet."""
+    camera = FlakyCamera()
+    proc = _livecam("--model", str(graph), "--source", camera.url, "--no-show", "--serve", "127.0.0.1:0",
+                    "--reconnect", "0", "-v")
+    try:
+        url, lines = _served_url(proc)
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        send_bad_requests(port, 100)
+
+        async def still_serving() -> tuple[dict, tuple[int, np.ndarray] | None]:
+            async with aiohttp.ClientSession() as session:
+                end = time.monotonic() + HANG_GUARD_S
+                while not (state := await (await session.get(url + "status")).json())["frames"]:
+                    assert time.monotonic() < end, "no frames"
+                    await asyncio.sleep(0.05)
+                async with session.get(url + "stream.mjpg") as response:
+                    return state, await next_part(aiohttp.MultipartReader.from_response(response))
+
+        state, part = asyncio.run(still_serving())
+        assert state["running"] and state["bad_requests"] == 100
+        assert part is not None and part[1].shape == (96, 192, 3)  # the camera's frames
+        camera.close()  # the camera goes away; with --reconnect 0 the run ends as a file's would
+        stdout, stderr = proc.communicate(timeout=HANG_GUARD_S)
+    finally:
+        camera.close()
+        proc.kill()
+        proc.wait()
+    stderr = "".join(lines) + stderr
+    assert proc.returncode == 0, stderr
+    assert "frames in" in stdout
+    assert "Traceback" not in stderr and "aiohttp" not in stderr and "Error handling" not in stderr, stderr
+    assert all(line.startswith("livecam: ") for line in stderr.splitlines()), stderr
+    assert "livecam: the --serve server answered 100 bad requests" in stderr, stderr
 
 
 def test_the_fifth_viewer_is_turned_away_until_one_leaves(engine: RuntimeEngine,

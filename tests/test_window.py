@@ -6,6 +6,7 @@ Needs Xvfb and xdotool (Debian's xvfb and xdotool packages; .ci/run installs the
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,6 +72,29 @@ def test_key_closes_the_window_and_keeps_the_recording(display: str, key: str, t
         proc.kill()
     assert proc.returncode == 0, stderr
     assert "stopped in the window" in stdout
+    assert all(line.startswith("livecam: ") for line in stderr.splitlines()), stderr  # no Qt lines
     recorded, _ = read_video(out)
     written = int(stdout.split("wrote ")[1].split("(")[1].split(" frames")[0])
     assert 0 < len(recorded) == written < len(frames)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("users_fonts", [False, True])
+def test_the_window_says_nothing_of_fonts(display: str, users_fonts: bool, tmp_path: Path, chelsea_bgr) -> None:
+    """opencv-python points Qt at a font folder its wheel lacks, and Qt warns of it for each window: livecam gives
+    Qt a folder that exists, the user's QT_QPA_FONTDIR when it is one (-vv says which)."""
+    video = make_video(tmp_path / "short.mp4", [np.roll(chelsea_bgr, 9 * i, axis=1) for i in range(3)], fps=10.0)
+    env = {**os.environ, "DISPLAY": display}  # holds cv2's QT_QPA_FONTDIR: this process imported cv2
+    if users_fonts:
+        env["QT_QPA_FONTDIR"] = str(tmp_path)
+    result = subprocess.run([sys.executable, "-m", "livecam", "--source", str(video), "--show", "-vv"], env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "3 frames in" in result.stdout
+    assert "QFontDatabase" not in result.stderr and "Qt no longer ships fonts" not in result.stderr, result.stderr
+    used = re.search(r"^livecam: the window's Qt reads fonts from (.+)$", result.stderr, re.MULTILINE)
+    assert used, result.stderr
+    if users_fonts:
+        assert used[1] == str(tmp_path)
+    else:
+        assert Path(used[1]).is_dir() and not used[1].endswith(os.path.join("cv2", "qt", "fonts"))
