@@ -46,6 +46,7 @@ from aiohttp.http import HttpProcessingError
 
 from livecam.errors import LivecamError
 from livecam.sinks import Sink
+from livecam.text import plural
 from livecam.types import Annotated, Label
 
 log = logging.getLogger(__name__)
@@ -252,7 +253,7 @@ class ServeSink(Sink):
             raise web.HTTPServiceUnavailable(text="the run has ended\n")
         if self.viewers >= self.max_viewers:
             raise web.HTTPServiceUnavailable(
-                text=f"{self.viewers} viewers are watching, the most this run allows; close another viewer, or "
+                text=f"{plural(self.viewers, 'viewer')} {'is' if self.viewers == 1 else 'are'} watching, the most this run allows; close another viewer, or "
                      "restart livecam with a larger --max-viewers\n", headers={"Retry-After": "5"})
         self.viewers += 1
         task = asyncio.current_task()
