@@ -253,8 +253,9 @@ class ServeSink(Sink):
             raise web.HTTPServiceUnavailable(text="the run has ended\n")
         if self.viewers >= self.max_viewers:
             raise web.HTTPServiceUnavailable(
-                text=f"{plural(self.viewers, 'viewer')} {'is' if self.viewers == 1 else 'are'} watching, the most this run allows; close another viewer, or "
-                     "restart livecam with a larger --max-viewers\n", headers={"Retry-After": "5"})
+                text=f"{plural(self.viewers, 'viewer')} {'is' if self.viewers == 1 else 'are'} watching, the most "
+                     "this run allows; close another viewer, or restart livecam with a larger --max-viewers\n",
+                headers={"Retry-After": "5"})
         self.viewers += 1
         task = asyncio.current_task()
         self._streams[task] = request.transport
