@@ -314,8 +314,8 @@ def test_methods_that_cannot_live_in_one_graph_are_refused(lite0, tmp_path: Path
 
 
 @pytest.mark.parametrize("kwargs, fragment", [
-    ({"topk": 0}, "topk must be an integer from 1 to 1000"),
-    ({"topk": 1001}, "topk must be an integer from 1 to 1000"),
+    ({"topk": 0}, "topk must be an integer from 1 to 10 "),
+    ({"topk": 11}, r"topk must be an integer from 1 to 10 \(at most 10 classes, and the model's 1000\)"),
     ({"target_class": 1000}, "class must be an index from 0 to 999"),
     ({"target_class": 285, "topk": 2}, "give topk=1"),
     ({"precision": "bf16"}, "precision must be one of fp32, fp16"),
@@ -365,7 +365,7 @@ def test_cli_help_says_what_the_file_holds() -> None:
 
 @pytest.mark.parametrize("args, fragment", [
     (["--output", "{existing}"], "exists; pass --overwrite"),
-    (["--output", "{dir}/lite0.onx"], "must be an .onnx file"),
+    (["--output", "{dir}/lite0.onx"], "must name a file ending in .onnx"),
     (["--output", "{dir}/missing/lite0.onnx"], "does not exist"),
     (["--output", "{dir}/x.onnx", "--input-size", "224"], "--input-size must be HEIGHTxWIDTH"),
     (["--output", "{dir}/x.onnx", "--input-size", "0x224"], "--input-size must be HEIGHTxWIDTH"),
