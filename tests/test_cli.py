@@ -69,7 +69,7 @@ def test_ctrl_c_stops_and_the_recording_is_complete(tmp_path: Path, chelsea_bgr)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr
-    written = int(stdout.split("wrote ")[1].split("(")[1].split(" frames")[0])
+    written = int(re.search(r"wrote .* \((\d+) frames?, ", stdout)[1])
     recorded, _ = read_video(out)
     assert 0 < len(recorded) == written < len(frames)
     assert not partial.exists()

@@ -74,7 +74,7 @@ def test_key_closes_the_window_and_keeps_the_recording(display: str, key: str, t
     assert "stopped in the window" in stdout
     assert all(line.startswith("livecam: ") for line in stderr.splitlines()), stderr  # no Qt lines
     recorded, _ = read_video(out)
-    written = int(stdout.split("wrote ")[1].split("(")[1].split(" frames")[0])
+    written = int(re.search(r"wrote .* \((\d+) frames?, ", stdout)[1])
     assert 0 < len(recorded) == written < len(frames)
 
 
