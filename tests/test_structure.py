@@ -14,7 +14,8 @@ PACKAGE = Path(livecam.__file__).parent
 TORCH_FREE = ["livecam", "livecam.cli", "livecam.choices", "livecam.demo", "livecam.errors", "livecam.paths",
               "livecam.pipeline", "livecam.preprocess", "livecam.render", "livecam.sinks", "livecam.sources",
               "livecam.timing", "livecam.types", "livecam.serve", "livecam.encode", "livecam.records",
-              "livecam.annotate", "livecam.annotate_ray", "livecam.outputs"]
+              "livecam.annotate", "livecam.annotate_ray", "livecam.outputs",
+              "livecam.text"]
 
 
 def test_the_core_imports_no_torch() -> None:
