@@ -26,6 +26,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
+
 class InputPath(click.Path):
     """A value that may name a file the command reads (``--source``, ``--model``, ``--weights``, reports).
 
@@ -830,7 +831,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     if model_name.strip().lower().endswith(".onnx"):
         raise LivecamError(f"livecam evaluate masks each frame and measures the PyTorch model's scores, so it takes "
                            f"a zoo model, not a graph: pass the model {model_name} was exported from "
-                           f"(--model {_graph_model(model_name) or 'efficientnet_lite0'})")
+                           f"(--model {_graph_model(model_name) or 'efficientnet_lite0, say'})")
     require_torch("livecam evaluate")
     from livecam.cams import METHODS
     from livecam.metrics import evaluate, table
@@ -861,13 +862,12 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
 
 def _graph_model(path: str) -> str | None:
     """The zoo model an exported graph was made from, as its metadata says (None when it cannot be read)."""
-    try:
-        import onnx
+    from livecam.runtime.graph import read_metadata
 
-        props = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-    except Exception:  # noqa: BLE001 - any unreadable file: the message then names no model
+    try:
+        return read_metadata(Path(path).expanduser()).get("model")
+    except LivecamError:  # missing or not ONNX: the message then names no model
         return None
-    return props.get("model")
 
 
 EXPORT_METHODS = choices.EXPORT_METHODS
