@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livecam.encode import VideoEncoder  # noqa: E402
+from livecam.sinks.encode import VideoEncoder  # noqa: E402
 from livecam.sinks import write_frames  # noqa: E402
 from tests.conftest import moving_photos  # noqa: E402
 

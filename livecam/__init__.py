@@ -29,14 +29,14 @@ _LAZY = {
     "Explanation": "livecam.cams",
     "Annotated": "livecam.types",
     "Frame": "livecam.types",
-    "Engine": "livecam.engine",
-    "explain_frame": "livecam.engine",
-    "to_input": "livecam.engine",
+    "Engine": "livecam.engines.pytorch.engine",
+    "explain_frame": "livecam.engines.pytorch.engine",
+    "to_input": "livecam.engines.pytorch.engine",
     "LivecamError": "livecam.errors",
-    "Explainer": "livecam.explainer",
-    "export_onnx": "livecam.onnx_export",
+    "Explainer": "livecam.engines.pytorch.explainer",
+    "export_onnx": "livecam.export.activation",
     "export_explainer": "livecam.export",
-    "RuntimeEngine": "livecam.runtime.engine",
+    "RuntimeEngine": "livecam.engines.runtime.engine",
     "LoadedModel": "livecam.zoo",
     "load_model": "livecam.zoo",
 }
@@ -48,12 +48,12 @@ __all__ = [
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
     from livecam.cams import METHODS, Explanation
-    from livecam.engine import Engine, explain_frame, to_input
+    from livecam.engines.pytorch.engine import Engine, explain_frame, to_input
     from livecam.errors import LivecamError
-    from livecam.explainer import Explainer
+    from livecam.engines.pytorch.explainer import Explainer
     from livecam.export import export_explainer
-    from livecam.onnx_export import export_onnx
-    from livecam.runtime.engine import RuntimeEngine
+    from livecam.export.activation import export_onnx
+    from livecam.engines.runtime.engine import RuntimeEngine
     from livecam.types import Annotated, Frame
     from livecam.zoo import LoadedModel, load_model
 

@@ -29,7 +29,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 EXPORT_PRECISIONS = ("fp32", "fp16")
 DEFAULT_MODEL = "efficientnet_lite0"
 MAX_TOPK = 10  # classes labelled, explained or tiled as panels per frame: more are unreadable
-RECORDING_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")  # what --output records (livecam.encode.DEFAULT_CODEC)
+RECORDING_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")  # what --output records (livecam.sinks.encode.DEFAULT_CODEC)
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")  # what matplotlib writes for --plot
 LITE_NAMES = ("efficientnet_lite0", "efficientnet-lite0")
 

@@ -7,13 +7,39 @@ line on stderr and exit code 2 (1 for a :class:`RunError`).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+_OPTION = re.compile("\x02([a-z][a-z0-9_]*)\x03")
+
+
+def option(name: str) -> str:
+    """Name one of the caller's settings inside a message, in the library's words.
+
+    ``LivecamError(f"pass {option('overwrite')} to replace it")`` reads "pass overwrite to
+    replace it" from Python (the parameter's name) and "pass --overwrite to replace it" from
+    the command line, whose shell renders each named setting as its flag
+    (:meth:`LivecamError.render`). The library itself never spells a flag.
+    """
+    return f"\x02{name}\x03"
+
 
 class LivecamError(Exception):
     """A problem with the user's input: a missing file, an unknown name, ...
 
     The message is shown to the user as it is, so it must be one line that
-    names the problem and the fix.
+    names the problem and the fix. Settings named with :func:`option` read as the
+    library's parameter names; the CLI shows its flags instead.
     """
+
+    exit_code = 2
+
+    def render(self, name: Callable[[str], str]) -> str:
+        """The message with each setting named by ``name`` (the CLI passes one that gives the flag)."""
+        return _OPTION.sub(lambda match: name(match.group(1)), super().__str__())
+
+    def __str__(self) -> str:
+        return self.render(lambda setting: setting)
 
 
 class GraphError(LivecamError):

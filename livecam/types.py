@@ -62,6 +62,16 @@ class Frame:
     duration: float | None = None  # seconds until the next frame (see above)
 
 
+@dataclass(frozen=True)
+class FrameTime:
+    """What an engine expects one frame to cost when its method is slow (Score-CAM): say so before the run."""
+
+    seconds: float  # at most, per frame, measured on a few of the method's passes
+    passes: int  # forward passes per frame
+    layer: str  # the target layer, whose channels the passes mask
+    device: str
+
+
 @dataclass
 class ArrayExplanation:
     """An explained batch as NumPy arrays: what an exported graph gives ONNX Runtime.

@@ -11,7 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livecam.demo import SCENE_FRAMES
+from livecam.sources.demo import SCENE_FRAMES
 from livecam.sources import open_source
 
 # (scene, frame within the scene): the cat crossing the wall, the espresso, the cup sliding, the motorcycle

@@ -16,7 +16,7 @@ from pathlib import Path
 import skimage.data as data
 
 import livecam
-from livecam.metrics import cascade_randomization, cascade_stages
+from livecam.cams.metrics import cascade_randomization, cascade_stages
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]
 METHODS = ["gradcam", "gradcampp", "layercam", "eigencam", "guided", "guidedgradcam"]

@@ -221,7 +221,7 @@ def test_help_explains_the_options() -> None:
 
 
 def test_local_workers_share_the_cores_out(graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from livecam.launch import EngineOptions, open_engine
+    from livecam.engines.launch import EngineOptions, open_engine
 
     monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(8)))
     assert [annotate.threads_per_worker(n) for n in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
@@ -244,7 +244,7 @@ def test_planning_imports_no_torch(tmp_path: Path) -> None:
 def test_a_graphs_metadata_is_read_without_loading_it(graph: Path, tmp_path: Path) -> None:
     import onnx
 
-    from livecam.runtime.graph import GraphInfo, read_metadata
+    from livecam.engines.runtime.graph import GraphInfo, read_metadata
 
     reference = {p.key: p.value for p in onnx.load(str(graph), load_external_data=False).metadata_props}
     assert read_metadata(graph) == reference and len(reference) > 10
@@ -284,7 +284,7 @@ def test_explicit_defaults_and_older_manifests_compare_equal(graph: Path, tmp_pa
 
 
 def _zoo(**given) -> dict:
-    from livecam.launch import EngineOptions
+    from livecam.engines.launch import EngineOptions
 
     return annotate.settings_of(EngineOptions(**given))
 
@@ -303,7 +303,7 @@ def _skipped(root: Path, out: Path, earlier: dict, now: dict) -> bool:
 
 def test_a_zoo_models_default_layer_is_found_only_when_the_comparison_needs_it(
         graph: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from livecam import launch
+    from livecam.engines import launch
 
     monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
     root = _archive(tmp_path / "in", {"cat.mp4": ("chelsea", 2)}, broken=False)

@@ -16,7 +16,7 @@ import pytest
 
 from livecam import annotate
 from livecam.errors import LivecamError
-from livecam.launch import EngineOptions
+from livecam.engines.launch import EngineOptions
 from tests.conftest import make_video, read_video
 from tests.test_annotate import EXPECTED, _annotate, _archive, _frames, _latest, _outputs
 from tests.test_chunks import _index_video, _read_index
@@ -33,7 +33,7 @@ def cluster():
 
 
 def _run(root: Path, out: Path, graph: Path, **kwargs) -> list[dict]:
-    from livecam.annotate_ray import run_ray
+    from livecam.annotate.ray import run_ray
 
     options = EngineOptions(model=str(graph))
     settings = annotate.settings_of(options, codec="h264", crf=None)
@@ -61,7 +61,7 @@ def test_ray_gives_what_the_local_path_gives(cluster, lite0_graph: Path, tmp_pat
 
 
 def test_ray_joins_the_parts_of_a_long_file_in_order(cluster, lite0_graph: Path, tmp_path: Path) -> None:
-    from livecam.annotate_ray import run_ray
+    from livecam.annotate.ray import run_ray
 
     (tmp_path / "in").mkdir()
     _index_video(tmp_path / "in" / "long.mp4", 150)
@@ -136,7 +136,7 @@ def test_a_rerun_with_nothing_to_do_starts_no_ray(lite0_graph: Path, tmp_path: P
 
 
 def test_without_ray_the_option_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    from livecam.annotate_ray import check_ray, import_ray
+    from livecam.annotate.ray import check_ray, import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as in an install without the extra
     lacks = r"--ray needs Ray, which this install lacks: pip install 'livecam\[ray\]'"

@@ -24,7 +24,7 @@ from livecam.bench import (
 )
 from livecam.cli import main
 from livecam.errors import LivecamError
-from livecam.launch import EngineOptions
+from livecam.engines.launch import EngineOptions
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text())
 
@@ -196,7 +196,7 @@ def test_bench_refuses_bad_input(tmp_path: Path) -> None:
 def test_a_refused_device_is_said_before_the_frames_load(lite0_graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoding and resizing 500 frames at 1080p takes seconds: a device that cannot run comes first."""
     from livecam import bench
-    from livecam.runtime.session import cuda_device_count
+    from livecam.engines.runtime.session import cuda_device_count
 
     if cuda_device_count():
         pytest.skip("this machine has a GPU: nothing is refused")

@@ -12,7 +12,7 @@ from torch import nn
 
 import livecam
 from livecam.cams import normalize_maps
-from livecam.engine import to_input
+from livecam.engines.pytorch.engine import to_input
 from tests.conftest import (
     gradcam_reference,
     normalize_reference,

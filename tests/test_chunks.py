@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from livecam import annotate
-from livecam.chunks import ClipSource, Span, cuts, join, plan_spans, spans_of
-from livecam.encode import VideoEncoder
+from livecam.annotate.parts import ClipSource, Span, cuts, join, plan_spans, spans_of
+from livecam.sinks.encode import VideoEncoder
 from livecam.errors import LivecamError
 from tests.conftest import moving_photos, read_video
 from tests.test_annotate import _annotate

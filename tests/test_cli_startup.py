@@ -19,7 +19,7 @@ from livecam.cli import main
 def test_ctrl_c_inside_an_import_is_an_interruption(monkeypatch: pytest.MonkeyPatch) -> None:
     """A KeyboardInterrupt raised while an extension module initializes comes out as ImportError (pybind11 does
     this to onnxruntime's): after a Ctrl-C, that is 'interrupted' and exit code 130, not an internal error."""
-    import livecam.launch
+    import livecam.engines.launch
 
     def interrupted_import(*_args: object, **_kwargs: object) -> None:
         try:
@@ -28,7 +28,7 @@ def test_ctrl_c_inside_an_import_is_an_interruption(monkeypatch: pytest.MonkeyPa
         except KeyboardInterrupt:
             raise ImportError("initialization failed") from None
 
-    monkeypatch.setattr(livecam.launch, "open_engine", interrupted_import)
+    monkeypatch.setattr(livecam.engines.launch, "open_engine", interrupted_import)
     monkeypatch.setattr(cli, "_INTERRUPTS", [])
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     result = CliRunner().invoke(main, ["--source", "demo", "--no-show"])
@@ -38,12 +38,12 @@ def test_ctrl_c_inside_an_import_is_an_interruption(monkeypatch: pytest.MonkeyPa
 
 
 def test_other_errors_stay_internal_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    import livecam.launch
+    import livecam.engines.launch
 
     def broken(*_args: object, **_kwargs: object) -> None:
         raise ImportError("initialization failed")
 
-    monkeypatch.setattr(livecam.launch, "open_engine", broken)
+    monkeypatch.setattr(livecam.engines.launch, "open_engine", broken)
     monkeypatch.setattr(cli, "_INTERRUPTS", [])
     monkeypatch.delenv("LIVECAM_DEBUG", raising=False)
     result = CliRunner().invoke(main, ["--source", "demo", "--no-show"])

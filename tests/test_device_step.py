@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import livecam
-from livecam.device_step import DeviceStep, colormap_lut, overlay_frames, preprocess_frames
-from livecam.engine import Engine
+from livecam.engines.pytorch.device_step import DeviceStep, colormap_lut, overlay_frames, preprocess_frames
+from livecam.engines.pytorch.engine import Engine
 from livecam.render import COLORMAPS, blend, heatmap
 from livecam.sources import Frame
 from tests.conftest import photo_bgr

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import livecam
-from livecam.engine import Engine, to_input, top_labels
+from livecam.engines.pytorch.engine import Engine, to_input, top_labels
 from livecam.pipeline import run
 from livecam.sinks import Sink, VideoFileSink
 from livecam.sources import Frame
@@ -32,7 +32,7 @@ def test_to_input_matches_the_usual_imagenet_preprocessing(lite0, chelsea_bgr) -
 
 
 def test_large_frames_are_halved_first_and_barely_differ(chelsea_bgr) -> None:
-    from livecam.engine import downscale
+    from livecam.engines.pytorch.engine import downscale
 
     big = cv2.resize(chelsea_bgr, (1920, 1080), interpolation=cv2.INTER_CUBIC)
     fast = downscale(big, (224, 224)).astype(float)

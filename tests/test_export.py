@@ -29,8 +29,8 @@ import livecam
 from livecam.cams import Capture
 from livecam.cams.activation import EigenCAM, eigen_maps_power
 from livecam.cli import main
-from livecam.demo import demo_frames
-from livecam.device_step import preprocess_frames
+from livecam.sources.demo import demo_frames
+from livecam.engines.pytorch.device_step import preprocess_frames
 from livecam.errors import LivecamError
 from livecam.export import CLOSED_FORM, exportable, export_explainer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from livecam.engine import Engine, to_input
+from livecam.engines.pytorch.engine import Engine, to_input
 from livecam.sources import Frame
 from livecam.zoo.analysis import probe_input
 from livecam.zoo.fusion import fold_batchnorm, fold_scale_shift

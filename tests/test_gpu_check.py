@@ -27,7 +27,7 @@ from packaging.requirements import Requirement
 
 from livecam.bench import parse_size
 from livecam.cli import main
-from livecam.runtime.session import parse_device
+from livecam.engines.runtime.session import parse_device
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS = ROOT / "benchmarks"

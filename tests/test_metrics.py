@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import livecam
 from livecam.cli import main
-from livecam.metrics import auc, drop_and_increase, evaluate, gaussian_blur, reveal_masks
+from livecam.cams.metrics import auc, drop_and_increase, evaluate, gaussian_blur, reveal_masks
 from tests.conftest import cat_on_background, photo_bgr
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import onnxruntime as ort
 import torch
 
-from livecam.onnx_export import WithActivation, export_onnx
+from livecam.export.activation import WithActivation, export_onnx
 
 
 def test_the_export_returns_logits_and_the_untouched_activation(tmp_path) -> None:

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livecam.encode import MIN_SIDE, VideoEncoder, frame_rate, resolve_codec
+from livecam.sinks.encode import MIN_SIDE, VideoEncoder, frame_rate, resolve_codec
 from livecam.errors import LivecamError
 from livecam.sinks import VideoFileSink, record_source
 from livecam.sources import open_source

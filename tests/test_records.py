@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from livecam import launch
+from livecam.engines import launch
 from livecam.cli import main
 from livecam.errors import LivecamError
 from livecam.pipeline import ModelError, run
-from livecam.records import JsonlLog, MapsSaver
-from livecam.runtime.engine import RuntimeEngine
+from livecam.sinks.records import JsonlLog, MapsSaver
+from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.sinks import VideoFileSink
 from livecam.sources import open_source
 from livecam.types import Frame

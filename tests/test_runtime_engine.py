@@ -14,12 +14,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from livecam import launch
+from livecam.engines import launch
 from livecam.cli import main
-from livecam.engine import Engine
+from livecam.engines.pytorch.engine import Engine
 from livecam.errors import GraphError, LivecamError
-from livecam.launch import EngineOptions, graph_cache_path, open_engine, runtime_refusal, weights_file
-from livecam.runtime.engine import RuntimeEngine
+from livecam.engines.launch import EngineOptions, graph_cache_path, open_engine, runtime_refusal, weights_file
+from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.types import Frame
 from tests.conftest import CAT_CLASSES, photo_bgr, read_video
 
@@ -29,7 +29,7 @@ PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 def _onnx_runtime_cuda() -> bool:
     import onnxruntime
 
-    from livecam.runtime.session import cuda_device_count
+    from livecam.engines.runtime.session import cuda_device_count
 
     return cuda_device_count() > 0 and "CUDAExecutionProvider" in onnxruntime.get_available_providers()
 
@@ -169,7 +169,7 @@ def test_the_zoo_model_runs_from_its_cached_graph_without_torch(tmp_path: Path, 
     second = open_engine(EngineOptions(device="cpu"))  # the cache: no second export
     assert len(calls) == 1 and second.engine.path == first.engine.path
     assert first.engine.path.parent == tmp_path / "graphs"
-    code = ("from livecam.launch import EngineOptions, open_engine\n"
+    code = ("from livecam.engines.launch import EngineOptions, open_engine\n"
             "launched = open_engine(EngineOptions(device='cpu'))\n"
             "print(launched.backend, launched.engine.path)\n"
             "print(sorted(m for m in ('torch', 'torchvision') if sys.modules.get(m)))")

@@ -19,8 +19,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from livecam.errors import LivecamError
-from livecam.runtime import session as rs
-from livecam.runtime.session import (
+from livecam.engines.runtime import session as rs
+from livecam.engines.runtime.session import (
     CPU,
     CUDA,
     TENSORRT,
@@ -327,7 +327,7 @@ def test_a_uint8_graph_reports_its_input_type(tmp_path: Path) -> None:
 
 
 def test_auto_on_a_cpu_only_onnxruntime_is_the_cpu_without_a_warning(model: Path, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="livecam.runtime.session"):
+    with caplog.at_level(logging.WARNING, logger="livecam.engines.runtime.session"):
         runtime = RuntimeSession(model)
     assert runtime.request == DeviceRequest("auto") and runtime.provider == CPU
     assert not caplog.records
@@ -368,7 +368,7 @@ def test_explicit_cuda_that_falls_back_to_the_cpu_is_an_error(model: Path, fake_
 
 
 def test_auto_that_falls_back_to_the_cpu_warns_and_runs(model: Path, fake_cuda: None, caplog) -> None:
-    with caplog.at_level(logging.WARNING, logger="livecam.runtime.session"):
+    with caplog.at_level(logging.WARNING, logger="livecam.engines.runtime.session"):
         runtime = RuntimeSession(model, "auto")
     assert [name for name, _ in runtime.plan] == [CUDA, CPU]  # it did ask for CUDA
     assert runtime.provider == CPU and runtime.description == "ONNX Runtime CPU"
@@ -383,7 +383,7 @@ def test_auto_with_tensorrt_listed_makes_its_cache_folder_and_warns_about_tensor
         model: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog) -> None:
     monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: [TENSORRT, CUDA, CPU])
     monkeypatch.setattr(rs, "cuda_device_count", lambda: 2)
-    with caplog.at_level(logging.WARNING, logger="livecam.runtime.session"):
+    with caplog.at_level(logging.WARNING, logger="livecam.engines.runtime.session"):
         runtime = RuntimeSession(model, "auto", cache_dir=tmp_path / "cache")
     assert runtime.provider == CPU
     assert (tmp_path / "cache" / "trt").is_dir()
@@ -415,7 +415,7 @@ def test_a_gpu_provider_that_raises_counts_as_a_failed_load(model: Path, fake_cu
     message = str(error.value)
     assert "\n" not in message and "CUDA provider failed to load" in message
     assert "CUDA failure 100" in message and "ONNXRuntimeError" not in message
-    with caplog.at_level(logging.WARNING, logger="livecam.runtime.session"):
+    with caplog.at_level(logging.WARNING, logger="livecam.engines.runtime.session"):
         runtime = RuntimeSession(model, "auto")
     assert runtime.provider == CPU and fake.calls[-2:] == [[CUDA, CPU], [CPU]]
     assert any("CUDA provider failed to load" in r.getMessage() for r in caplog.records)
@@ -456,7 +456,7 @@ def test_the_runtime_session_imports_neither_torch_nor_onnxruntime_at_import() -
         "import sys, types\n"
         f"package = types.ModuleType('livecam'); package.__path__ = [{str(root / 'livecam')!r}]\n"
         "sys.modules['livecam'] = package\n"
-        "import livecam.runtime, livecam.runtime.session as s\n"
+        "import livecam.engines.runtime, livecam.engines.runtime.session as s\n"
         "assert s.__file__.startswith(package.__path__[0]), s.__file__\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'torchvision', 'onnxruntime')))\n"
         "s.parse_device('cuda:1'); s.plan_providers(s.DeviceRequest('auto'), [], s.cuda_device_count(), s.Path('.'))\n"

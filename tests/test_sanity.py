@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import livecam
-from livecam.metrics import cascade_randomization, cascade_stages, randomize_, spearman
+from livecam.cams.metrics import cascade_randomization, cascade_stages, randomize_, spearman
 from tests.conftest import photo_bgr
 
 PHOTOS = ["chelsea", "coffee", "astronaut", "rocket"]

@@ -26,8 +26,8 @@ from click.testing import CliRunner
 
 from livecam.cli import main
 from livecam.pipeline import run
-from livecam.runtime.engine import RuntimeEngine
-from livecam.serve import ServeSink, parse_address
+from livecam.engines.runtime.engine import RuntimeEngine
+from livecam.sinks.serve import ServeSink, parse_address
 from livecam.sources import open_source
 from livecam.types import Frame
 from tests.browser import chromium_page, wait_until

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from livecam import demo
+from livecam.sources import demo
 from livecam.errors import LivecamError
 from livecam.sinks import write_frames
 from livecam.sources import ImageSource, open_source

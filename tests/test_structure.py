@@ -11,22 +11,99 @@ import livecam
 from livecam import choices
 
 PACKAGE = Path(livecam.__file__).parent
-TORCH_FREE = ["livecam", "livecam.cli", "livecam.choices", "livecam.demo", "livecam.errors", "livecam.paths",
-              "livecam.pipeline", "livecam.preprocess", "livecam.render", "livecam.sinks", "livecam.sources",
-              "livecam.timing", "livecam.types", "livecam.serve", "livecam.encode", "livecam.records",
-              "livecam.annotate", "livecam.annotate_ray", "livecam.outputs",
-              "livecam.text"]
+# the folders (and one module) that may import PyTorch; everything else is the torch-free core
+TORCH_HOMES = ("livecam.engines.pytorch", "livecam.cams", "livecam.zoo", "livecam.export", "livecam.bench.torch_target")
+HEAVY = ("torch", "torchvision", "onnxscript")
+# the shell: only it may print or end the process
+SHELL = ("livecam.cli", "livecam.__main__")
+
+
+def _in(name: str, homes: tuple[str, ...]) -> bool:
+    return any(name == home or name.startswith(home + ".") for home in homes)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _core() -> list[str]:
+    return [name for name in _modules() if not _in(name, TORCH_HOMES)]
+
+
+def test_the_core_is_every_module_outside_the_torch_folders() -> None:
+    core = _core()
+    for name in ("livecam", "livecam.cli", "livecam.sources", "livecam.sinks", "livecam.engines.launch",
+                 "livecam.engines.runtime.engine", "livecam.annotate", "livecam.bench", "livecam.pipeline"):
+        assert name in core
+    for home in TORCH_HOMES:
+        assert home in _modules(), f"{home} is named as a PyTorch folder but does not exist"
 
 
 def test_the_core_imports_no_torch() -> None:
     code = ("import importlib, sys\n"
-            f"for name in {TORCH_FREE!r}:\n"
+            f"for name in {[m for m in _core() if m != 'livecam.__main__']!r}:\n"  # __main__ runs the CLI
             "    importlib.import_module(name)\n"
-            "heavy = sorted(m for m in ('torch', 'torchvision', 'onnxscript') if m in sys.modules)\n"
+            f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def _top_level_imports(tree: ast.Module) -> list[ast.stmt]:
+    """Imports that run when the module loads (not inside functions; ``if TYPE_CHECKING:`` blocks excluded)."""
+    found: list[ast.stmt] = []
+    for node in tree.body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.Try):
+            found.extend(n for n in node.body if isinstance(n, ast.Import | ast.ImportFrom))
+    return found
+
+
+def _names(node: ast.stmt) -> list[str]:
+    if isinstance(node, ast.Import):
+        return [a.name for a in node.names]
+    assert isinstance(node, ast.ImportFrom)
+    if node.module == "livecam":
+        return [f"livecam.{a.name}" for a in node.names]
+    return [node.module or ""]
+
+
+def test_no_core_module_imports_torch_even_inside_a_function() -> None:
+    """The import above proves the modules load without torch; this reads every line, called or not."""
+    offenders = []
+    for name in _core():
+        tree = ast.parse(_modules()[name].read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import | ast.ImportFrom):
+                for imported in _names(node):
+                    if imported.split(".")[0] in HEAVY:
+                        offenders.append(f"{name}:{node.lineno} imports {imported}")
+        # a PyTorch folder may be imported where it is used, never when the core module loads
+        for node in _top_level_imports(tree):
+            for imported in _names(node):
+                if _in(imported, TORCH_HOMES):
+                    offenders.append(f"{name}:{node.lineno} imports {imported} when it loads")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_only_the_shell_prints_or_exits() -> None:
+    """The library reports through exceptions, logging and return values; the CLI decides what the user sees."""
+    banned_calls = {"print", "exit", "quit", "sys.exit", "os._exit", "click.echo", "click.secho",
+                    "sys.stdout.write", "sys.stderr.write"}
+    offenders = []
+    for name, path in _modules().items():
+        if _in(name, SHELL):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call):
+                called = ast.unparse(node.func)
+                if called in banned_calls:
+                    offenders.append(f"{name}:{node.lineno} calls {called}")
+            elif isinstance(node, ast.Raise) and node.exc is not None and "SystemExit" in ast.unparse(node.exc):
+                offenders.append(f"{name}:{node.lineno} raises SystemExit")
+    assert not offenders, "\n".join(offenders)
 
 
 def test_the_package_loads_its_names_lazily() -> None:
@@ -89,6 +166,6 @@ def test_choices_match_the_registries() -> None:
     assert tuple(METHODS) == choices.METHODS
     assert tuple(COLORMAPS) == choices.COLORMAPS
     assert set(choices.EXPORT_METHODS) <= set(choices.METHODS)
-    from livecam.encode import DEFAULT_CODEC
+    from livecam.sinks.encode import DEFAULT_CODEC
 
     assert set(choices.RECORDING_SUFFIXES) == set(DEFAULT_CODEC)

@@ -17,8 +17,8 @@ import av
 import numpy as np
 import pytest
 
-from livecam.chunks import ClipSource, join, plan_spans
-from livecam.encode import time_base
+from livecam.annotate.parts import ClipSource, join, plan_spans
+from livecam.sinks.encode import time_base
 from livecam.sinks import VideoFileSink, record_source
 from livecam.sources import Stated, ended_early, frame_time, last_duration, open_source
 from livecam.types import Annotated, Frame

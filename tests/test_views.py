@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 import livecam
-from livecam.engine import Engine, downscale
+from livecam.engines.pytorch.engine import Engine, downscale
 from livecam.errors import LivecamError
 from livecam.render import Label, detail_image, grid, panel_size, tile
 from livecam.sources import Frame

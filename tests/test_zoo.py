@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import livecam
-from livecam.engine import to_input
+from livecam.engines.pytorch.engine import to_input
 from livecam.zoo import resolve_class, resolve_device
 from livecam.zoo import torchvision_models as tvm
 from tests.conftest import CAT_CLASSES, photo_bgr, random_torchvision

@@ -74,6 +74,11 @@ CRF_OPTION = click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
 VERBOSE_OPTION = click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 
 
+def flag(setting: str) -> str:
+    """The flag that gives a library setting: overwrite -> --overwrite, out_dir -> --out-dir."""
+    return "--" + setting.replace("_", "-")
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
     click.echo(f"livecam: error: {one_line(message)}", err=True)
     sys.exit(code)
@@ -85,7 +90,7 @@ def _option_name(param: click.Parameter) -> str:
 
 def _input_files(values: tuple[object, ...]) -> list[Path]:
     """The existing files and folders among an input option's values ('demo': the built-in clip's file)."""
-    from livecam.demo import demo_clip_location
+    from livecam.sources.demo import demo_clip_location
 
     found = []
     for value in values:
@@ -173,7 +178,7 @@ class LivecamGroup(click.Group):
         except click.ClickException as exc:
             _fail(f"{exc.format_message()} (see 'livecam --help')", exc.exit_code or EXIT_USAGE)
         except LivecamError as exc:
-            _fail(str(exc), getattr(exc, "exit_code", EXIT_USAGE))
+            _fail(exc.render(flag), exc.exit_code)
         except (KeyboardInterrupt, click.exceptions.Abort, _Interrupted):
             _interrupted()
         except Exception as exc:  # noqa: BLE001 - a bug: one line unless debugging
@@ -416,9 +421,9 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
     address = _serve_address(serve, max_viewers)
     from tqdm import tqdm
 
-    from livecam.launch import EngineOptions, open_engine
+    from livecam.engines.launch import EngineOptions, open_engine
     from livecam.pipeline import ModelError, run
-    from livecam.records import JsonlLog, MapsSaver
+    from livecam.sinks.records import JsonlLog, MapsSaver
     from livecam.sinks import Sink, WindowSink, has_display, record_source
     from livecam.sources import open_source
 
@@ -445,7 +450,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         if show_window:
             sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}", font_dir=_USER_QT_FONTDIR)))
         if address is not None:  # bound before the model loads: a port in use fails fast
-            from livecam.serve import ServeSink
+            from livecam.sinks.serve import ServeSink
 
             server = stack.enter_context(ServeSink(*address, max_viewers=max_viewers, source=src.description))
             sinks.append(server)
@@ -454,7 +459,7 @@ def run_command(source: str, model_name: str, weights: str | None, method: str, 
         engine = launched.engine
         stack.callback(engine.close)
         if launched.method == "scorecam":
-            _warn_scorecam(engine)
+            _warn_slow(engine)
         if not sinks:
             logging.warning("nothing is shown or recorded (no display); pass --output FILE to record")
         click.echo(f"livecam: {launched.summary}; source: {src.description}", err=True)
@@ -483,7 +488,7 @@ def _serve_address(serve: str | None, max_viewers: int) -> tuple[str, int] | Non
         if click.get_current_context().get_parameter_source("max_viewers") != click.core.ParameterSource.DEFAULT:
             raise LivecamError("--max-viewers is for --serve; add --serve PORT to watch the run in a browser")
         return None
-    from livecam.serve import parse_address
+    from livecam.sinks.serve import parse_address
 
     return parse_address(serve)
 
@@ -503,22 +508,13 @@ def _progress(bar):  # noqa: ANN001, ANN202 - tqdm; returns the pipeline's on_fr
     return on_frame
 
 
-def _warn_scorecam(engine) -> None:  # noqa: ANN001 - Engine (imported lazily)
-    """Say how long Score-CAM's frames will take, from timing a few masked forward passes."""
-    import torch
-
-    from livecam.cams import ScoreCAM
-    from livecam.zoo.analysis import probe_input
-
-    model = engine.model
-    channels = engine.explainer.info.feature_shape[1] * engine.rows_per_frame
-    x = probe_input(model.module, model.preprocess.size)
-    if engine.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    seconds = ScoreCAM.seconds_per_frame(model.module, x, channels)
-    logging.warning("scorecam runs one forward pass per channel of %s (%d per frame): expect up to %.1f s per "
-                    "frame on %s. It is for images and recorded video, not live sources.",
-                    engine.explainer.layer, channels, seconds, model.device)
+def _warn_slow(engine) -> None:  # noqa: ANN001 - Engine (imported lazily)
+    """Say how long a slow method's frames will take (Score-CAM: one forward pass per channel)."""
+    cost = engine.expected_frame_time()
+    if cost is not None:
+        logging.warning("scorecam runs one forward pass per channel of %s (%d per frame): expect up to %.1f s per "
+                        "frame on %s. It is for images and recorded video, not live sources.",
+                        cost.layer, cost.passes, cost.seconds, cost.device)
 
 
 def _summary(report, recorder) -> None:  # noqa: ANN001 - RunReport, VideoFileSink (imported lazily)
@@ -629,7 +625,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     from tqdm import tqdm
 
     from livecam import annotate
-    from livecam.launch import EngineOptions
+    from livecam.engines.launch import EngineOptions
 
     method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
     options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None,
@@ -640,7 +636,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
     planned = annotate.plan(inputs, out_dir, settings, force=force)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
     if ray_address is not None:
-        from livecam.annotate_ray import check_ray
+        from livecam.annotate.ray import check_ray
 
         check_ray()  # without Ray: one line saying how to install it, before any work (Ray starts if there is some)
         jobs = jobs if click.get_current_context().get_parameter_source("jobs") == ParameterSource.COMMANDLINE else 2
@@ -679,7 +675,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, model_name: str, we
             chunker.on_result = on_result
             try:
                 if ray_address is not None:
-                    from livecam.annotate_ray import run_ray
+                    from livecam.annotate.ray import run_ray
 
                     run_ray(work, options, settings, batch=batch, workers=jobs, address=ray_address,
                             gpus_per_worker=gpus_per_worker, retries=retries, stop=stop, on_result=chunker.take,
@@ -781,7 +777,7 @@ def bench_command(reports: tuple[Path, ...], compare: bool, model_name: str, wei
         if plot_path is not None:
             bench.plot_compare(results, plot_path)
         return
-    from livecam.launch import EngineOptions
+    from livecam.engines.launch import EngineOptions
 
     method_given = click.get_current_context().get_parameter_source("method") != click.core.ParameterSource.DEFAULT
     options = EngineOptions(model=model_name, weights=weights, method=method if method_given else None, layer=layer,
@@ -834,7 +830,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
                            f"(--model {_graph_model(model_name) or 'efficientnet_lite0, say'})")
     require_torch("livecam evaluate")
     from livecam.cams import METHODS
-    from livecam.metrics import evaluate, table
+    from livecam.cams.metrics import evaluate, table
     from livecam.outputs import write_text
     from livecam.sources import open_source, spread_frames
     from livecam.zoo import GAP_LINEAR, load_model
@@ -862,7 +858,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
 
 def _graph_model(path: str) -> str | None:
     """The zoo model an exported graph was made from, as its metadata says (None when it cannot be read)."""
-    from livecam.runtime.graph import read_metadata
+    from livecam.engines.runtime.graph import read_metadata
 
     try:
         return read_metadata(Path(path).expanduser()).get("model")

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import torch
 
-from livecam.engine import Engine, to_input
+from livecam.engines.pytorch.engine import Engine, to_input
 from livecam.timing import StageTimer
 from livecam.types import Frame
 from livecam.zoo import LoadedModel

@@ -1,12 +1,12 @@
 """The PyTorch engine's per-frame step: preprocess -> explain -> render, on the CPU or a GPU.
 
-It runs what does not fit in an exported graph (:mod:`livecam.runtime` runs
-what does; :mod:`livecam.launch` chooses). Two paths keep one contract, frames
+It runs what does not fit in an exported graph (:mod:`livecam.engines.runtime` runs
+what does; :mod:`livecam.engines.launch` chooses). Two paths keep one contract, frames
 in and :class:`Annotated` frames out:
 
 - OpenCV (the default on the CPU): resize and normalize with OpenCV, explain
   with torch, colour map and blend in uint8 with OpenCV;
-- device (the default on CUDA, see :mod:`livecam.device_step`): one upload,
+- device (the default on CUDA, see :mod:`livecam.engines.pytorch.device_step`): one upload,
   everything on the device (captured in a CUDA graph), one download; only the
   text labels are drawn on the host.
 
@@ -25,14 +25,14 @@ import torch
 
 from livecam import choices
 from livecam.cams import Explanation
-from livecam.device_step import DeviceStep, HostTransfer
+from livecam.engines.pytorch.device_step import DeviceStep, HostTransfer
 from livecam.errors import LivecamError
-from livecam.explainer import ClassSpec, Explainer
+from livecam.engines.pytorch.explainer import ClassSpec, Explainer
 from livecam.preprocess import downscale, to_array
 from livecam.render import Annotator, Label, detail_image, panel_size, panels_image, tile
 from livecam.render import top_labels as labels_of
 from livecam.timing import StageTimer, Timer, no_timer
-from livecam.types import Annotated, Frame, Preprocess
+from livecam.types import Annotated, Frame, FrameTime, Preprocess
 from livecam.zoo import LoadedModel
 from livecam.zoo.analysis import probe_input
 from livecam.zoo.fusion import fold_batchnorm
@@ -264,6 +264,20 @@ class Engine:
 
     def process(self, frame: Frame, readout: str | None = None) -> Annotated:
         return self.process_batch([frame], readout)[0]
+
+    def expected_frame_time(self) -> FrameTime | None:
+        """Score-CAM's cost per frame, from timing a few masked forward passes; None for the other methods."""
+        if self.explainer.method.name != "scorecam":
+            return None
+        from livecam.cams import ScoreCAM
+
+        model = self.model
+        channels = self.explainer.info.feature_shape[1] * self.rows_per_frame
+        x = probe_input(model.module, model.preprocess.size)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        seconds = ScoreCAM.seconds_per_frame(model.module, x, channels)
+        return FrameTime(seconds=seconds, passes=channels, layer=self.explainer.layer, device=str(model.device))
 
     def close(self) -> None:
         self.explainer.remove()

@@ -38,7 +38,7 @@ from typing import Any, TypeVar
 import cv2
 import numpy as np
 
-from livecam.demo import demo_clip_path
+from livecam.sources.demo import demo_clip_path
 from livecam.errors import LivecamError
 from livecam.text import plural
 from livecam.types import Frame

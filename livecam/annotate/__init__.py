@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from livecam.errors import LivecamError
 
 if TYPE_CHECKING:
-    from livecam.chunks import Span
+    from livecam.annotate.parts import Span
 
 log = logging.getLogger(__name__)
 
@@ -390,7 +390,7 @@ class FileWorker:
     """
 
     def __init__(self, options: Any, batch: int = 1, settings: dict | None = None) -> None:
-        from livecam.launch import open_engine
+        from livecam.engines.launch import open_engine
 
         self.batch = batch
         self.launched = open_engine(options)
@@ -467,7 +467,7 @@ class FileWorker:
             from livecam.sources import open_source
 
             return open_source(job.input)
-        from livecam.chunks import ClipSource
+        from livecam.annotate.parts import ClipSource
 
         return ClipSource(job.input, job.span)
 
@@ -661,7 +661,7 @@ class Chunker:
     """``--chunk-seconds``: long files handed out in parts, and joined as their parts come back.
 
     :attr:`work` is what the workers get: the files as they are, except that a file longer than ``seconds``
-    becomes one job per span (:func:`livecam.chunks.plan_spans`), each recorded to a hidden part file.
+    becomes one job per span (:func:`livecam.annotate.parts.plan_spans`), each recorded to a hidden part file.
     :meth:`take` is the workers' ``on_result``: a whole file's record passes on to ``on_result`` at once; a
     part's is held until all its file's parts are back, then the parts are joined into the file's output
     (no re-encoding) and the file's one record passes on. :meth:`close` ends the files a stop left with
@@ -679,7 +679,7 @@ class Chunker:
         for job in jobs:
             spans = []
             if seconds:
-                from livecam.chunks import plan_spans
+                from livecam.annotate.parts import plan_spans
 
                 spans = plan_spans(job.input, seconds)
             if len(spans) < 2:
@@ -722,7 +722,7 @@ class Chunker:
         """The file's record from its parts' records, after joining the parts into its output."""
         import av
 
-        from livecam.chunks import join
+        from livecam.annotate.parts import join
 
         job, parts = split.job, [split.records[i] for i in range(len(split.spans))]
         # the workers' settings: with the layer their engines resolved (see FileWorker)
@@ -775,7 +775,7 @@ def settings_of(options: Any, codec: str | None = None, crf: int | None = None) 
     the worker that loads the model writes the one it took (:class:`FileWorker`). ``defaults`` names the
     settings that were not given.
     """
-    from livecam.encode import DEFAULT_CRF, resolve_codec
+    from livecam.sinks.encode import DEFAULT_CRF, resolve_codec
 
     chosen = resolve_codec(OUTPUT_SUFFIX, codec, crf)
     model = options.model
@@ -837,7 +837,7 @@ class Defaults:
     """
 
     def __init__(self, settings: dict) -> None:
-        from livecam.runtime.graph import GraphInfo
+        from livecam.engines.runtime.graph import GraphInfo
 
         self.settings = settings
         self.graph = None
@@ -849,7 +849,7 @@ class Defaults:
     def normalized(self, settings: dict) -> dict[str, Any]:
         """``settings`` as the run uses them: the method, codec, CRF, class and a graph's layer resolved."""
         from livecam.choices import DEFAULT_METHOD
-        from livecam.encode import DEFAULT_CODEC, DEFAULT_CRF
+        from livecam.sinks.encode import DEFAULT_CODEC, DEFAULT_CRF
 
         model = settings.get("model")
         on_graph = isinstance(model, str) and model.lower().endswith(".onnx")
@@ -882,8 +882,9 @@ class Defaults:
     @functools.cached_property
     def _cached_graph(self) -> Any:
         """The zoo model's graph in the livecam cache, for these settings or the default ones; None if none."""
-        from livecam import choices, launch
-        from livecam.runtime.graph import GraphInfo
+        from livecam import choices
+        from livecam.engines import launch
+        from livecam.engines.runtime.graph import GraphInfo
 
         if self.graph is not None or not isinstance(self.settings.get("model"), str):
             return None
@@ -916,7 +917,7 @@ class Defaults:
         if graph is not None:
             return graph.layer
         from livecam.errors import torch_installed
-        from livecam.launch import RANDOM
+        from livecam.engines.launch import RANDOM
 
         model = self.settings.get("model")
         if not isinstance(model, str) or model.lower().endswith(".onnx") or not torch_installed():

@@ -47,7 +47,7 @@ import numpy as np
 
 from livecam import __version__
 from livecam.errors import LivecamError, RunError
-from livecam.launch import EngineOptions, open_engine
+from livecam.engines.launch import EngineOptions, open_engine
 from livecam.sinks import write_frames
 from livecam.sources import Source, open_source
 from livecam.types import Frame
@@ -55,7 +55,7 @@ from livecam.types import Frame
 log = logging.getLogger(__name__)
 
 SCHEMA = "livecam-bench/2"
-SCHEMA_FILE = Path(__file__).with_name("bench.schema.json")
+SCHEMA_FILE = Path(__file__).with_name("schema.json")
 
 
 @dataclass
@@ -298,7 +298,7 @@ class RuntimeTarget:
     def __init__(self, engine: Any, chunks: list[list[np.ndarray]], workdir: Path) -> None:
         import onnx.utils
 
-        from livecam.runtime.session import RuntimeSession
+        from livecam.engines.runtime.session import RuntimeSession
 
         self.engine = engine
         session = engine.session
@@ -309,7 +309,7 @@ class RuntimeTarget:
                                             io_binding=session.io_binding)
 
     def _input(self, chunk: list[np.ndarray]) -> np.ndarray:
-        from livecam.runtime.graph import INPUT_FRAMES
+        from livecam.engines.runtime.graph import INPUT_FRAMES
 
         return np.stack(chunk) if self.engine.info.input == INPUT_FRAMES else self.engine._tensor(chunk)
 
@@ -328,7 +328,7 @@ class RuntimeTarget:
         return self._timed(lambda: self.engine._run(x))
 
     def stages(self, chunk: list[np.ndarray]) -> dict[str, float]:
-        from livecam.runtime.graph import INPUT_FRAMES
+        from livecam.engines.runtime.graph import INPUT_FRAMES
 
         t0 = time.perf_counter()
         x = self._input(chunk)
@@ -477,7 +477,7 @@ def run_bench(
             target: Any = RuntimeTarget(engine, chunks, workdir)
             model_name = engine.info.model
         else:
-            from livecam.bench_torch import TorchTarget
+            from livecam.bench.torch_target import TorchTarget
 
             target = TorchTarget(engine, chunks, options.graph)
             model_name = engine.model.name
@@ -514,7 +514,7 @@ def _peer(options: EngineOptions, layer: str, images: list[np.ndarray], warmup: 
         log.info("no peer column: %s is an exported graph", options.model)
         return None
     try:
-        from livecam.bench_torch import time_peer
+        from livecam.bench.torch_target import time_peer
         from livecam.zoo import load_model
     except ImportError:
         log.warning("no peer column: the peer needs PyTorch (pip install 'livecam[torch]' grad-cam)")

@@ -19,8 +19,8 @@ from livecam.errors import LivecamError
 from livecam.paths import cache_dir
 from livecam.preprocess import to_array
 from livecam.render import Annotator, panels_image, softmax, top_labels
-from livecam.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
-from livecam.runtime.session import RuntimeSession
+from livecam.engines.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
+from livecam.engines.runtime.session import RuntimeSession
 from livecam.types import Annotated, ArrayExplanation, Frame, Label
 
 
@@ -136,6 +136,10 @@ class RuntimeEngine:
 
     def process(self, frame: Frame, readout: str | None = None) -> Annotated:
         return self.process_batch([frame], readout)[0]
+
+    def expected_frame_time(self) -> None:
+        """None: every method an exported graph holds takes one pass, so none is slow enough to warn about."""
+        return None
 
     def close(self) -> None:
         """Nothing to release but the session, which Python frees; here for the engines' common contract."""

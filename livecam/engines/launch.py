@@ -2,7 +2,7 @@
 
 Two engines keep one contract, frames in and annotated frames out:
 
-- the ONNX Runtime engine (:class:`livecam.runtime.RuntimeEngine`) runs one
+- the ONNX Runtime engine (:class:`livecam.engines.runtime.RuntimeEngine`) runs one
   exported graph that holds the model and the explanation. It needs no PyTorch:
   it runs a ``.onnx`` file from ``livecam export``, and on the CPU it is the
   default for the zoo's models too, for every method whose explanation fits in a
@@ -10,7 +10,7 @@ Two engines keep one contract, frames in and annotated frames out:
   identity (path, size, modification time) and the options, so a later run
   finds it without importing PyTorch and the first frame comes within about a
   second of the command;
-- the PyTorch engine (:class:`livecam.engine.Engine`) runs everything else:
+- the PyTorch engine (:class:`livecam.engines.pytorch.engine.Engine`) runs everything else:
   Score-CAM and the guided methods, gradient methods on heads that are not
   global average pooling and one Linear layer, bf16, and the CUDA path with its
   CUDA graphs.
@@ -33,7 +33,7 @@ from livecam import __version__, choices
 from livecam.errors import GraphError, LivecamError, require_torch, torch_installed
 from livecam.paths import cache_dir, check_weights_file
 from livecam.render import Annotator
-from livecam.runtime.graph import FORMAT
+from livecam.engines.runtime.graph import FORMAT
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class EngineOptions:
 class Launched:
     """The engine a run got, and what the header line says about it."""
 
-    engine: Any  # livecam.engine.Engine or livecam.runtime.RuntimeEngine: process_batch(frames, readout), close()
+    engine: Any  # livecam.engines.pytorch.engine.Engine or livecam.engines.runtime.RuntimeEngine: process_batch(frames, readout), close()
     backend: str  # "onnx" or "torch"
     summary: str  # "efficientnet_lite0 (ImageNet ...) on ONNX Runtime CPU in fp32, gradcam of the top class at ..."
     method: str
@@ -139,7 +139,7 @@ def runtime_refusal(options: EngineOptions, gpus: int | None = None) -> str | No
             return "on CUDA the PyTorch engine runs (CUDA graphs)"
         if device == "auto":
             if gpus is None:
-                from livecam.runtime.session import cuda_device_count
+                from livecam.engines.runtime.session import cuda_device_count
 
                 gpus = cuda_device_count()
             if gpus > 0:
@@ -154,7 +154,7 @@ def _runtime_device(options: EngineOptions) -> str:
 
 def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
     """A ``.onnx`` graph from ``livecam export``: ONNX Runtime alone, with the graph's own choices."""
-    from livecam.runtime.engine import RuntimeEngine
+    from livecam.engines.runtime.engine import RuntimeEngine
 
     path = Path(options.model).expanduser()
     if not path.is_file():
@@ -210,13 +210,13 @@ def weights_file(model: str, weights: str | None) -> Path | None:
 
 
 # the code an exported graph is made of: a change to any of it makes new graphs
-_EXPORT_SOURCES = ("export.py", "device_step.py", "cams", "zoo")
+_EXPORT_SOURCES = ("export", "engines/pytorch/device_step.py", "cams", "zoo")
 
 
 @functools.lru_cache(maxsize=1)
 def _export_code() -> str:
     """A hash of the source files an exported graph is made of (about 100 kB to read; no PyTorch)."""
-    root = Path(__file__).parent
+    root = Path(__file__).parent.parent  # the package
     digest = hashlib.sha256()
     for name in _EXPORT_SOURCES:
         for path in sorted((root / name).rglob("*.py")) if (root / name).is_dir() else [root / name]:
@@ -246,7 +246,7 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
     Returns None when the model's head cannot hold the method's explanation and
     the backend is ``auto``: the PyTorch engine runs instead.
     """
-    from livecam.runtime.engine import RuntimeEngine
+    from livecam.engines.runtime.engine import RuntimeEngine
 
     method = options.method or choices.DEFAULT_METHOD
     precision = "fp16" if options.precision == "fp16" else "fp32"
@@ -302,7 +302,7 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
 def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
     require_torch(f"running {options.model} with {options.method or choices.DEFAULT_METHOD} here "
                   f"({runtime_refusal(options) or 'the PyTorch engine'})")
-    from livecam.engine import Engine
+    from livecam.engines.pytorch.engine import Engine
     from livecam.zoo import load_model
 
     method = options.method or choices.DEFAULT_METHOD
@@ -311,9 +311,9 @@ def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
         raise LivecamError("--device tensorrt runs exported graphs on ONNX Runtime, and this run needs PyTorch "
                            f"({runtime_refusal(options) or 'its method'}); use --device cuda")
     if options.threads:
-        import torch
+        from livecam.engines.pytorch import set_threads
 
-        torch.set_num_threads(options.threads)
+        set_threads(options.threads)
     loaded = load_model(options.model, weights=options.weights, device=device)
     if options.weights == RANDOM:
         log.warning("--weights random: the model is untrained, its classes and maps mean nothing")

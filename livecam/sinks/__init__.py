@@ -25,7 +25,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from livecam.encode import DEFAULT_CODEC, VideoEncoder, check_frame_size, is_disk_full, resolve_codec
+from livecam.sinks.encode import DEFAULT_CODEC, VideoEncoder, check_frame_size, is_disk_full, resolve_codec
 from livecam.errors import LivecamError, RunError
 from livecam.outputs import Output, check_output
 from livecam.text import plural
@@ -145,7 +145,7 @@ class VideoFileSink(Sink):
     ``codec`` (default: H.264 for .mp4, .mov and .mkv, Motion JPEG for .avi)
     and ``crf`` are checked here, before any frame. When the disk fills up,
     ``write`` raises :class:`RunError` and the frames written so far stay
-    playable in the target file (see :mod:`livecam.encode`), unless
+    playable in the target file (see :mod:`livecam.sinks.encode`), unless
     ``keep_incomplete`` is False: then, as after :meth:`discard`, the target
     is left as it was.
     """

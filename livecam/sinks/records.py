@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecam.encode import write_all
+from livecam.sinks.encode import write_all
 from livecam.errors import LivecamError, RunError
 from livecam.outputs import Output, check_output
 from livecam.sinks import Sink

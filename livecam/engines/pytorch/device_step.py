@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from livecam.cams import normalize_maps
-from livecam.explainer import Explainer
+from livecam.engines.pytorch.explainer import Explainer
 from livecam.render import COLORMAPS
 from livecam.timing import Timer, no_timer
 from livecam.types import Preprocess

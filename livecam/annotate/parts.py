@@ -33,7 +33,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from livecam.encode import CheckedFile, open_output
+from livecam.sinks.encode import CheckedFile, open_output
 from livecam.errors import LivecamError
 from livecam.sources import DEFAULT_VIDEO_FPS, Source, frame_time, last_duration, stated_of
 from livecam.types import Frame

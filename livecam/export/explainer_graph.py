@@ -1,6 +1,6 @@
 """The whole explanation in one ONNX graph: frames or a normalized batch in; logits, classes, scores and maps out.
 
-``livecam.onnx_export`` exports the model with its target activation as a second
+``livecam.export.activation`` exports the model with its target activation as a second
 output and leaves the map to PyTorch. Here the map is inside the graph too, so
 that ONNX Runtime alone (a C++ program, an edge device, a browser) explains:
 no PyTorch, no autograd at run time.
@@ -54,9 +54,9 @@ from torch import nn
 from livecam import choices
 from livecam.cams import METHODS, Capture, CamMethod, normalize_maps
 from livecam.cams.activation import eigen_maps_power
-from livecam.device_step import preprocess_frames
+from livecam.engines.pytorch.device_step import preprocess_frames
 from livecam.errors import LivecamError
-from livecam.runtime.graph import FORMAT
+from livecam.engines.runtime.graph import FORMAT
 from livecam.zoo import GAP_LINEAR, Head, LoadedModel, ModelInfo, Preprocess, inspect_model
 from livecam.zoo.analysis import suggest
 

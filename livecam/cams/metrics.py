@@ -120,8 +120,8 @@ def evaluate(model: LoadedModel, images: list[np.ndarray], methods: list[str],
     ``model`` is a :class:`~livecam.zoo.LoadedModel`; each image is explained for
     its top-1 class. Returns the means over the images.
     """
-    from livecam.engine import to_input
-    from livecam.explainer import Explainer
+    from livecam.engines.pytorch.engine import to_input
+    from livecam.engines.pytorch.explainer import Explainer
 
     device = model.device
     x = to_input(images, model.preprocess, device)
@@ -238,7 +238,7 @@ def cascade_randomization(module: nn.Module, x: torch.Tensor, methods: list[str]
     method that explains the model should fall towards 0; one that does not
     (an edge detector) stays high.
     """
-    from livecam.explainer import Explainer
+    from livecam.engines.pytorch.explainer import Explainer
 
     model = copy.deepcopy(module).eval()
     gen = torch.Generator().manual_seed(seed)
