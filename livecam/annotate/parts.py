@@ -8,67 +8,44 @@ one output:
   first keyframe at least N seconds after the previous cut. A span is the
   frames whose presentation times lie in [its cut, the next cut): every frame
   belongs to exactly one span, also when B-frames reorder them.
-- :class:`ClipSource` decodes one span: it seeks to the span's keyframe, drops
-  the frames before the cut (leading B-frames of an open GOP) and stops at the
-  first frame of the next span. PyAV and OpenCV use the same FFmpeg
-  conversion to BGR, so the pixels are those ``livecam --source`` reads, and
-  the times are too: presentation times from the file's first frame, as
-  :class:`livecam.sources.CaptureSource` gives them. The span's last frame
-  lasts until the next span's first.
+- :class:`livecam.sources.clip.ClipSource` decodes one span: it seeks to the
+  span's keyframe, drops the frames before the cut and stops at the first
+  frame of the next span (it is a source, so it lives with the sources).
 - :func:`join` concatenates the parts' packets into one file, each part's
   times shifted by the length of those before it (each packet carries its
   duration, so a part ends where the next span begins): one output, every
   frame in order and at its time, nothing encoded twice. Each part begins with
   a keyframe (an encoder's first frame always is), so the joined file decodes
   from any part's start.
+- :class:`Chunker` hands a long file out as one job per span, holds the
+  parts' lines until all of them are back, joins the parts into the file's
+  output and passes on the file's one line.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import os
-from dataclasses import dataclass
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
-from livecam.sinks.encode import CheckedFile, open_output
+from livecam.annotate.job import Job
+from livecam.annotate.manifest import (DONE, FAILED, INTERRUPTED, Describe, Record, base_record, error_record,
+                                       top_classes, utc_now)
+from livecam.annotate.settings import Settings
 from livecam.errors import LivecamError
-from livecam.sources import DEFAULT_VIDEO_FPS, Source, frame_time, last_duration, stated_of
-from livecam.types import Frame
+from livecam.sinks.encode import CheckedFile, open_output
+from livecam.sources.clip import ClipSource, Span, open_video
+
+__all__ = ["Chunker", "ClipSource", "Span", "cuts", "join", "part_path", "plan_spans", "spans_of"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Span:
-    """A stretch of a file: the frames with presentation times in [start, end) (the stream's time base).
-
-    ``start`` None: from the file's first frame; ``end`` None: to its last. ``first_frame`` is the index of the
-    span's first frame in the whole file, ``frames`` how many the container's packets promise. ``origin`` is
-    the presentation time of the file's first frame, from which frame times are counted.
-    """
-
-    start: int | None
-    end: int | None
-    first_frame: int
-    frames: int
-    seconds: float = 0.0  # where the span starts in the file, for messages
-    origin: int = 0
-
-
-def _open(path: str | os.PathLike) -> Any:
-    import av
-
-    try:
-        container = av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise LivecamError(f"cannot read {path} ({' '.join(str(exc).split())})") from None
-    if not container.streams.video:
-        container.close()
-        raise LivecamError(f"{path} holds no video stream")
-    return container
 
 
 def cuts(stamps: list[int], keyframes: list[int], step: float) -> list[int]:
@@ -89,7 +66,7 @@ def cuts(stamps: list[int], keyframes: list[int], step: float) -> list[int]:
 def spans_of(stamps: list[int], points: list[int], time_base: Fraction) -> list[Span]:
     """The spans between consecutive cut ``points``, with their first frame's index and their frame counts."""
     ordered = sorted(stamps)
-    spans = []
+    spans: list[Span] = []
     for i, start in enumerate(points):
         end = points[i + 1] if i + 1 < len(points) else None
         first = bisect.bisect_left(ordered, start)
@@ -99,14 +76,14 @@ def spans_of(stamps: list[int], points: list[int], time_base: Fraction) -> list[
     return spans
 
 
-def plan_spans(path: str | os.PathLike, seconds: float) -> list[Span]:
+def plan_spans(path: str | os.PathLike[str], seconds: float) -> list[Span]:
     """The spans of at least ``seconds`` that ``path`` cuts into at its keyframes; [] when it is not cut.
 
     A file that is shorter, has no keyframe late enough, cannot be read, or whose packets carry no
     presentation times is not cut (a worker then annotates it whole, and reports it if it is broken).
     """
     try:
-        container = _open(path)
+        container = open_video(path)
     except LivecamError:
         return []
     with container:
@@ -135,80 +112,6 @@ def plan_spans(path: str | os.PathLike, seconds: float) -> list[Span]:
     return spans_of(stamps, points, time_base)
 
 
-class ClipSource(Source):
-    """The frames of one :class:`Span` of a video file, decoded with PyAV, indexed as in the whole file."""
-
-    def __init__(self, path: str | os.PathLike, span: Span) -> None:
-        self.path = Path(path)
-        self.span = span
-        self.description = f"{path} from {span.seconds:.1f} s"
-        self._container = _open(path)
-        self._stream = self._container.streams.video[0]
-        self._stream.thread_type = "AUTO"  # as OpenCV decodes: frame threads on every core
-        rate = self._stream.average_rate or self._stream.guessed_rate
-        fps = float(rate) if rate else 0.0
-        self._rate = fps if 0.5 <= fps <= 1000 else DEFAULT_VIDEO_FPS
-        self.fps = self._rate
-        self.frame_count = span.frames
-        self.size = (self._stream.width, self._stream.height)
-
-    def _time(self, frame: Any, index: int, previous: float | None) -> float:
-        """A decoded frame's time in seconds from the file's first frame (see livecam.sources.frame_time)."""
-        base = self._stream.time_base
-        position = float((frame.pts - self.span.origin) * base)
-        return frame_time(index, position, self._rate, float(base), previous)
-
-    def _frames(self) -> Any:
-        """The span's decoded frames (PyAV's), then the next span's first one, if any, marked by ``True``."""
-        span = self.span
-        first = True
-        if span.start is not None:
-            self._container.seek(span.start, stream=self._stream, backward=True)  # to the keyframe at the cut
-        for frame in self._container.decode(self._stream):
-            if frame.pts is None:
-                raise LivecamError(f"{self.path}: a decoded frame has no time, so its span cannot be placed; "
-                                   "annotate it without --chunk-seconds")
-            if span.start is not None and frame.pts < span.start:
-                continue  # before the cut: the previous span's
-            if span.start is not None and first and frame.pts > span.start:
-                raise LivecamError(f"{self.path}: seeking to {span.seconds:.3f} s landed after it; annotate "
-                                   "it without --chunk-seconds")
-            first = False
-            if span.end is not None and frame.pts >= span.end:
-                yield frame, True  # the next span's first frame: where this span's last one ends
-                return
-            yield frame, False
-
-    def __iter__(self) -> Any:
-        import av
-
-        index, longest = self.span.first_frame, 0.0
-        end = stated_of(self._container, self._stream).end
-        try:
-            frames = self._frames()
-            item = next(frames, None)
-            stamp = 0.0 if item is None or item[1] else self._time(item[0], index, None)
-            while item is not None and not item[1]:
-                after = next(frames, None)
-                if after is not None:
-                    following = self._time(after[0], index + 1, stamp)
-                    longest = max(longest, following - stamp)
-                    duration = following - stamp
-                else:
-                    following, duration = stamp, last_duration(stamp, end, longest, self._rate)
-                yield Frame(item[0].to_ndarray(format="bgr24"), index, stamp, duration=duration)
-                index += 1
-                item, stamp = after, following
-        except av.FFmpegError as exc:
-            raise LivecamError(f"cannot decode {self.description} ({' '.join(str(exc).split())})") from None
-        if index - self.span.first_frame != self.span.frames:
-            log.warning("%s: decoded %d frames where the container holds %d", self.description,
-                        index - self.span.first_frame, self.span.frames)
-
-    def close(self) -> None:
-        self._container.close()
-
-
 def join(parts: list[Path], target: Path) -> int:
     """Concatenate the recordings ``parts`` (one video stream each, encoded alike) into ``target``.
 
@@ -227,7 +130,7 @@ def join(parts: list[Path], target: Path) -> int:
         with open_output(file, target.suffix) as output:
             out_stream, first, offset = None, None, 0
             for part in parts:
-                with _open(part) as source:
+                with open_video(part) as source:
                     stream = source.streams.video[0]
                     shape = (stream.codec_context.name, stream.codec_context.extradata, stream.width,
                              stream.height, stream.time_base)
@@ -235,8 +138,8 @@ def join(parts: list[Path], target: Path) -> int:
                         out_stream, first = output.add_stream_from_template(stream), shape
                     elif shape != first:
                         raise LivecamError(f"{part} was not encoded as {parts[0]} was, so they cannot be joined")
-                    rate = stream.average_rate or stream.guessed_rate
-                    step = round(1 / (rate * stream.time_base)) if rate else 1  # a frame's length
+                    rate, base = stream.average_rate or stream.guessed_rate, stream.time_base
+                    step = round(1 / (rate * base)) if rate and base else 1  # a frame's length
                     end = offset
                     for packet in source.demux(stream):
                         if packet.size == 0 or packet.pts is None or packet.dts is None:
@@ -260,3 +163,133 @@ def join(parts: list[Path], target: Path) -> int:
         raise file.error
     os.replace(partial, target)
     return frames
+
+
+def part_path(output: Path, part: int) -> Path:
+    """The hidden file part ``part`` of a long file is recorded to, beside the file's output."""
+    return output.with_name(f".{output.stem}.part{part:03d}{output.suffix}")
+
+
+def _remove_parts(output: Path, count: int) -> None:
+    """The ``count`` part files of ``output`` this run recorded, and their partial files (livecam's working
+    files, by their hidden names)."""
+    from livecam.sinks import partial_path
+
+    for part in (part_path(output, i) for i in range(count)):
+        for path in (part, partial_path(part)):
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
+
+
+@dataclass
+class _Split:
+    job: Job
+    spans: list[Span]
+    records: dict[int, Record] = field(default_factory=dict)
+
+
+class Chunker:
+    """``chunk_seconds``: long files handed out in parts, and joined as their parts come back.
+
+    :attr:`work` is what the workers get: the files as they are, except that a file longer than ``seconds``
+    becomes one job per span (:func:`plan_spans`), each recorded to a hidden part file.
+    :meth:`take` is the workers' ``on_result``: a whole file's record passes on to ``on_result`` at once; a
+    part's is held until all its file's parts are back, then the parts are joined into the file's output
+    (no re-encoding) and the file's one record passes on. :meth:`close` ends the files a stop left with
+    parts missing (interrupted, no output) and removes their part files. A failed join reads as ``describe``
+    renders it.
+    """
+
+    def __init__(self, jobs: list[Job], seconds: float | None, settings: Settings,
+                 on_result: Callable[[Record], None] | None = None, describe: Describe = str) -> None:
+        self.settings = settings
+        self.on_result = on_result
+        self.describe = describe
+        self.work: list[Job] = []
+        self._splits: dict[str, _Split] = {}
+        for job in jobs:
+            spans = plan_spans(job.input, seconds) if seconds else []
+            if len(spans) < 2:
+                self.work.append(job)
+                continue
+            self._splits[job.input] = _Split(job, spans)
+            log.info("%s: %d parts, cut at %s s", job.input, len(spans),
+                     ", ".join(f"{span.seconds:.1f}" for span in spans[1:]))
+            self.work.extend(replace(job, output=str(part_path(Path(job.output), i)), span=span, part=i)
+                             for i, span in enumerate(spans))
+
+    @property
+    def split(self) -> int:
+        """How many files are done in parts."""
+        return len(self._splits)
+
+    def take(self, record: Record) -> None:
+        split = self._splits.get(record["input"]) if "part" in record else None
+        if split is None:
+            self._pass(record)
+            return
+        split.records[record["part"]] = record
+        if len(split.records) == len(split.spans):
+            del self._splits[split.job.input]
+            self._pass(self._join(split))
+
+    def close(self) -> None:
+        for split in list(self._splits.values()):
+            _remove_parts(Path(split.job.output), len(split.spans))
+            self._pass(error_record(split.job, self.settings, INTERRUPTED, "interrupted"))
+        self._splits.clear()
+
+    def _pass(self, record: Record) -> None:
+        if self.on_result is not None:
+            self.on_result(record)
+
+    def _join(self, split: _Split) -> Record:
+        """The file's record from its parts' records, after joining the parts into its output."""
+        job, parts = split.job, [split.records[i] for i in range(len(split.spans))]
+        # the workers' settings: with the layer their engines resolved (see FileWorker)
+        settings = next((part["settings"] for part in parts if isinstance(part.get("settings"), dict)), self.settings)
+        record = base_record(job, settings, FAILED)
+        counts: Counter[str] = Counter()
+        for part in parts:
+            counts.update(part.get("class_counts") or {})
+        frames = sum(part.get("frames", 0) for part in parts)
+        record.update({"frames": frames, "source_frames": sum(span.frames for span in split.spans),
+                       "chunks": len(parts), "top_classes": top_classes(counts)})
+        bad = next((part for part in parts if part["status"] != DONE), None)
+        try:
+            if bad is not None:
+                self._failed(record, bad, split, parts)
+            else:
+                self._joined(record, parts, frames)
+        finally:
+            _remove_parts(Path(job.output), len(split.spans))
+        starts = [part["started_at"] for part in parts if "started_at" in part]
+        record["seconds"] = round(time.time() - min(starts), 3) if starts else 0.0
+        if record["status"] == DONE and record["seconds"] > 0:
+            record["fps"] = round(frames / record["seconds"], 2)
+        record["finished"] = utc_now()
+        return record
+
+    @staticmethod
+    def _failed(record: Record, bad: Record, split: _Split, parts: list[Record]) -> None:
+        """A part failed or was stopped: the file did too, and says where."""
+        status = INTERRUPTED if any(part["status"] == INTERRUPTED for part in parts) else FAILED
+        where = split.spans[bad["part"]].seconds
+        record.update({"status": status, "error": bad["error"] if status == INTERRUPTED
+                       else f"the part from {where:.1f} s: {bad['error']}"})
+
+    def _joined(self, record: Record, parts: list[Record], frames: int) -> None:
+        """Every part is done: join them into the file's output (a failed join is a failed file)."""
+        import av
+
+        output = Path(record["output"])
+        try:
+            written = join([part_path(output, i) for i in range(len(parts))], output)
+            if written != frames:
+                output.unlink(missing_ok=True)
+                raise LivecamError(f"joining the parts gave {written} frames of {frames}")
+            record["status"] = DONE
+        except (OSError, LivecamError, av.FFmpegError) as exc:
+            text = exc.strerror if isinstance(exc, OSError) and exc.strerror else self.describe(exc)
+            record.update({"status": FAILED,
+                           "error": f"could not join the parts into {output} ({' '.join(text.split())})"})

@@ -1,10 +1,11 @@
 """``livecam annotate --ray``: the same per-file work as ``--jobs``, on Ray actors.
 
-Each actor wraps one :class:`livecam.annotate.FileWorker`: it loads the engine
+Each actor wraps one :class:`livecam.annotate.worker.FileWorker`: it loads the engine
 once and annotates one file per call, recording the output to a hidden partial
 file moved into place when complete, straight to ``--out-dir`` (a path every
 node can write: a shared file system in a cluster). The parent writes the
-manifest from the records the actors return.
+manifest from the records the actors return, rendering their errors with its
+``describe`` (the actors write them :func:`~livecam.annotate.worker.marked`).
 
 A worker that dies (killed, out of memory, its node lost) is restarted by Ray
 (``max_restarts``) and the file it held is tried again (``max_task_retries``),
@@ -19,19 +20,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from livecam.annotate import FAILED, INTERRUPTED, FileWorker, Job, _base_record, _now, remove_partial
-from livecam.errors import LivecamError
+from livecam.annotate.job import Job
+from livecam.annotate.manifest import FAILED, INTERRUPTED, Describe, Record, error_record
+from livecam.annotate.settings import Settings
+from livecam.annotate.worker import FileWorker, marked, remove_partial, rendered
+from livecam.errors import LivecamError, option
+
+if TYPE_CHECKING:
+    from livecam.engines.launch import EngineOptions
 
 log = logging.getLogger(__name__)
 
 LOCAL = "local"  # --ray with no address: start a Ray instance on this machine for this run
 
 
-NO_RAY = "--ray needs Ray, which this install lacks: pip install 'livecam[ray]' (or run the files here with --jobs N)"
+NO_RAY = (f"{option('ray')} needs Ray, which this install lacks: pip install 'livecam[ray]' (or run the files here "
+          f"with {option('jobs')} N)")
 
 
 def check_ray() -> None:
@@ -46,7 +55,7 @@ def check_ray() -> None:
         raise LivecamError(NO_RAY)
 
 
-def import_ray() -> Any:
+def import_ray() -> Any:  # the ray module
     try:
         import ray
     except ImportError:
@@ -74,7 +83,7 @@ def ray_cluster(address: str, cpus: int) -> Iterator[Any]:
     except (ConnectionError, ValueError, RuntimeError) as exc:
         detail = " ".join(str(exc).split())[:200]
         raise LivecamError(f"cannot join the Ray cluster at {address} ({detail}); start one with 'ray start --head' "
-                           "or give --ray with no address for a local one") from None
+                           f"or give {option('ray')} with no address for a local one") from None
     try:
         yield ray
     finally:
@@ -82,25 +91,43 @@ def ray_cluster(address: str, cpus: int) -> Iterator[Any]:
 
 
 class _Worker:
-    """The actor: one engine, one file per call."""
+    """The actor: one engine, one file per call.
 
-    def __init__(self, options: Any, batch: int, settings: dict) -> None:
-        self.worker = FileWorker(options, batch, settings)
+    An engine that cannot load is kept as its message, marked, for the parent to raise (:meth:`ready`): Ray's
+    own report of an actor that failed would read the library's words, not the caller's.
+    """
+
+    def __init__(self, options: EngineOptions, batch: int, settings: Settings) -> None:
+        self.worker: FileWorker | None = None
+        self.error: str | None = None
+        try:
+            self.worker = FileWorker(options, batch, settings, describe=marked)
+        except LivecamError as exc:
+            self.error = marked(exc)
 
     def pid(self) -> int:
         import os
 
         return os.getpid()
 
+    def ready(self) -> str | None:
+        """None once the engine is loaded; else why it could not be (marked)."""
+        return self.error
+
     def summary(self) -> str:
-        return self.worker.launched.summary
+        return self._loaded().launched.summary
 
-    def run(self, job: Job) -> dict[str, Any]:
-        return self.worker.run(job)
+    def run(self, job: Job) -> Record:
+        return self._loaded().run(job)
+
+    def _loaded(self) -> FileWorker:
+        if self.worker is None:
+            raise LivecamError(self.error or "the worker could not load the model")
+        return self.worker
 
 
-def start_workers(ray: Any, options: Any, batch: int, settings: dict, workers: int, gpus_per_worker: float | None,
-                  retries: int) -> list[Any]:
+def start_workers(ray: Any, options: EngineOptions, batch: int, settings: Settings, workers: int,
+                  gpus_per_worker: float | None, retries: int) -> list[Any]:
     """``workers`` actors, each with ``gpus_per_worker`` GPUs (default: 1 where the cluster has GPUs, else 0).
 
     Each asks Ray for as many CPUs as its model gets threads (``options.threads``, 1 unless given), so that
@@ -116,33 +143,37 @@ def start_workers(ray: Any, options: Any, batch: int, settings: dict, workers: i
     return [actor.remote(options, batch, settings) for _ in range(workers)]
 
 
-def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, workers: int = 2,
-            address: str = LOCAL, gpus_per_worker: float | None = None, retries: int = 2, stop: Any = None,
-            on_result: Callable[[dict], None] | None = None, on_frames: Callable[[int], None] | None = None,
-            on_start: Callable[[Any, list[Any]], None] | None = None) -> list[dict]:
+def run_ray(jobs: list[Job], options: EngineOptions, settings: Settings, *, batch: int = 1, workers: int = 2,
+            address: str = LOCAL, gpus_per_worker: float | None = None, retries: int = 2,
+            stop: threading.Event | None = None, on_result: Callable[[Record], None] | None = None,
+            on_frames: Callable[[int], None] | None = None, on_start: Callable[[Any, list[Any]], None] | None = None,
+            describe: Describe = str) -> list[Record]:
     """Annotate ``jobs`` on ``workers`` Ray actors; each finished record goes to ``on_result`` as it comes.
 
     Files are handed out one at a time to the actor that is free, so a long file does not hold up a queue.
-    ``stop`` (an object with ``is_set()``) stops handing out files and kills the actors; the files they held
-    are ``interrupted`` and their partial files removed. ``on_start(ray, actors)`` is called once the actors
-    exist (tests use it to kill one).
+    ``stop`` stops handing out files and kills the actors; the files they held are ``interrupted`` and their
+    partial files removed. ``on_start(ray, actors)`` is called once the actors exist (tests use it to kill
+    one). Errors in the records read as ``describe`` renders them.
     """
-    results: list[dict] = []
+    results: list[Record] = []
     if not jobs:
         return results
     with ray_cluster(address, min(workers, len(jobs)) * (options.threads or 1)) as ray:
         actors = start_workers(ray, options, batch, settings, min(workers, len(jobs)), gpus_per_worker, retries)
         try:
-            ray.get(actors[0].summary.remote())  # the model loads, or this says why it cannot
+            error = ray.get(actors[0].ready.remote())  # the model loads, or this says why it cannot
         except ray.exceptions.RayActorError as exc:
             raise LivecamError(_actor_error(exc)) from None
+        if error is not None:
+            raise LivecamError(error)
         if on_start is not None:
             on_start(ray, actors)
         waiting = list(jobs)
-        running: dict[Any, tuple[Any, Job]] = {}
+        running: dict[Any, tuple[Any, Job]] = {}  # Ray's object refs: the actor and the job
         free = list(actors)
 
-        def finish(record: dict) -> None:
+        def finish(record: Record) -> None:
+            record = rendered(record, describe)
             results.append(record)
             if record["status"] != INTERRUPTED and on_frames is not None and record.get("frames"):
                 on_frames(record["frames"])
@@ -164,17 +195,13 @@ def run_ray(jobs: list[Job], options: Any, settings: dict, *, batch: int = 1, wo
                         finish(ray.get(ref))
                     except (ray.exceptions.RayActorError, ray.exceptions.RayTaskError) as exc:
                         remove_partial(Path(job.output))
-                        record = _base_record(job, settings)
-                        record.update(status=FAILED, error=_actor_error(exc), finished=_now())
-                        finish(record)
+                        finish(error_record(job, settings, FAILED, _actor_error(exc)))
         finally:
             for worker in actors:
                 ray.kill(worker, no_restart=True)
             for _, job in running.values():  # stopped part-way: no output, no line (a rerun does it)
                 remove_partial(Path(job.output))
-                record = _base_record(job, settings)
-                record.update(status=INTERRUPTED, error="interrupted", finished=_now())
-                finish(record)
+                finish(error_record(job, settings, INTERRUPTED, "interrupted"))
     return results
 
 
