@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -165,3 +168,111 @@ def moving_photos(count: int, size: tuple[int, int] = (320, 240)) -> list[np.nda
 def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """120 frames, 320x240, 25 fps, of real photographs panning (Motion JPEG in AVI)."""
     return make_video(tmp_path_factory.mktemp("video") / "walk.avi", moving_photos(120), fps=25.0)
+
+
+# --- livecam annotate: an archive of clips, the command, its outputs and manifest; videos with their index drawn in
+
+ARCHIVE_CLIP_SIZE = (160, 120)
+ARCHIVE_CLIPS = {"cat.mp4": ("chelsea", 12), "day1/coffee.avi": ("coffee", 16),
+                 "day1/deep/astronaut.mp4": ("astronaut", 14)}
+ARCHIVE_BROKEN = "day2/broken.mp4"
+ARCHIVE_OUTPUTS = {"cat.mp4": 12, "day1/coffee.mp4": 16, "day1/deep/astronaut.mp4": 14}  # what annotating it gives
+
+
+def panned(photo: str, count: int) -> list[np.ndarray]:
+    image = cv2.resize(photo_bgr(photo), ARCHIVE_CLIP_SIZE, interpolation=cv2.INTER_AREA)
+    return [np.roll(image, 3 * i, axis=1) for i in range(count)]
+
+
+def clip_archive(root: Path, clips: dict[str, tuple[str, int]] = ARCHIVE_CLIPS, broken: bool = True) -> Path:
+    """A folder of real clips in subfolders (``clips``: name -> photograph, frames), and a file that is no video."""
+    for name, (photo, count) in clips.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        make_video(root / name, panned(photo, count), fps=10.0)
+    if broken:
+        (root / ARCHIVE_BROKEN).parent.mkdir(parents=True, exist_ok=True)
+        (root / ARCHIVE_BROKEN).write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    return root
+
+
+def annotate_cli(*args: str | Path, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``livecam annotate ARGS`` in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "livecam", "annotate", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def as_the_cli_says(exc: Exception) -> str:
+    """An error as the CLI renders it (what it passes as ``describe``): each setting named by its flag."""
+    from livecam.cli import flag
+    from livecam.errors import LivecamError
+
+    return exc.render(flag) if isinstance(exc, LivecamError) else str(exc)
+
+
+def manifest_lines(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def latest_lines(out: Path) -> dict[str, dict]:
+    """The latest manifest line per input, by the input's file name."""
+    return {Path(r["input"]).name: r for r in manifest_lines(out)}
+
+
+def outputs_of(out: Path) -> dict[str, int]:
+    """Every file under out but the manifest (hidden ones too), with its decoded frame count."""
+    return {str(p.relative_to(out)): len(read_video(p)[0]) for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "manifest.jsonl"}
+
+
+ENCODED_FPS = 25
+INDEX_BITS = 10  # frame indices up to 1023
+
+
+def encode_video(path: Path, frames: list[np.ndarray], codec: str = "libx264", options: dict | None = None) -> Path:
+    """Write ``frames`` with PyAV as a camera or an editor would: H.264 with B-frames, or Motion JPEG."""
+    import av
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=ENCODED_FPS)
+        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if options:
+            stream.codec_context.options = options
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+def draw_index(image: np.ndarray, index: int) -> np.ndarray:
+    """The index in the bottom strip, one bit per pair of blocks: white|black is 1, black|white is 0."""
+    out = image.copy()
+    width = out.shape[1] // INDEX_BITS
+    for bit in range(INDEX_BITS):
+        one = (index >> bit) & 1
+        left, right = (255, 0) if one else (0, 255)
+        x = bit * width
+        out[-40:, x:x + width // 2] = left
+        out[-40:, x + width // 2:x + width] = right
+    return out
+
+
+def read_index(image: np.ndarray) -> int:
+    """The drawn index, read back through the heatmap blended over it and the encoding (pairs compared)."""
+    width = image.shape[1] // INDEX_BITS
+    strip = image[-34:-6].astype(np.float32).mean(axis=2)
+    index = 0
+    for bit in range(INDEX_BITS):
+        x = bit * width
+        left = strip[:, x + 3:x + width // 2 - 3].mean()
+        right = strip[:, x + width // 2 + 3:x + width - 3].mean()
+        index |= int(left > right) << bit
+    return index
+
+
+def index_video(path: Path, count: int) -> Path:
+    """Real photographs panning, each frame's index drawn in; H.264 with B-frames, a keyframe every second."""
+    return encode_video(path, [draw_index(image, i) for i, image in enumerate(moving_photos(count, (320, 240)))],
+                        options={"bf": "2", "g": str(ENCODED_FPS)})

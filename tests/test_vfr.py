@@ -23,7 +23,7 @@ from livecam.sinks import VideoFileSink, record_source
 from livecam.sources import Stated, ended_early, frame_time, last_duration, open_source
 from livecam.types import Annotated, Frame
 from tests.conftest import moving_photos
-from tests.test_annotate import _annotate
+from tests.conftest import annotate_cli as _annotate
 
 GAPS = [0.02, 0.1] * 15 + [0.4] + [0.1, 0.02] * 17  # 66 frames over 4.3 s
 TIMES = [round(sum(GAPS[:i]), 3) for i in range(len(GAPS) + 1)]

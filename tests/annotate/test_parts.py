@@ -13,31 +13,14 @@ import numpy as np
 import pytest
 
 from livecam import annotate
-from livecam.annotate.parts import ClipSource, Span, cuts, join, plan_spans, spans_of
-from livecam.sinks.encode import VideoEncoder
+from livecam.annotate.parts import Span, cuts, join, plan_spans, spans_of
 from livecam.errors import LivecamError
-from tests.conftest import moving_photos, read_video
-from tests.test_annotate import _annotate
+from livecam.sinks.encode import VideoEncoder
+from tests.conftest import ENCODED_FPS as FPS
+from tests.conftest import annotate_cli, draw_index, encode_video, index_video, moving_photos, read_index, read_video
 
-FPS = 25
-BITS = 10  # frame indices up to 1023
+
 SIZE = (320, 240)
-
-
-def _encode(path: Path, frames: list[np.ndarray], codec: str = "libx264", options: dict | None = None) -> Path:
-    """Write ``frames`` with PyAV as a camera or an editor would: H.264 with B-frames, or Motion JPEG."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=FPS)
-        stream.width, stream.height = frames[0].shape[1], frames[0].shape[0]
-        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
-        if options:
-            stream.codec_context.options = options
-        for i, image in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
-            frame.pts = i
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode(None))
-    return path
 
 
 def _decode(path: Path) -> list[np.ndarray]:
@@ -47,32 +30,6 @@ def _decode(path: Path) -> list[np.ndarray]:
 def _times(path: Path) -> list[float]:
     with av.open(str(path)) as container:
         return [float(frame.time) for frame in container.decode(container.streams.video[0])]
-
-
-def _draw_index(image: np.ndarray, index: int) -> np.ndarray:
-    """The index in the bottom strip, one bit per pair of blocks: white|black is 1, black|white is 0."""
-    out = image.copy()
-    width = out.shape[1] // BITS
-    for bit in range(BITS):
-        one = (index >> bit) & 1
-        left, right = (255, 0) if one else (0, 255)
-        x = bit * width
-        out[-40:, x:x + width // 2] = left
-        out[-40:, x + width // 2:x + width] = right
-    return out
-
-
-def _read_index(image: np.ndarray) -> int:
-    """The drawn index, read back through the heatmap blended over it and the encoding (pairs compared)."""
-    width = image.shape[1] // BITS
-    strip = image[-34:-6].astype(np.float32).mean(axis=2)
-    index = 0
-    for bit in range(BITS):
-        x = bit * width
-        left = strip[:, x + 3:x + width // 2 - 3].mean()
-        right = strip[:, x + width // 2 + 3:x + width - 3].mean()
-        index |= int(left > right) << bit
-    return index
 
 
 def test_cuts_fall_on_keyframes_and_spans_hold_each_frame_once() -> None:
@@ -89,34 +46,11 @@ def test_cuts_fall_on_keyframes_and_spans_hold_each_frame_once() -> None:
     assert cuts([], [], 3) == []
 
 
-@pytest.mark.parametrize("name,codec,options", [
-    ("bframes.mp4", "libx264", {"bf": "3", "g": "25"}),
-    ("open-gop.mkv", "libx264", {"bf": "3", "g": "25", "x264-params": "open-gop=1"}),
-    ("camera.avi", "mjpeg", None),
-])
-def test_the_spans_give_every_frame_once_as_the_whole_file_does(tmp_path: Path, name: str, codec: str,
-                                                                options: dict | None) -> None:
-    path = _encode(tmp_path / name, moving_photos(130), codec, options)
-    whole = _decode(path)
-    spans = plan_spans(path, 1.5)
-    assert len(spans) >= 3 and spans[0].start is None and spans[-1].end is None
-    assert [s.first_frame for s in spans[1:]] == list(np.cumsum([s.frames for s in spans])[:-1])
-    frames = []
-    for span in spans:
-        with ClipSource(path, span) as source:
-            assert source.fps == FPS and source.frame_count == span.frames
-            got = list(source)
-        assert len(got) == span.frames
-        frames.extend(got)
-    assert [f.index for f in frames] == list(range(len(whole))) == list(range(130))
-    assert [f.timestamp for f in frames] == [i / FPS for i in range(130)]
-    assert all(np.array_equal(f.image, w) for f, w in zip(frames, whole, strict=True))  # the same pixels
-
-
 def test_short_unreadable_and_uncuttable_files_are_not_cut(tmp_path: Path) -> None:
-    short = _encode(tmp_path / "short.mp4", moving_photos(20))
+    short = encode_video(tmp_path / "short.mp4", moving_photos(20))
     assert plan_spans(short, 1.0) == []
-    one_gop = _encode(tmp_path / "one-gop.mp4", moving_photos(60), options={"g": "1000", "x264-params": "scenecut=0"})
+    one_gop = encode_video(tmp_path / "one-gop.mp4", moving_photos(60),
+                           options={"g": "1000", "x264-params": "scenecut=0"})
     assert plan_spans(one_gop, 1.0) == []  # 2.4 s but a single keyframe
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\0" * 4096)
@@ -153,36 +87,30 @@ def test_join_copies_the_parts_packets_one_after_another(tmp_path: Path, codec: 
     assert not target.exists() and not list(tmp_path.glob(".*"))  # nothing half-written left
 
 
-def _index_video(path: Path, count: int) -> Path:
-    """Real photographs panning, each frame's index drawn in; H.264 with B-frames, a keyframe every second."""
-    return _encode(path, [_draw_index(image, i) for i, image in enumerate(moving_photos(count, SIZE))],
-                   options={"bf": "2", "g": str(FPS)})
-
-
 def test_the_index_drawn_into_a_frame_reads_back_through_the_heatmap(tmp_path: Path) -> None:
-    frames = [_draw_index(image, i) for i, image in enumerate(moving_photos(8))]
-    assert [_read_index(f) for f in frames] == list(range(8))
+    frames = [draw_index(image, i) for i, image in enumerate(moving_photos(8))]
+    assert [read_index(f) for f in frames] == list(range(8))
     rng = np.random.default_rng(1)
     heat = cv2.resize(rng.integers(0, 255, (7, 7, 3), dtype=np.uint8), SIZE, interpolation=cv2.INTER_LINEAR)
-    assert [_read_index(cv2.addWeighted(f, 0.8, heat, 0.2, 0)) for f in frames] == list(range(8))
-    assert _read_index(_draw_index(frames[0], 1000)) == 1000
+    assert [read_index(cv2.addWeighted(f, 0.8, heat, 0.2, 0)) for f in frames] == list(range(8))
+    assert read_index(draw_index(frames[0], 1000)) == 1000
 
 
 def test_a_long_file_in_parts_keeps_every_frame_in_order(lite0_graph: Path, tmp_path: Path) -> None:
     count = 260  # 10.4 s
     (tmp_path / "in").mkdir()
-    source = _index_video(tmp_path / "in" / "long.mp4", count)
+    source = index_video(tmp_path / "in" / "long.mp4", count)
     common = ("--model", lite0_graph, "--alpha", "0.2")
-    parts = _annotate(source, "--out-dir", tmp_path / "parts", "--chunk-seconds", "2", "--jobs", "2", *common)
+    parts = annotate_cli(source, "--out-dir", tmp_path / "parts", "--chunk-seconds", "2", "--jobs", "2", *common)
     assert parts.returncode == 0, parts.stdout + parts.stderr
     assert "in 5 parts" in parts.stderr
-    whole = _annotate(source, "--out-dir", tmp_path / "whole", *common)
+    whole = annotate_cli(source, "--out-dir", tmp_path / "whole", *common)
     assert whole.returncode == 0, whole.stdout + whole.stderr
     assert sorted(p.name for p in (tmp_path / "parts").iterdir()) == ["long.mp4", "manifest.jsonl"]  # no part left
 
     output = tmp_path / "parts" / "long.mp4"
     frames = _decode(output)
-    assert [_read_index(f) for f in frames] == list(range(count))  # every frame, once, in order
+    assert [read_index(f) for f in frames] == list(range(count))  # every frame, once, in order
     assert _times(output) == pytest.approx([i / FPS for i in range(count)], abs=1e-6)
     reference = _decode(tmp_path / "whole" / "long.mp4")
     assert len(reference) == count
@@ -203,13 +131,14 @@ def test_a_long_file_in_parts_keeps_every_frame_in_order(lite0_graph: Path, tmp_
     assert record["top_classes"] == single["top_classes"]
     assert record["fps"] > 0 and record["seconds"] > 0 and "part" not in record
 
-    rerun = _annotate(source, "--out-dir", tmp_path / "parts", "--chunk-seconds", "2", "--jobs", "2", *common)
+    rerun = annotate_cli(source, "--out-dir", tmp_path / "parts", "--chunk-seconds", "2", "--jobs", "2", *common)
     assert rerun.returncode == 0 and json.loads(
         (tmp_path / "parts" / "manifest.jsonl").read_text().splitlines()[-1])["status"] == "skipped"
 
 
 def test_a_failed_or_missing_part_leaves_no_output_and_no_part_file(tmp_path: Path) -> None:
-    source = _encode(tmp_path / "long.mp4", moving_photos(100), options={"g": str(FPS), "x264-params": "scenecut=0"})
+    source = encode_video(tmp_path / "long.mp4", moving_photos(100),
+                          options={"g": str(FPS), "x264-params": "scenecut=0"})
     out = tmp_path / "out"
     out.mkdir()
     job = annotate.Job(str(source), str(out / "long.mp4"), source.stat().st_size, source.stat().st_mtime_ns)
