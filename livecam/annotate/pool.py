@@ -66,14 +66,14 @@ def _work(job: Job) -> Record:
 
 def run_jobs(jobs: list[Job], options: EngineOptions, settings: Settings, *, batch: int = 1, workers: int = 1,
              stop: threading.Event | None = None, on_result: Callable[[Record], None] | None = None,
-             on_frames: Callable[[int], None] | None = None, worker: FileWorker | None = None,
+             on_frames: Callable[[int], object] | None = None, worker: FileWorker | None = None,
              describe: Describe = str) -> list[Record]:
     """Annotate ``jobs`` and hand each finished record to ``on_result`` as it comes (the manifest's writer).
 
-    ``workers=1`` runs in this process (``worker``: an engine already loaded); more start that many spawned
-    processes, each loading the engine once. Setting ``stop`` ends the files in progress between frames and
-    starts no more; their records say ``interrupted``. A model that cannot load raises LivecamError. Errors
-    in the records read as ``describe`` renders them.
+    ``workers=1`` runs in this process (``worker``: an engine already loaded, with its own ``describe``); more
+    start that many spawned processes, each loading the engine once. Setting ``stop`` ends the files in
+    progress between frames and starts no more; their records say ``interrupted``. A model that cannot load
+    raises LivecamError. Errors in the records read as ``describe`` renders them.
     """
     stop = stop or threading.Event()
     results: list[Record] = []
@@ -114,7 +114,7 @@ def threads_per_worker(workers: int) -> int:
 
 
 def _run_pool(jobs: list[Job], options: EngineOptions, settings: Settings, batch: int, workers: int,
-              stop: threading.Event, finish: Callable[[Record], None], on_frames: Callable[[int], None] | None) -> None:
+              stop: threading.Event, finish: Callable[[Record], None], on_frames: Callable[[int], object] | None) -> None:
     import multiprocessing
     import queue
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait

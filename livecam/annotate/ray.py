@@ -146,7 +146,7 @@ def start_workers(ray: Any, options: EngineOptions, batch: int, settings: Settin
 def run_ray(jobs: list[Job], options: EngineOptions, settings: Settings, *, batch: int = 1, workers: int = 2,
             address: str = LOCAL, gpus_per_worker: float | None = None, retries: int = 2,
             stop: threading.Event | None = None, on_result: Callable[[Record], None] | None = None,
-            on_frames: Callable[[int], None] | None = None, on_start: Callable[[Any, list[Any]], None] | None = None,
+            on_frames: Callable[[int], object] | None = None, on_start: Callable[[Any, list[Any]], None] | None = None,
             describe: Describe = str) -> list[Record]:
     """Annotate ``jobs`` on ``workers`` Ray actors; each finished record goes to ``on_result`` as it comes.
 

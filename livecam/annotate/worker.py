@@ -92,7 +92,7 @@ class FileWorker(Closing):
             self.settings["layer"] = engine_layer(self.engine)
 
     def run(self, job: Job, stop: threading.Event | None = None,
-            on_frames: Callable[[int], None] | None = None) -> Record:
+            on_frames: Callable[[int], object] | None = None) -> Record:
         """Annotate ``job.input`` into ``job.output``; a bad input is a failed record, never an exception.
 
         ``stop`` ends the file between frames: the record's status is then ``interrupted`` and no output is
