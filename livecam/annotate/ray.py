@@ -74,7 +74,7 @@ def ray_cluster(address: str, cpus: int) -> Iterator[Any]:
     if ray.is_initialized():
         yield ray
         return
-    options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
+    options: dict[str, object] = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     try:
         if address == LOCAL:
             ray.init(num_cpus=max(cpus, 1), **options)
