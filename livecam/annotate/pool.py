@@ -114,7 +114,8 @@ def threads_per_worker(workers: int) -> int:
 
 
 def _run_pool(jobs: list[Job], options: EngineOptions, settings: Settings, batch: int, workers: int,
-              stop: threading.Event, finish: Callable[[Record], None], on_frames: Callable[[int], object] | None) -> None:
+              stop: threading.Event, finish: Callable[[Record], None],
+              on_frames: Callable[[int], object] | None) -> None:
     import multiprocessing
     import queue
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
