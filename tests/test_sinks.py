@@ -143,7 +143,7 @@ def test_no_display_means_no_window(monkeypatch) -> None:
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert not has_display()
-    with pytest.raises(LivecamError, match="no display.*--no-show"):
+    with pytest.raises(LivecamError, match="no display.*pass no_show, and output FILE"):
         WindowSink()
 
 

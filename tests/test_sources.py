@@ -52,7 +52,7 @@ def test_single_image_and_unreadable_images(tmp_path: Path) -> None:
     [
         ("no/such/video.mp4", "does not exist"),
         ("99", "camera 99 could not be opened"),
-        ("", "--source is empty"),
+        ("", "^source is empty"),
     ],
 )
 def test_bad_sources(spec: str, message: str) -> None:
