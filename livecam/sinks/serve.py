@@ -4,7 +4,11 @@ The server offers three things and nothing else: the page (``/``), the
 annotated video as MJPEG (``/stream.mjpg``, multipart/x-mixed-replace, shown
 by a plain ``<img>``) and the run's state as JSON (``/status``: frame index,
 top-K labels, FPS, latency, dropped frames, source, viewers). Any other path is
-404 and any other method 405; no file is ever read from disk.
+404 and any other method 405; no file is ever read from disk at a client's
+request. The page, with its inline style and script, is one file shipped in
+the package (``serve_page.html``, read once at import), so it can be read and
+edited as HTML; its Content-Security-Policy allows that style and that script
+alone, by their hashes.
 
 The pipeline never waits for a viewer. :meth:`ServeSink.write` (on the
 pipeline's writer thread) only keeps a reference to the latest image and
