@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Protocol
 
 from livecam.closing import Closing
-from livecam.errors import option
 from livecam.outputs import Output, check_output, partial_path
 from livecam.sinks.encode import DEFAULT_CODEC
 from livecam.types import Annotated
@@ -49,5 +48,5 @@ class Sink(Closing):
 
 def check_output_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
     """Refuse a recording path that cannot be written or would destroy the user's data (livecam.outputs' rule)."""
-    output = Output(option("output"), path, suffixes=tuple(DEFAULT_CODEC))
+    output = Output("output", path, suffixes=tuple(DEFAULT_CODEC))  # the setting: Output names it with option()
     return check_output(output, [source_path] if source_path is not None else [], overwrite)

@@ -66,7 +66,7 @@ class FailureRecord(TypedDict):
 
 def check_log_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
     """Refuse a log path that cannot be written or would replace the user's file without ``overwrite``."""
-    return check_output(Output(option("log"), path), [source_path] if source_path is not None else [], overwrite)
+    return check_output(Output("log", path), [source_path] if source_path is not None else [], overwrite)
 
 
 def _number(value: float, digits: int) -> float | None:
@@ -140,7 +140,7 @@ class JsonlLog(Sink):
 
 def check_maps_folder(folder: Path, overwrite: bool) -> Path:
     """Refuse a maps folder that is a file, or that holds saved maps, without ``overwrite``."""
-    check_output(Output(option("save_maps"), folder, folder=True))
+    check_output(Output("save_maps", folder, folder=True))
     if not overwrite and folder.is_dir() and any(folder.glob("frame_*.npz")):
         raise LivecamError(f"{folder} already holds saved maps (frame_*.npz); pass {option('overwrite')} to replace "
                            f"them, or choose another {option('save_maps')} folder")

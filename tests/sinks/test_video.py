@@ -100,7 +100,7 @@ def test_odd_sizes_drop_the_last_column(tmp_path: Path) -> None:
 def test_existing_files_are_kept_until_a_run_succeeds(tmp_path: Path) -> None:
     path = tmp_path / "keep.mp4"
     path.write_bytes(b"the user's precious video")
-    with pytest.raises(LivecamError, match="already exists; pass --overwrite"):
+    with pytest.raises(LivecamError, match="already exists; pass overwrite"):
         VideoFileSink(path, fps=10.0)
     sink = VideoFileSink(path, fps=10.0, overwrite=True)
     sink.write(_annotated(0, 0.0))
