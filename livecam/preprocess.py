@@ -43,5 +43,6 @@ def to_array(images: np.ndarray | list[np.ndarray], spec: Preprocess) -> np.ndar
     x = np.empty((len(batch), height, width, 3), np.float32)
     for i, image in enumerate(batch):
         rgb = cv2.cvtColor(downscale(image, (width, height)), cv2.COLOR_BGR2RGB).astype(np.float32)
-        cv2.multiply(cv2.subtract(rgb, mean), scale, dst=x[i])
+        # a tuple of up to 4 floats is a cv2.Scalar, which the stubs of subtract and multiply leave out
+        cv2.multiply(cv2.subtract(rgb, mean), scale, dst=x[i])  # type: ignore[call-overload]
     return x

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from livecam import choices
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.preprocess import downscale
 from livecam.types import Label
 
@@ -88,7 +88,7 @@ class Annotator:
         if colormap not in COLORMAPS:
             raise LivecamError(f"unknown colour map '{colormap}'; choose one of {', '.join(COLORMAPS)}")
         if not 0.0 <= alpha <= 1.0:
-            raise LivecamError(f"--alpha must lie between 0 and 1, got {alpha}")
+            raise LivecamError(f"{option('alpha')} must lie between 0 and 1, got {alpha}")
         self.colormap = colormap
         self.alpha = alpha
 
@@ -113,7 +113,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     """Softmax over the last axis, in float64 (no overflow for large logits)."""
     z = np.asarray(logits, dtype=np.float64)
     z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
+    probs: np.ndarray = z / z.sum(axis=-1, keepdims=True)
+    return probs
 
 
 def top_labels(probs: np.ndarray, class_names: list[str], k: int, explained: int | Sequence[int]) -> list[Label]:

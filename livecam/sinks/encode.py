@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 
 CODECS = {"h264": "libx264", "hevc": "libx265", "mjpeg": "mjpeg", "mp4v": "mpeg4"}
 DEFAULT_CODEC = {".mp4": "h264", ".mov": "h264", ".mkv": "h264", ".avi": "mjpeg"}
@@ -70,11 +70,11 @@ def resolve_codec(suffix: str, codec: str | None, crf: int | None) -> str:
     chosen = codec or DEFAULT_CODEC[suffix]
     if chosen not in CONTAINER_CODECS[suffix]:
         fits = ", ".join(s for s, codecs in CONTAINER_CODECS.items() if chosen in codecs)
-        raise LivecamError(f"--codec {chosen} cannot go in a {suffix} file; use {fits}, or --codec "
-                           f"{' or '.join(CONTAINER_CODECS[suffix])}")
+        raise LivecamError(f"{option('codec')} {chosen} cannot go in a {suffix} file; use {fits}, or "
+                           f"{option('codec')} {' or '.join(CONTAINER_CODECS[suffix])}")
     if crf is not None and chosen not in CRF_CODECS:
-        raise LivecamError(f"--crf sets the quality of h264 and hevc, not of {chosen}; leave it out, or pass "
-                           "--codec h264")
+        raise LivecamError(f"{option('crf')} sets the quality of h264 and hevc, not of {chosen}; leave it out, or "
+                           f"pass {option('codec')} h264")
     return chosen
 
 
@@ -113,8 +113,8 @@ def check_frame_size(size: tuple[int, int], codec: str, path: Path) -> tuple[int
     even = (width - width % 2, height - height % 2)
     side = max(MIN_SIDE[codec], 2)
     if min(even) < side:
-        fix = "pass --codec h264 (from 2x2), or give a larger source" if min(even) >= 2 else \
-            "give a larger source, or leave out --output"
+        fix = f"pass {option('codec')} h264 (from 2x2), or give a larger source" if min(even) >= 2 else \
+            f"give a larger source, or leave out {option('output')}"
         raise LivecamError(f"cannot record {path}: the frames are {width}x{height} pixels and {codec} needs at least "
                            f"{side}x{side}; {fix}")
     return even
@@ -216,7 +216,8 @@ class VideoEncoder:
         import av
 
         if self._yuv:  # OpenCV converts to I420 faster than swscale does from bgr24
-            frame = av.VideoFrame.from_ndarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
+            yuv = np.asarray(cv2.cvtColor(image, cv2.COLOR_BGR2YUV_I420), np.uint8)  # uint8 in, uint8 out
+            frame = av.VideoFrame.from_ndarray(yuv, format="yuv420p")
         else:
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
         previous = None if self._held is None else self._held.pts

@@ -20,29 +20,60 @@ from __future__ import annotations
 import json
 import math
 import os
+from io import FileIO
 from pathlib import Path
+from typing import TypedDict
 
 import numpy as np
 
-from livecam.sinks.encode import write_all
-from livecam.errors import LivecamError, RunError
+from livecam.errors import LivecamError, RunError, option
 from livecam.outputs import Output, check_output
-from livecam.sinks import Sink
+from livecam.sinks.base import Sink
+from livecam.sinks.encode import write_all
 from livecam.types import Annotated, Frame
 
 MAPS_PATTERN = "frame_{:06d}.npz"
 
 
+class LabelRecord(TypedDict):
+    """One of a frame's labels in the log."""
+
+    index: int
+    name: str
+    score: float | None
+    explained: bool
+
+
+class FrameRecord(TypedDict):
+    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN)."""
+
+    frame: int
+    time: float | None
+    labels: list[LabelRecord]
+    ms: dict[str, float | None]
+    latency_ms: float | None
+    dropped: int
+
+
+class FailureRecord(TypedDict):
+    """The log's line for a frame the engine failed on."""
+
+    frame: int
+    time: float | None
+    error: str
+    dropped: int
+
+
 def check_log_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
-    """Refuse a --log path that cannot be written or would replace the user's file without --overwrite."""
-    return check_output(Output("--log", path), [source_path] if source_path is not None else [], overwrite)
+    """Refuse a log path that cannot be written or would replace the user's file without ``overwrite``."""
+    return check_output(Output("log", path), [source_path] if source_path is not None else [], overwrite)
 
 
 def _number(value: float, digits: int) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
-def frame_record(annotated: Annotated) -> dict:
+def frame_record(annotated: Annotated) -> FrameRecord:
     """The log's line for a processed frame (see the module's docstring)."""
     frame = annotated.frame
     ms = {"decode": frame.decode * 1000.0}
@@ -58,7 +89,7 @@ def frame_record(annotated: Annotated) -> dict:
     }
 
 
-def failure_record(frame: Frame, message: str) -> dict:
+def failure_record(frame: Frame, message: str) -> FailureRecord:
     """The log's line for a frame the engine failed on."""
     return {"frame": frame.index, "time": _number(frame.timestamp, 6), "error": message, "dropped": frame.dropped}
 
@@ -74,24 +105,25 @@ class JsonlLog(Sink):
 
     main_thread = False
 
-    def __init__(self, path: str | os.PathLike, overwrite: bool = False, source_path: Path | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], overwrite: bool = False,
+                 source_path: Path | None = None) -> None:
         self.path = check_log_path(Path(path), overwrite, source_path)
         self.overwrite = overwrite
-        self._file = None  # opened at the first line: a run that fails to start leaves no file behind
+        self._file: FileIO | None = None  # opened at the first line: a run that fails to start leaves no file behind
         self.lines = 0
 
-    def _put(self, record: dict) -> None:
+    def _put(self, record: FrameRecord | FailureRecord) -> None:
         data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
         try:
             if self._file is None:
                 self._file = open(self.path, "wb" if self.overwrite else "xb", buffering=0)  # noqa: SIM115
             write_all(self._file, data)
         except FileExistsError:
-            raise LivecamError(f"{self.path} already exists; pass --overwrite to replace it, or choose another "
-                               "--log") from None
+            raise LivecamError(f"{self.path} already exists; pass {option('overwrite')} to replace it, or choose "
+                               f"another {option('log')}") from None
         except OSError as exc:
             raise RunError(f"cannot write the log {self.path} ({exc.strerror or exc}); the run stopped: "
-                               "free some space or choose another --log") from None
+                               f"free some space or choose another {option('log')}") from None
         self.lines += 1
 
     def write(self, annotated: Annotated) -> None:
@@ -107,11 +139,11 @@ class JsonlLog(Sink):
 
 
 def check_maps_folder(folder: Path, overwrite: bool) -> Path:
-    """Refuse a --save-maps folder that is a file, or that holds saved maps, without --overwrite."""
-    check_output(Output("--save-maps", folder, folder=True))
+    """Refuse a maps folder that is a file, or that holds saved maps, without ``overwrite``."""
+    check_output(Output("save_maps", folder, folder=True))
     if not overwrite and folder.is_dir() and any(folder.glob("frame_*.npz")):
-        raise LivecamError(f"{folder} already holds saved maps (frame_*.npz); pass --overwrite to replace them, or "
-                           "choose another --save-maps folder")
+        raise LivecamError(f"{folder} already holds saved maps (frame_*.npz); pass {option('overwrite')} to replace "
+                           f"them, or choose another {option('save_maps')} folder")
     return folder
 
 
@@ -128,21 +160,22 @@ class MapsSaver(Sink):
 
     main_thread = False
 
-    def __init__(self, folder: str | os.PathLike, overwrite: bool = False) -> None:
+    def __init__(self, folder: str | os.PathLike[str], overwrite: bool = False) -> None:
         self.folder = check_maps_folder(Path(folder), overwrite)
         self.overwrite = overwrite
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise LivecamError(f"cannot create the folder {self.folder} ({exc.strerror or exc}); choose another "
-                               "--save-maps") from None
+                               f"{option('save_maps')}") from None
         self.files = 0
 
     def write(self, annotated: Annotated) -> None:
         frame = annotated.frame
         path = self.folder / MAPS_PATTERN.format(frame.index)
         if not self.overwrite and path.exists():
-            raise LivecamError(f"{path} already exists; pass --overwrite to replace it, or choose another --save-maps")
+            raise LivecamError(f"{path} already exists; pass {option('overwrite')} to replace it, or choose another "
+                               f"{option('save_maps')}")
         maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
         partial = path.with_name(f".{path.name}.partial")
         try:
@@ -156,5 +189,5 @@ class MapsSaver(Sink):
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise RunError(f"cannot write {path} ({exc.strerror or exc}); the run stopped: free some space or "
-                               "choose another --save-maps") from None
+                               f"choose another {option('save_maps')}") from None
         self.files += 1

@@ -4,7 +4,11 @@ The server offers three things and nothing else: the page (``/``), the
 annotated video as MJPEG (``/stream.mjpg``, multipart/x-mixed-replace, shown
 by a plain ``<img>``) and the run's state as JSON (``/status``: frame index,
 top-K labels, FPS, latency, dropped frames, source, viewers). Any other path is
-404 and any other method 405; no file is ever read from disk.
+404 and any other method 405; no file is ever read from disk at a client's
+request. The page, with its inline style and script, is one file shipped in
+the package (``serve_page.html``, read once at import), so it can be read and
+edited as HTML; its Content-Security-Policy allows that style and that script
+alone, by their hashes.
 
 The pipeline never waits for a viewer. :meth:`ServeSink.write` (on the
 pipeline's writer thread) only keeps a reference to the latest image and
@@ -37,15 +41,19 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from importlib import resources
+from types import TracebackType
+from typing import Any, TypeAlias, TypedDict
 
 import cv2
 import numpy as np
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
-from livecam.errors import LivecamError
-from livecam.sinks import Sink
+from livecam.errors import LivecamError, option
+from livecam.sinks.base import Sink
 from livecam.text import plural
 from livecam.types import Annotated, Label
 
@@ -58,10 +66,15 @@ BOUNDARY = "frame"
 STREAM_PATH = "/stream.mjpg"
 STATUS_PATH = "/status"
 ROUTES = ("/", STREAM_PATH, STATUS_PATH)
+PAGE_FILE = "serve_page.html"  # package data: the page, with its inline style and script
 FPS_WINDOW_S = 2.0  # the FPS is counted over the frames of the last two seconds
 LATENCY_FRAMES = 30  # the latency is the median over the last 30 frames
 NOT_SENT_LOW = 16 * 1024  # a stream socket takes more only when less than this waits unsent in the kernel
 CLOSE_GRACE_S = 1.0  # on close, streams get this long to end before they are cut
+
+# what a logging call's exc_info may be (typeshed's logging._ExcInfoType)
+_ExcInfo: TypeAlias = ("bool | tuple[type[BaseException], BaseException, TracebackType | None] "
+                       "| tuple[None, None, None] | BaseException | None")
 
 _ADDRESS = re.compile(r"(?:(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-]+):)?(?P<port>\d{1,5})")
 
@@ -71,14 +84,39 @@ def parse_address(text: str) -> tuple[str, int]:
     match = _ADDRESS.fullmatch(text.strip())
     port = int(match["port"]) if match else -1
     if match is None or port > 65535:
-        raise LivecamError(f"--serve {text!r} is not [HOST:]PORT; give a port (8080, or 0 for a free one), or "
-                           "HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080")
+        raise LivecamError(f"{option('serve')} {text!r} is not [HOST:]PORT; give a port (8080, or 0 for a free one), "
+                           "or HOST:PORT such as 127.0.0.1:8080, 0.0.0.0:8080 or [::1]:8080")
     host = (match["host"] or DEFAULT_HOST).strip("[]")
     return host, port
 
 
 def url_for(host: str, port: int) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+
+
+class LabelStatus(TypedDict):
+    """A label as ``/status`` gives it."""
+
+    name: str
+    score: float
+    explained: bool
+    index: int
+
+
+class Status(TypedDict):
+    """The JSON of ``/status``: the run as the page shows it."""
+
+    frame: int | None
+    frames: int
+    labels: list[LabelStatus]
+    fps: float
+    latency_ms: float | None
+    dropped: int
+    source: str
+    viewers: int
+    max_viewers: int
+    running: bool
+    bad_requests: int
 
 
 @dataclass
@@ -120,7 +158,7 @@ class ServeSink(Sink):
         self._closing = False
         self._closed = False
         self._jpeg: tuple[int, int | None, bytes] | None = None  # (seq, frame index, JPEG) of the last encoded
-        self._streams: dict[asyncio.Task, asyncio.Transport | None] = {}  # open streams and their connections
+        self._streams: dict[asyncio.Task[Any], asyncio.Transport | None] = {}  # open streams and their connections
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="livecam-serve", daemon=True)
         self._thread.start()
@@ -129,8 +167,8 @@ class ServeSink(Sink):
         except OSError as exc:
             self._stop_loop()
             reason = "the port is in use" if exc.errno in (98, 48, 10048) else (exc.strerror or str(exc))
-            raise LivecamError(f"cannot serve on {url_for(host, port)}: {reason}; choose another --serve port "
-                               "(0 picks a free one)") from None
+            raise LivecamError(f"cannot serve on {url_for(host, port)}: {reason}; choose another "
+                               f"{option('serve')} port (0 picks a free one)") from None
         self.url = url_for(self.host, self.port)
 
     # -- the pipeline's side (writer thread): cheap, never blocks on a viewer ---------------------------------
@@ -154,7 +192,7 @@ class ServeSink(Sink):
             except RuntimeError:  # the loop has stopped
                 pass
 
-    def status(self) -> dict:
+    def status(self) -> Status:
         """The run as the page sees it (the JSON of ``/status``)."""
         now = time.perf_counter()
         with self._lock:
@@ -185,12 +223,12 @@ class ServeSink(Sink):
             return
         self._closed = True
         if self.bad_requests:
-            log.info("the --serve server answered %d bad requests (not HTTP, or too long) with 400",
+            log.info(f"the {option('serve')} server answered %d bad requests (not HTTP, or too long) with 400",
                      self.bad_requests)
         try:
             asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10 * CLOSE_GRACE_S + 10)
         except Exception as exc:  # noqa: BLE001 - closing must not hide the run's result
-            log.warning("the --serve server did not stop cleanly: %s", exc)
+            log.warning(f"the {option('serve')} server did not stop cleanly: %s", exc)
         finally:
             self._stop_loop()
 
@@ -239,14 +277,18 @@ class ServeSink(Sink):
         async with self._encode_lock:  # one encode per frame, shared by all viewers
             if self._jpeg is None or self._jpeg[0] != self._latest.seq:
                 latest = self._latest
-                params = [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality]
-                ok, buffer = await asyncio.get_running_loop().run_in_executor(
-                    None, cv2.imencode, ".jpg", latest.image, params)
-                if not ok:
-                    raise RuntimeError("OpenCV could not encode a frame as JPEG")
-                self._jpeg = (latest.seq, latest.index, buffer.tobytes())
+                assert latest.image is not None  # seq > 0: a frame came
+                jpeg = await asyncio.get_running_loop().run_in_executor(None, self._encode, latest.image)
+                self._jpeg = (latest.seq, latest.index, jpeg)
                 self.encoded += 1
             return self._jpeg
+
+    def _encode(self, image: np.ndarray) -> bytes:
+        """One frame as a JPEG (in the loop's executor: off the loop, and off the pipeline's threads)."""
+        ok, buffer = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, self.jpeg_quality])
+        if not ok:
+            raise RuntimeError("OpenCV could not encode a frame as JPEG")
+        return buffer.tobytes()
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
         if self._closing:
@@ -258,6 +300,7 @@ class ServeSink(Sink):
                 headers={"Retry-After": "5"})
         self.viewers += 1
         task = asyncio.current_task()
+        assert task is not None  # a handler runs in a task
         self._streams[task] = request.transport
         try:
             response = web.StreamResponse(headers={
@@ -304,7 +347,7 @@ class ServeSink(Sink):
             self._loop.close()
 
 
-class _RequestLog(logging.LoggerAdapter):
+class _RequestLog(logging.LoggerAdapter[logging.Logger]):
     """The log of aiohttp's request handler (its ``logger``, in place of ``aiohttp.server``), in livecam's words.
 
     A request aiohttp could not parse (it answered 400) is counted in the sink's
@@ -319,32 +362,34 @@ class _RequestLog(logging.LoggerAdapter):
         self._sink = sink
         self._warned = False
 
-    def log(self, level, msg, *args, exc_info=None, **kwargs) -> None:  # noqa: ANN001 - logging's signature
+    def log(self, level: int, msg: object, *args: object, exc_info: _ExcInfo = None, stack_info: bool = False,
+            stacklevel: int = 1, extra: Mapping[str, object] | None = None, **kwargs: object) -> None:
         exc = _exception_of(exc_info)
         if isinstance(exc, HttpProcessingError):
             self._sink.bad_requests += 1
-            super().log(logging.DEBUG, "--serve answered 400 to a bad request from %s: %s", _client(args),
-                        _one_line(exc.message))
-        elif level >= logging.ERROR:
+            super().log(logging.DEBUG, f"{option('serve')} answered 400 to a bad request from %s: %s",
+                        _client(args), _one_line(exc.message))
+            return
+        if level >= logging.ERROR:
             if not self._warned:
                 self._warned = True
-                super().log(logging.WARNING, "the --serve server failed a request from %s: %s", _client(args),
-                            "no exception" if exc is None else _one_line(f"{type(exc).__name__}: {exc}"))
-            super().log(logging.DEBUG, msg, *args, exc_info=exc_info, **kwargs)
-        else:
-            super().log(level, msg, *args, exc_info=exc_info, **kwargs)
+                super().log(logging.WARNING, f"the {option('serve')} server failed a request from %s: %s",
+                            _client(args), "no exception" if exc is None else _one_line(f"{type(exc).__name__}: {exc}"))
+            level = logging.DEBUG
+        super().log(level, msg, *args, exc_info=exc_info, stack_info=stack_info, stacklevel=stacklevel, extra=extra,
+                    **kwargs)
 
 
-def _exception_of(exc_info: object) -> BaseException | None:
+def _exception_of(exc_info: _ExcInfo) -> BaseException | None:
     """The exception a logging call's ``exc_info`` names (an exception, a sys.exc_info() tuple, or True)."""
     if isinstance(exc_info, BaseException):
         return exc_info
-    if isinstance(exc_info, tuple) and len(exc_info) == 3:
+    if isinstance(exc_info, tuple):
         return exc_info[1]
     return sys.exc_info()[1] if exc_info else None
 
 
-def _client(args: tuple) -> str:
+def _client(args: tuple[object, ...]) -> str:
     """aiohttp's error lines pass the client's address as their one argument."""
     return _one_line(args[0]) if len(args) == 1 and args[0] else "a client"
 
@@ -372,103 +417,28 @@ def _small_buffers(request: web.Request) -> None:
 
 
 @web.middleware
-async def _only_known_paths(request: web.Request, handler):  # noqa: ANN001, ANN202 - aiohttp's middleware
+async def _only_known_paths(request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """The three routes by their exact bytes: no normalized '..', no encoded dots, no trailing parts."""
     if request.raw_path.split("?", 1)[0] not in ROUTES:
         raise web.HTTPNotFound()
     return await handler(request)
 
 
-PAGE_STYLE = """
-body { margin: 0; font: 15px/1.4 system-ui, sans-serif; background: #111; color: #eee; }
-header { padding: 8px 16px; background: #222; display: flex; gap: 16px; align-items: baseline; flex-wrap: wrap; }
-header h1 { font-size: 18px; margin: 0; }
-#source { color: #aaa; }
-main { display: flex; flex-wrap: wrap; gap: 16px; padding: 16px; }
-#video { max-width: 100%; max-height: 80vh; background: #000; min-width: 320px; min-height: 180px; }
-#side { min-width: 260px; flex: 1; max-width: 420px; }
-#stats { font-variant-numeric: tabular-nums; margin-bottom: 12px; }
-#bars { list-style: none; padding: 0; margin: 0; }
-.bar { position: relative; margin: 6px 0; padding: 4px 8px; background: #2a2a2a; border-radius: 3px; }
-.bar .fill { position: absolute; left: 0; top: 0; bottom: 0; background: #2f6fb5; border-radius: 3px; }
-.bar.explained .fill { background: #c0392b; }
-.bar .name, .bar .score { position: relative; }
-.bar .score { float: right; font-variant-numeric: tabular-nums; }
-#message { color: #f0b429; }
-"""
+def _read_page() -> str:
+    """The page, its style and its script, as the package ships them (``serve_page.html``, beside this module)."""
+    return resources.files("livecam.sinks").joinpath(PAGE_FILE).read_text(encoding="utf-8")
 
-PAGE_SCRIPT = """
-const $ = (id) => document.getElementById(id);
-const video = $("video");
-video.addEventListener("error", () => {
-  $("message").textContent = "The video is not available: too many viewers, or the run has ended.";
-});
-function text(value, digits) {
-  return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
-}
-function show(s) {
-  $("source").textContent = s.source;
-  $("fps").textContent = text(s.fps, 1);
-  $("latency").textContent = text(s.latency_ms, 0);
-  $("dropped").textContent = s.dropped;
-  $("frame").textContent = s.frame === null ? "-" : s.frame;
-  $("viewers").textContent = s.viewers + " of " + s.max_viewers;
-  const bars = s.labels.map((label) => {
-    const item = document.createElement("li");
-    item.className = label.explained ? "bar explained" : "bar";
-    const fill = document.createElement("div");
-    fill.className = "fill";
-    fill.style.width = (100 * label.score).toFixed(1) + "%";
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = label.name;
-    const score = document.createElement("span");
-    score.className = "score";
-    score.textContent = (100 * label.score).toFixed(1) + "%";
-    item.append(fill, name, score);
-    return item;
-  });
-  $("bars").replaceChildren(...bars);
-  if (s.frame === null) $("message").textContent = "Waiting for the first frame...";
-  else if ($("message").textContent.startsWith("Waiting")) $("message").textContent = "";
-}
-async function poll() {
-  try {
-    const response = await fetch("status", {cache: "no-store"});
-    show(await response.json());
-    setTimeout(poll, 250);
-  } catch (error) {
-    $("message").textContent = "The run has ended (the server is gone).";
-    setTimeout(poll, 2000);
-  }
-}
-poll();
-"""
 
-PAGE = f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>livecam</title>
-<style>{PAGE_STYLE}</style>
-</head>
-<body>
-<header><h1>livecam</h1><span id="source"></span></header>
-<main>
-<img id="video" src="stream.mjpg" alt="the annotated video">
-<section id="side">
-<div id="stats"><span id="fps">-</span> FPS &middot; <span id="latency">-</span> ms latency &middot;
-<span id="dropped">0</span> dropped &middot; frame <span id="frame">-</span> &middot;
-viewers <span id="viewers">-</span></div>
-<ol id="bars"></ol>
-<p id="message"></p>
-</section>
-</main>
-<script>{PAGE_SCRIPT}</script>
-</body>
-</html>
-"""
+def _inline(page: str, tag: str) -> str:
+    """The text inside the page's one ``<tag>...</tag>``: what its hash in the policy must match, byte for byte."""
+    start = page.index(f"<{tag}>") + len(tag) + 2
+    return page[start:page.index(f"</{tag}>", start)]
+
+
+PAGE = _read_page()
+PAGE_STYLE = _inline(PAGE, "style")
+PAGE_SCRIPT = _inline(PAGE, "script")
 
 
 def _csp_hash(text: str) -> str:

@@ -19,9 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.paths import cache_dir
-from livecam.sinks import write_frames
+from livecam.sinks.video import write_frames
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ FPS = 24.0
 SCENE_FRAMES = 48  # two seconds each
 SCENES = 7  # cat pan, coffee zoom, cat walks, cup slides, rocket tilt, motorcycle pan, astronaut zoom-out
 CLIP_VERSION = 1  # bump when the frames change, so caches are remade
+PHOTOS = {"cat": "chelsea", "coffee": "coffee", "rocket": "rocket", "motorcycle": "stereo_motorcycle",
+          "astronaut": "astronaut", "brick": "brick"}  # the scenes' names for scikit-image's photographs
 
 
 def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
@@ -44,16 +46,13 @@ def _photos() -> dict[str, np.ndarray]:
         import skimage.data as data
     except ImportError:
         raise LivecamError("the demo clip is made from scikit-image's photographs, and scikit-image is not "
-                           "installed: pip install scikit-image, or give --source a video") from None
+                           f"installed: pip install scikit-image, or give {option('source')} a video") from None
 
-    return {
-        "cat": _rgb_to_bgr(data.chelsea()),
-        "coffee": _rgb_to_bgr(data.coffee()),
-        "rocket": _rgb_to_bgr(data.rocket()),
-        "motorcycle": _rgb_to_bgr(data.stereo_motorcycle()[0]),
-        "astronaut": _rgb_to_bgr(data.astronaut()),
-        "brick": _rgb_to_bgr(data.brick()),
-    }
+    def photo(loader: str) -> np.ndarray:  # skimage.data's loaders have no annotations: each returns an array
+        image = getattr(data, loader)()
+        return _rgb_to_bgr(np.asarray(image[0] if isinstance(image, tuple) else image))  # a stereo pair: the left
+
+    return {name: photo(loader) for name, loader in PHOTOS.items()}
 
 
 def smoothstep(t: float) -> float:
@@ -69,7 +68,7 @@ def camera_view(image: np.ndarray, center: tuple[float, float], zoom: float) -> 
     h, w = image.shape[:2]
     scale = zoom * max(WIDTH / w, HEIGHT / h)
     cx, cy = center
-    matrix = np.float32([[scale, 0, WIDTH / 2 - scale * cx], [0, scale, HEIGHT / 2 - scale * cy]])
+    matrix = np.array([[scale, 0, WIDTH / 2 - scale * cx], [0, scale, HEIGHT / 2 - scale * cy]], np.float32)
     return cv2.warpAffine(image, matrix, (WIDTH, HEIGHT), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
 
 
@@ -121,7 +120,8 @@ def _scenes(p: dict[str, np.ndarray]) -> list[Callable[[float], np.ndarray]]:
         s = smoothstep(t)
         return camera_view(astro, (230 + 26 * s, 120 + 136 * s), 2.4 - 1.4 * s)
 
-    scenes = [cat_pan, coffee_zoom, cat_walks, cup_slides, rocket_tilt, motorcycle_pan, astronaut_zoom_out]
+    scenes: list[Callable[[float], np.ndarray]] = [cat_pan, coffee_zoom, cat_walks, cup_slides, rocket_tilt,
+                                                   motorcycle_pan, astronaut_zoom_out]
     assert len(scenes) == SCENES
     return scenes
 

@@ -1,4 +1,4 @@
-"""The video file sink: complete files, measured rates, and no lost data."""
+"""The video file sink: complete files, measured rates, letterboxed frames, and no lost data."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from livecam.errors import LivecamError
-from livecam.sinks import VideoFileSink, WindowSink, has_display, letterbox, measured_fps, qt_font_dir
+from livecam.sinks import VideoFileSink, letterbox, measured_fps
 from livecam.sources import Frame
 from tests.conftest import photo_bgr, read_video
 
@@ -100,7 +100,7 @@ def test_odd_sizes_drop_the_last_column(tmp_path: Path) -> None:
 def test_existing_files_are_kept_until_a_run_succeeds(tmp_path: Path) -> None:
     path = tmp_path / "keep.mp4"
     path.write_bytes(b"the user's precious video")
-    with pytest.raises(LivecamError, match="already exists; pass --overwrite"):
+    with pytest.raises(LivecamError, match="already exists; pass overwrite"):
         VideoFileSink(path, fps=10.0)
     sink = VideoFileSink(path, fps=10.0, overwrite=True)
     sink.write(_annotated(0, 0.0))
@@ -137,36 +137,3 @@ def test_output_paths_that_cannot_work(tmp_path: Path) -> None:
     with pytest.raises(LivecamError, match="is an input of this command"):
         VideoFileSink(source, fps=10.0, overwrite=True, source_path=source)
     assert source.read_bytes() == b"input"
-
-
-def test_no_display_means_no_window(monkeypatch) -> None:
-    monkeypatch.delenv("DISPLAY", raising=False)
-    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert not has_display()
-    with pytest.raises(LivecamError, match="no display.*--no-show"):
-        WindowSink()
-
-
-def test_qt_reads_fonts_from_a_folder_that_holds_them(tmp_path: Path) -> None:
-    """QT_QPA_FONTDIR: the first given folder that exists; else one with DejaVu Sans, any fonts, or at least one
-    that exists (Qt does not look in subfolders, so the folder itself must hold the files)."""
-    share, local, users = tmp_path / "share", tmp_path / "local", tmp_path / "users"
-    (share / "misc").mkdir(parents=True)
-    (share / "misc" / "README").write_text("no fonts here")
-    (share / "a-other").mkdir()
-    (share / "a-other" / "Other.OTF").write_bytes(b"font")
-    (share / "truetype" / "dejavu").mkdir(parents=True)
-    (share / "truetype" / "dejavu" / "DejaVuSans.ttf").write_bytes(b"font")
-    local.mkdir()
-    users.mkdir()
-    roots = [str(tmp_path / "missing"), str(local), str(share)]
-    wheels = str(tmp_path / "cv2" / "qt" / "fonts")  # what opencv-python's import sets, and its wheel lacks
-    assert qt_font_dir([str(users), wheels], roots) == str(users)
-    assert qt_font_dir([None, str(users)], roots) == str(users)
-    assert qt_font_dir([str(tmp_path / "typo"), wheels], roots) == str(share / "truetype" / "dejavu")
-    assert qt_font_dir([], roots) == str(share / "truetype" / "dejavu")
-    (share / "truetype" / "dejavu" / "DejaVuSans.ttf").unlink()
-    assert qt_font_dir([wheels], roots) == str(share / "a-other")
-    (share / "a-other" / "Other.OTF").unlink()
-    assert qt_font_dir([wheels], roots) == str(local)
-    assert qt_font_dir([wheels], [str(tmp_path / "missing")]) is None

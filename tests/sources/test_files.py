@@ -1,4 +1,4 @@
-"""Sources open what --source names, or say clearly why they cannot."""
+"""Files read whole: videos (also one served by URL), images and folders of them, and a file that ends early."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import cv2
 import numpy as np
 import pytest
 
-from livecam.sources import demo
 from livecam.errors import LivecamError
 from livecam.sinks import write_frames
 from livecam.sources import ImageSource, open_source
@@ -47,19 +46,6 @@ def test_single_image_and_unreadable_images(tmp_path: Path) -> None:
         open_source(str(broken))
 
 
-@pytest.mark.parametrize(
-    "spec, message",
-    [
-        ("no/such/video.mp4", "does not exist"),
-        ("99", "camera 99 could not be opened"),
-        ("", "--source is empty"),
-    ],
-)
-def test_bad_sources(spec: str, message: str) -> None:
-    with pytest.raises(LivecamError, match=message):
-        open_source(spec)
-
-
 def test_unreadable_video_and_empty_folder(tmp_path: Path) -> None:
     fake = tmp_path / "fake.mp4"
     fake.write_bytes(b"this is not a video" * 100)
@@ -69,27 +55,6 @@ def test_unreadable_video_and_empty_folder(tmp_path: Path) -> None:
     empty.mkdir()
     with pytest.raises(LivecamError, match="holds no images"):
         open_source(str(empty))
-
-
-def test_demo_clip_is_deterministic_cached_and_real(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path))
-    first = list(demo.demo_frames())
-    assert len(first) == demo.frame_count()
-    assert all(np.array_equal(a, b) for a, b in zip(first, demo.demo_frames(), strict=True))
-    assert first[0].shape == (demo.HEIGHT, demo.WIDTH, 3) and first[0].std() > 20  # a photograph, not flat
-    # motion: consecutive frames differ, but not wildly
-    diffs = [np.abs(a.astype(int) - b).mean() for a, b in zip(first[:47], first[1:48], strict=True)]
-    assert min(diffs) > 0.1 and max(diffs) < 40
-    path = demo.demo_clip_path()
-    assert path.parent == tmp_path
-    frames, fps = read_video(path)
-    assert len(frames) == len(first) and fps == pytest.approx(demo.FPS)
-    mtime = path.stat().st_mtime_ns
-    assert demo.demo_clip_path() == path and path.stat().st_mtime_ns == mtime  # cached
-    path.write_bytes(b"truncated")
-    assert demo.demo_clip_path() == path and len(read_video(path)[0]) == len(first)  # remade
-    with open_source("demo") as src:
-        assert src.frame_count == len(first)
 
 
 @pytest.fixture()

@@ -349,7 +349,7 @@ class HangingCapture:
 
 def test_a_read_that_blocks_is_abandoned_to_a_new_connection(monkeypatch: pytest.MonkeyPatch,
                                                             caplog: pytest.LogCaptureFixture) -> None:
-    import livecam.sources as sources
+    import livecam.sources.live as live
 
     caplog.set_level("WARNING", logger="livecam")
     hang = threading.Event()
@@ -359,8 +359,8 @@ def test_a_read_that_blocks_is_abandoned_to_a_new_connection(monkeypatch: pytest
         opened.append(HangingCapture(hang))
         return opened[-1]
 
-    monkeypatch.setattr(sources, "_open_live", open_live)
-    src = sources.LiveSource(0, "camera 0", reconnect=30, timeout_s=0.5)
+    monkeypatch.setattr(live, "open_live", open_live)
+    src = live.LiveSource(0, "camera 0", reconnect=30, timeout_s=0.5)
     got: list[int] = []
 
     def consume() -> None:  # each connection gives 3 frames, then its read blocks

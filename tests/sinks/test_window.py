@@ -1,6 +1,7 @@
-"""The window, on a virtual X display: frames are shown, and q or Esc ends the run cleanly.
+"""The window: none without a display, Qt given fonts, and on a virtual X display frames are shown and q or Esc
+ends the run cleanly.
 
-Needs Xvfb and xdotool (Debian's xvfb and xdotool packages; .ci/run installs them).
+The X display tests need Xvfb and xdotool (Debian's xvfb and xdotool packages; .ci/run installs them).
 """
 
 from __future__ import annotations
@@ -17,11 +18,44 @@ import cv2
 import numpy as np
 import pytest
 
+from livecam.errors import LivecamError
+from livecam.sinks import WindowSink, has_display, qt_font_dir
 from tests.conftest import make_video, read_video
 
-pytestmark = pytest.mark.skipif(
-    not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool"
-)
+needs_x = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
+
+
+def test_no_display_means_no_window(monkeypatch) -> None:
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert not has_display()
+    with pytest.raises(LivecamError, match="no display.*pass no_show, and output FILE"):
+        WindowSink()
+
+
+def test_qt_reads_fonts_from_a_folder_that_holds_them(tmp_path: Path) -> None:
+    """QT_QPA_FONTDIR: the first given folder that exists; else one with DejaVu Sans, any fonts, or at least one
+    that exists (Qt does not look in subfolders, so the folder itself must hold the files)."""
+    share, local, users = tmp_path / "share", tmp_path / "local", tmp_path / "users"
+    (share / "misc").mkdir(parents=True)
+    (share / "misc" / "README").write_text("no fonts here")
+    (share / "a-other").mkdir()
+    (share / "a-other" / "Other.OTF").write_bytes(b"font")
+    (share / "truetype" / "dejavu").mkdir(parents=True)
+    (share / "truetype" / "dejavu" / "DejaVuSans.ttf").write_bytes(b"font")
+    local.mkdir()
+    users.mkdir()
+    roots = [str(tmp_path / "missing"), str(local), str(share)]
+    wheels = str(tmp_path / "cv2" / "qt" / "fonts")  # what opencv-python's import sets, and its wheel lacks
+    assert qt_font_dir([str(users), wheels], roots) == str(users)
+    assert qt_font_dir([None, str(users)], roots) == str(users)
+    assert qt_font_dir([str(tmp_path / "typo"), wheels], roots) == str(share / "truetype" / "dejavu")
+    assert qt_font_dir([], roots) == str(share / "truetype" / "dejavu")
+    (share / "truetype" / "dejavu" / "DejaVuSans.ttf").unlink()
+    assert qt_font_dir([wheels], roots) == str(share / "a-other")
+    (share / "a-other" / "Other.OTF").unlink()
+    assert qt_font_dir([wheels], roots) == str(local)
+    assert qt_font_dir([wheels], [str(tmp_path / "missing")]) is None
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +87,7 @@ def _find_window(env: dict, proc: subprocess.Popen, timeout: float = 120) -> str
     raise AssertionError(f"the livecam window never appeared; livecam said: {stdout} {stderr}")
 
 
+@needs_x
 @pytest.mark.slow
 @pytest.mark.parametrize("key", ["q", "Escape"])
 def test_key_closes_the_window_and_keeps_the_recording(display: str, key: str, tmp_path: Path,
@@ -78,6 +113,7 @@ def test_key_closes_the_window_and_keeps_the_recording(display: str, key: str, t
     assert 0 < len(recorded) == written < len(frames)
 
 
+@needs_x
 @pytest.mark.slow
 @pytest.mark.parametrize("users_fonts", [False, True])
 def test_the_window_says_nothing_of_fonts(display: str, users_fonts: bool, tmp_path: Path, chelsea_bgr) -> None:

@@ -125,9 +125,9 @@ def test_crf_trades_size_for_quality(tmp_path: Path) -> None:
 
 def test_codec_choices_that_cannot_work_are_refused(tmp_path: Path) -> None:
     assert resolve_codec(".MP4", None, None) == "h264" and resolve_codec(".avi", None, None) == "mjpeg"
-    with pytest.raises(LivecamError, match="--codec hevc cannot go in a .avi file; use .mp4, .mov, .mkv"):
+    with pytest.raises(LivecamError, match="^codec hevc cannot go in a .avi file; use .mp4, .mov, .mkv"):
         VideoFileSink(tmp_path / "out.avi", fps=10.0, codec="hevc")
-    with pytest.raises(LivecamError, match="--crf sets the quality of h264 and hevc, not of mjpeg"):
+    with pytest.raises(LivecamError, match="^crf sets the quality of h264 and hevc, not of mjpeg"):
         VideoFileSink(tmp_path / "out.avi", fps=10.0, crf=20)
     assert not list(tmp_path.iterdir())  # nothing left behind
 
@@ -168,7 +168,7 @@ def test_the_smallest_frames_are_what_each_encoder_opens_with(tmp_path: Path, co
 def test_frames_too_small_to_record_are_refused_before_any_file(tmp_path: Path, lite0_graph: Path) -> None:
     cv2.imwrite(str(tmp_path / "one.png"), np.full((1, 1, 3), 128, np.uint8))
     cv2.imwrite(str(tmp_path / "ten.png"), cv2.resize(photo_bgr("chelsea"), (10, 10), interpolation=cv2.INTER_AREA))
-    with open_source(str(tmp_path / "ten.png")) as src, pytest.raises(LivecamError, match="pass --codec h264"):
+    with open_source(str(tmp_path / "ten.png")) as src, pytest.raises(LivecamError, match="pass codec h264"):
         record_source(src, tmp_path / "out.mp4", codec="hevc")  # the size an image has is known when it opens
     for image, extra, message in (
             ("one.png", (), "the frames are 1x1 pixels and h264 needs at least 2x2; give a larger source, or leave "
@@ -230,7 +230,7 @@ def test_an_h264_recording_plays_in_chromium(tmp_path: Path) -> None:
     import http.server
     import threading
 
-    from tests.browser import chromium_page, wait_until
+    from tests.sinks.browser import chromium_page, wait_until
 
     frames = moving_photos(50)
     _record(tmp_path / "out.mp4", frames, fps=25.0)
