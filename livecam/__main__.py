@@ -1,3 +1,5 @@
+"""``python -m livecam``: the ``livecam`` command."""
+
 from livecam.cli import main
 
 main()

@@ -339,7 +339,7 @@ def _one_line_error(result, fragment: str) -> None:
 def test_cli_export_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "resnet18.onnx"
     result = CliRunner().invoke(main, ["export", "--model", "resnet18", "--weights", "random", "--output", str(out),
-                                       "--method", "cam", "--topk", "2", "--input-size", "96x128"])
+                                       "--method", "cam", "--topk", "2", "--input-size", "128x96"])  # WxH
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"livecam: wrote {out} (") and "cam of top-2" in lines[0]
@@ -367,8 +367,8 @@ def test_cli_help_says_what_the_file_holds() -> None:
     (["--output", "{existing}"], "exists; pass --overwrite"),
     (["--output", "{dir}/lite0.onx"], "must name a file ending in .onnx"),
     (["--output", "{dir}/missing/lite0.onnx"], "does not exist"),
-    (["--output", "{dir}/x.onnx", "--input-size", "224"], "--input-size must be HEIGHTxWIDTH"),
-    (["--output", "{dir}/x.onnx", "--input-size", "0x224"], "--input-size must be HEIGHTxWIDTH"),
+    (["--output", "{dir}/x.onnx", "--input-size", "224"], "--input-size must be WIDTHxHEIGHT"),
+    (["--output", "{dir}/x.onnx", "--input-size", "0x224"], "--input-size must be WIDTHxHEIGHT"),
     (["--output", "{dir}/x.onnx", "--model", "mobilenet_v3_small", "--weights", "random"],
      "mobilenet_v3_small's head after 'features' is AdaptiveAvgPool2d -> Linear(576 -> 1024)"),
     (["--output", "{dir}/x.onnx", "--method", "scorecam"], "--method"),

@@ -16,9 +16,9 @@ import cv2
 import pytest
 from click.testing import CliRunner
 
-from livecam.cli import InputPath, OutputPath, main
+from livecam.cli import InputPath, OutputPath, flag, main
 from livecam.errors import LivecamError, RunError
-from livecam.outputs import Output, check_outputs, replace_atomically, write_text
+from livecam.outputs import Output, check_outputs, replace_atomically, write_text, write_texts
 from tests.conftest import make_video, moving_photos
 
 
@@ -54,42 +54,61 @@ def test_an_input_is_refused_even_with_overwrite(tmp_path: Path, victim: Path) -
     os.link(victim, hard)
     for path in (victim, link, hard, tmp_path / ".." / tmp_path.name / "hard.mp4"):
         with pytest.raises(LivecamError, match="is an input of this command"):
-            check_outputs([Output("--json", path)], [victim], overwrite=True)
+            check_outputs([Output("json", path)], [victim], overwrite=True)
 
 
 def test_existing_files_are_kept_unless_overwrite(tmp_path: Path) -> None:
     mine = tmp_path / "notes.jsonl"
     mine.write_text("mine\n")
-    with pytest.raises(LivecamError, match="already exists; pass --overwrite"):
-        check_outputs([Output("--markdown", mine)])
-    check_outputs([Output("--markdown", mine)], overwrite=True)
+    with pytest.raises(LivecamError, match="already exists; pass overwrite"):
+        check_outputs([Output("markdown", mine)])
+    check_outputs([Output("markdown", mine)], overwrite=True)
     assert mine.read_text() == "mine\n"
 
 
+def test_the_messages_name_settings_that_the_command_line_shows_as_flags(tmp_path: Path) -> None:
+    mine = tmp_path / "notes.md"
+    mine.write_text("mine\n")
+    for given in ("markdown", "--markdown"):  # a setting, or a flag as sinks pass it: the same message
+        with pytest.raises(LivecamError) as caught:
+            check_outputs([Output(given, mine)])
+        assert str(caught.value).endswith("pass overwrite to replace it, or choose another markdown")
+        assert caught.value.render(flag).endswith("pass --overwrite to replace it, or choose another --markdown")
+    with pytest.raises(LivecamError) as caught:
+        check_outputs([Output("save_maps", tmp_path)], [tmp_path])
+    assert caught.value.render(flag).startswith(f"--save-maps {tmp_path} is an input of this command")
+
+
+def test_write_texts_writes_the_reports_that_were_asked_for(tmp_path: Path) -> None:
+    write_texts((tmp_path / "a.json", "{}"), (None, "not asked for"), (tmp_path / "b.md", "| x |"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.md"]
+    assert (tmp_path / "b.md").read_text() == "| x |"
+
+
 def test_two_outputs_of_one_command_may_not_be_one_path(tmp_path: Path) -> None:
-    with pytest.raises(LivecamError, match="--save-maps .* is also the --output"):
-        check_outputs([Output("--output", tmp_path / "same.mp4"), Output("--save-maps", tmp_path / "same.mp4", True)])
-    with pytest.raises(LivecamError, match="is also the --log"):
-        check_outputs([Output("--log", tmp_path / "X"), Output("--save-maps", tmp_path / "." / "X", True)])
+    with pytest.raises(LivecamError, match="save_maps .* is also the output"):
+        check_outputs([Output("output", tmp_path / "same.mp4"), Output("save_maps", tmp_path / "same.mp4", True)])
+    with pytest.raises(LivecamError, match="is also the log"):
+        check_outputs([Output("log", tmp_path / "X"), Output("save_maps", tmp_path / "." / "X", True)])
     assert not (tmp_path / "X").exists()
 
 
 def test_folders_files_suffixes_and_missing_parents(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(LivecamError, match="is a file; give a folder"):
-        check_outputs([Output("--save-maps", tmp_path / "file", folder=True)])
-    with pytest.raises(LivecamError, match="is a folder; give --json a file name"):
-        check_outputs([Output("--json", tmp_path)])
+        check_outputs([Output("save_maps", tmp_path / "file", folder=True)])
+    with pytest.raises(LivecamError, match="is a folder; give json a file name"):
+        check_outputs([Output("json", tmp_path)])
     with pytest.raises(LivecamError, match="must name a file ending in .onnx"):
-        check_outputs([Output("--output", tmp_path / "model.pt", suffixes=(".onnx",))])
+        check_outputs([Output("output", tmp_path / "model.pt", suffixes=(".onnx",))])
     with pytest.raises(LivecamError, match="the folder .*missing does not exist"):
-        check_outputs([Output("--json", tmp_path / "missing" / "r.json")])
-    check_outputs([Output("--save-maps", tmp_path / "new" / "deeper", folder=True)])  # made later, when needed
+        check_outputs([Output("json", tmp_path / "missing" / "r.json")])
+    check_outputs([Output("save_maps", tmp_path / "new" / "deeper", folder=True)])  # made later, when needed
     assert not (tmp_path / "new").exists()
 
 
 def test_a_folder_that_takes_no_file_is_refused(read_only_dir: Path) -> None:
-    for output in (Output("--json", read_only_dir / "r.json"), Output("--save-maps", read_only_dir / "maps", True)):
+    for output in (Output("json", read_only_dir / "r.json"), Output("save_maps", read_only_dir / "maps", True)):
         with pytest.raises(LivecamError, match="does not take new files"):
             check_outputs([output])
 

@@ -1,4 +1,4 @@
-"""The README's example with onnxruntime, NumPy and OpenCV alone works as printed."""
+"""The README works as printed: its example with onnxruntime, NumPy and OpenCV alone, and its command lines."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import cv2
 
 from tests.conftest import CAT_CLASSES
@@ -30,3 +31,35 @@ def test_the_onnxruntime_example_explains_a_photograph(lite0, chelsea_bgr, tmp_p
     assert name in CAT_CLASSES and 0.3 < float(score) <= 1.0, proc.stdout
     picture = cv2.imread(str(tmp_path / "cat-gradcam.jpg"))
     assert picture is not None and picture.shape == chelsea_bgr.shape
+
+
+def _readme_commands() -> list[list[str]]:
+    """Every ``livecam ...`` line of the README's shell blocks, as arguments (comments and continuations off)."""
+    import shlex
+
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", README.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "livecam":
+                commands.append(words[1:])
+    return commands
+
+
+def test_every_command_line_of_the_readme_parses() -> None:
+    """Its options exist, with values of the right kind: a renamed option or a changed size breaks here."""
+    from livecam.cli import main
+
+    commands = _readme_commands()
+    assert len(commands) > 10, commands  # the quick start, annotate, export, bench, ...
+    for args in commands:
+        if args and args[0] in ("-h", "--help", "--version"):
+            continue
+        name = args[0] if args and args[0] in main.commands else "run"
+        rest = args[1:] if args and args[0] in main.commands else args
+        try:
+            main.commands[name].make_context(name, list(rest))
+        except click.exceptions.Exit:  # --help
+            pass
+        except click.UsageError as exc:
+            raise AssertionError(f"livecam {' '.join(args)}: {exc.format_message()}") from None

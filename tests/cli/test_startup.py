@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from livecam import cli
-from livecam.cli import main
+from livecam.cli import main, shell
 
 
 def test_ctrl_c_inside_an_import_is_an_interruption(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,7 +28,7 @@ def test_ctrl_c_inside_an_import_is_an_interruption(monkeypatch: pytest.MonkeyPa
             raise ImportError("initialization failed") from None
 
     monkeypatch.setattr(livecam.engines.launch, "open_engine", interrupted_import)
-    monkeypatch.setattr(cli, "_INTERRUPTS", [])
+    monkeypatch.setattr(shell, "_INTERRUPTS", [])
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     result = CliRunner().invoke(main, ["--source", "demo", "--no-show"])
     assert result.exit_code == 130, result.output
@@ -44,7 +43,7 @@ def test_other_errors_stay_internal_errors(monkeypatch: pytest.MonkeyPatch) -> N
         raise ImportError("initialization failed")
 
     monkeypatch.setattr(livecam.engines.launch, "open_engine", broken)
-    monkeypatch.setattr(cli, "_INTERRUPTS", [])
+    monkeypatch.setattr(shell, "_INTERRUPTS", [])
     monkeypatch.delenv("LIVECAM_DEBUG", raising=False)
     result = CliRunner().invoke(main, ["--source", "demo", "--no-show"])
     assert result.exit_code == 1 and "internal error: ImportError" in result.stderr

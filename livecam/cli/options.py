@@ -1,0 +1,202 @@
+"""The options that several commands share, each declared once, and the one way they become engine options.
+
+``livecam run``, ``annotate``, ``bench``, ``export`` and ``evaluate`` all take a model, a method,
+a layer, a device, ...: each option is declared here by one function, which a command calls with
+its own help text where its ``--help`` words it differently (``export`` takes fewer methods and
+precisions, and explains the top class by default). :func:`apply` puts a command's list of them
+on it, and :func:`engine_options` turns what the user gave into the library's
+:class:`~livecam.engines.launch.EngineOptions`, the same way for every command.
+
+An option whose default the library resolves itself (``--method``: gradcam, or a graph's own)
+defaults to ``None`` ("not given"), and its ``--help`` shows the default the library picks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from livecam import choices
+from livecam.errors import LivecamError, option
+
+if TYPE_CHECKING:
+    from livecam.engines.launch import EngineOptions
+
+Command = Callable[..., Any]  # a command's function, before click makes it a command
+Decorator = Callable[[Command], Command]
+
+
+class InputPath(click.Path):
+    """A value that may name a file the command reads (``--source``, ``--model``, ``--weights``, reports).
+
+    It is passed on as typed (a camera index, a URL or a zoo name are not paths); where it names an existing
+    file or folder, no output of the command may be that path.
+    """
+
+    def __init__(self, path_type: type[Any] | None = None) -> None:
+        super().__init__(path_type=path_type)
+
+
+class OutputPath(click.Path):
+    """A file (``folder=True``: a folder) the command writes, checked by :mod:`livecam.outputs` before any work."""
+
+    def __init__(self, folder: bool = False, suffixes: tuple[str, ...] = ()) -> None:
+        super().__init__(path_type=Path)
+        self.folder = folder
+        self.suffixes = suffixes
+
+
+class LibraryDefault(click.Option):
+    """An option that is None when not given, the library then taking its default; ``--help`` shows that one.
+
+    (click's own ``show_default="text"`` shows it in parentheses, as a description rather than a value.)
+    """
+
+    def __init__(self, *args: Any, implied: str, **kwargs: Any) -> None:
+        kwargs.update(default=None, show_default=True)
+        super().__init__(*args, **kwargs)
+        self.implied = implied
+
+    def get_help_extra(self, ctx: click.Context) -> click.types.OptionHelpExtra:
+        return {**super().get_help_extra(ctx), "default": self.implied}
+
+
+def apply(*options: Decorator) -> Decorator:
+    """One decorator for a command's options, listed in the order its ``--help`` shows them."""
+
+    def decorate(command: Command) -> Command:
+        for declare in reversed(options):
+            command = declare(command)
+        return command
+
+    return decorate
+
+
+AS_FOR_RUN = "As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed)."
+RUN_MODEL_HELP = ("efficientnet_lite0 (real ImageNet weights, shipped), a torchvision classification model by "
+                  "name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...), or FILE.onnx, a "
+                  "graph from 'livecam export', which runs on ONNX Runtime alone (no PyTorch needed) with "
+                  "the method, layer and classes it was exported with.")
+
+
+def model(help: str = AS_FOR_RUN, metavar: str | None = "NAME|FILE.onnx") -> Decorator:
+    return click.option("--model", "-m", "model_name", type=InputPath(), default=choices.DEFAULT_MODEL,
+                        show_default=True, metavar=metavar, help=help)
+
+
+def weights() -> Decorator:
+    return click.option(
+        "--weights", type=InputPath(), metavar="FILE|random",
+        help="A state dict for the model, saved with torch.save(model.state_dict(), FILE) and loaded with "
+             "weights_only=True. Default: the model's ImageNet weights (shipped for efficientnet_lite0; "
+             "torchvision's cache or download otherwise). 'random': untrained, for timing.")
+
+
+RUN_METHOD_HELP = ("gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "
+                   "global average pooling and one Linear layer. gradcampp: Grad-CAM++. xgradcam: XGrad-CAM. "
+                   "layercam: LayerCAM (per-pixel weights; good on earlier layers). hirescam: HiResCAM. "
+                   "eigencam: Eigen-CAM (class-agnostic, no gradients). scorecam: Score-CAM (one forward pass "
+                   "per channel: seconds to a minute per frame, not live). guided: Guided Backpropagation "
+                   "(input-resolution edges, weakly class-specific). guidedgradcam: Guided Grad-CAM.")
+
+
+def method(help: str | None = None, names: tuple[str, ...] = choices.METHODS) -> Decorator:
+    """``--method``: None when not given, so that the library picks (gradcam; a graph: its own)."""
+    return click.option("--method", cls=LibraryDefault, implied=choices.DEFAULT_METHOD, type=click.Choice(names),
+                        help=help)
+
+
+def layer(help: str = "The layer to explain. Default: the last feature map.") -> Decorator:
+    return click.option("--layer", metavar="MODULE.PATH", help=help)
+
+
+def target_class(help: str) -> Decorator:
+    return click.option("--class", "class_", metavar="NAME|INDEX", help=help)
+
+
+def topk(help: str = "How many of the most probable classes to label on each frame.",
+         default: int = 3) -> Decorator:
+    return click.option("--topk", type=click.IntRange(1, choices.MAX_TOPK), default=default, show_default=True,
+                        help=help)
+
+
+def precision(help: str | None = None, names: tuple[str, ...] = choices.PRECISIONS,
+              default: str = "auto") -> Decorator:
+    return click.option("--precision", type=click.Choice(names), default=default, show_default=True, help=help)
+
+
+def device(help: str) -> Decorator:
+    return click.option("--device", default="auto", show_default=True, help=help)
+
+
+def backend() -> Decorator:
+    return click.option(
+        "--backend", type=click.Choice(choices.BACKENDS), default="auto", show_default=True,
+        help="The engine. auto: ONNX Runtime on a CPU wherever the method fits in one graph (the model and its "
+             "explanation, exported once and cached; no PyTorch on later runs), PyTorch otherwise and on CUDA. "
+             "onnx insists on ONNX Runtime; torch runs PyTorch.")
+
+
+def batch(help: str) -> Decorator:
+    return click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help=help)
+
+
+def alpha() -> Decorator:
+    return click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
+                        help="Opacity of the heatmap over the frame.")
+
+
+def colormap() -> Decorator:
+    return click.option("--colormap", type=click.Choice(choices.COLORMAPS), default=choices.DEFAULT_COLORMAP,
+                        show_default=True, help="The heatmap's colour map.")
+
+
+def codec() -> Decorator:
+    return click.option(
+        "--codec", type=click.Choice(["h264", "hevc", "mjpeg", "mp4v"]),
+        help="The recording's codec. Default: h264 (x264, yuv420p) for .mp4, .mov and .mkv, which browsers, slide "
+             "decks and phones play; mjpeg for .avi. hevc: smaller files, fewer players. mp4v: MPEG-4 Part 2.")
+
+
+def crf() -> Decorator:
+    return click.option("--crf", type=click.IntRange(0, 51), metavar="0-51",
+                        help="The h264/hevc quality: lower is better and bigger (default 23 for h264, 28 for hevc).")
+
+
+def verbose() -> Decorator:
+    return click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
+
+
+# The options whose parameter is named otherwise than the EngineOptions field it fills.
+_FIELDS = {"model_name": "model", "class_": "target_class", "fold": "fold_bn"}
+
+
+def engine_options(**params: Any) -> EngineOptions:
+    """What the user gave a command, as the engine's options (each parameter under the name its field has).
+
+    The values are click's, of as many types as there are options, hence ``Any``.
+    """
+    from livecam.engines.launch import EngineOptions
+
+    names = {field.name for field in dataclasses.fields(EngineOptions)}
+    given = {_FIELDS.get(name, name): value for name, value in params.items()}
+    unknown = sorted(set(given) - names)
+    if unknown:
+        raise TypeError(f"engine_options() takes no {', '.join(unknown)}")
+    return EngineOptions(**given)
+
+
+def parse_size(text: str | None, setting: str, low: int, high: int, example: str = "1280x720") -> \
+        tuple[int, int] | None:
+    """'WxH' (width x height, as video people write it) -> (width, height), each side from ``low`` to ``high``."""
+    if text is None:
+        return None
+    parts = text.lower().replace(" ", "").split("x")
+    if len(parts) != 2 or not all(p.isdigit() for p in parts) or not all(low <= int(p) <= high for p in parts):
+        raise LivecamError(f"{option(setting)} must be WIDTHxHEIGHT with sides from {low} to {high} "
+                           f"(e.g. {example}), not '{text}'")
+    return int(parts[0]), int(parts[1])
