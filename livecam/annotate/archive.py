@@ -24,7 +24,7 @@ from livecam.text import plural
 if TYPE_CHECKING:
     from livecam.engines.launch import EngineOptions
 
-Record = dict[str, Any]  # a manifest line (livecam.annotate's record)
+Record = annotate.Record
 
 
 class Progress(Protocol):
@@ -96,21 +96,24 @@ def annotate_archive(specs: Iterable[str], out_dir: Path, options: EngineOptions
                      chunk_seconds: float | None = None, workers: Workers = Workers(),
                      stop: threading.Event | None = None,
                      progress: Callable[[int | None], AbstractContextManager[Progress]] = quiet,
-                     describe: Callable[[ArchivePlan], None] = lambda plan: None) -> ArchiveResult:
+                     describe: Callable[[ArchivePlan], None] = lambda plan: None,
+                     errors: annotate.Describe = str) -> ArchiveResult:
     """Annotate every input of ``specs`` (files, folders, globs) into ``out_dir``, with its manifest.
 
     Bad settings and inputs are refused (:class:`LivecamError`) before any work; a file that fails is a
-    failed record and the rest go on. Setting ``stop`` ends the files in progress between frames.
+    failed record and the rest go on. Setting ``stop`` ends the files in progress between frames. The
+    errors in the records read as ``errors`` renders them (the CLI: with its flags).
     """
     stop = stop or threading.Event()
     settings = annotate.settings_of(options, codec=codec, crf=crf)  # a codec .mp4 cannot hold: refused here
     annotate.check_out_dir(out_dir, create=False)
-    planned = annotate.plan(specs, out_dir, settings, force=force)
+    planned = annotate.plan(specs, out_dir, settings, force=force, describe=errors)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
     _check_workers(workers)
-    chunker = annotate.Chunker(planned.jobs, chunk_seconds, settings)  # long files in parts: read their keyframes
+    chunker = annotate.Chunker(planned.jobs, chunk_seconds, settings, describe=errors)  # long files in parts: read their keyframes
     in_process = workers.ray_address is None and (workers.count == 1 or len(chunker.work) == 1)  # as run_jobs does
-    worker = annotate.FileWorker(options, batch, settings) if chunker.work and in_process else None
+    worker = (annotate.FileWorker(options, batch, settings, describe=errors)
+              if chunker.work and in_process else None)
     try:
         describe(ArchivePlan(worker.launched.summary if worker is not None else None,
                              _plan_line(planned, chunker, out_dir, None if in_process else workers)))
@@ -132,7 +135,8 @@ def annotate_archive(specs: Iterable[str], out_dir: Path, options: EngineOptions
 
                 chunker.on_result = on_result
                 try:
-                    _run(chunker.work, options, settings, batch, workers, stop, chunker.take, shown.frames, worker)
+                    _run(chunker.work, options, settings, batch, workers, stop, chunker.take, shown.frames, worker,
+                         errors)
                 finally:
                     chunker.close()
     finally:
@@ -161,15 +165,15 @@ def _plan_line(planned: annotate.Plan, chunker: annotate.Chunker, out_dir: Path,
     return f"{len(planned.jobs)} to annotate{parts}, {len(planned.skipped)} done before{refused}, into {out_dir}{who}"
 
 
-def _run(work: list[annotate.Job], options: EngineOptions, settings: Record, batch: int, workers: Workers,
+def _run(work: list[annotate.Job], options: EngineOptions, settings: annotate.Settings, batch: int, workers: Workers,
          stop: threading.Event, on_result: Callable[[Record], None], on_frames: Callable[[int], None],
-         worker: annotate.FileWorker | None) -> None:
+         worker: annotate.FileWorker | None, errors: annotate.Describe) -> None:
     if workers.ray_address is not None:
         from livecam.annotate.ray import run_ray
 
         run_ray(work, options, settings, batch=batch, workers=workers.count, address=workers.ray_address,
                 gpus_per_worker=workers.gpus_per_worker, retries=workers.retries, stop=stop, on_result=on_result,
-                on_frames=on_frames)
+                on_frames=on_frames, describe=errors)
     else:
         annotate.run_jobs(work, options, settings, batch=batch, workers=workers.count, stop=stop,
-                          on_result=on_result, on_frames=on_frames, worker=worker)
+                          on_result=on_result, on_frames=on_frames, worker=worker, describe=errors)

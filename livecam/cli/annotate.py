@@ -17,7 +17,8 @@ import click
 
 import livecam.cli.options as opt
 from livecam.cli.options import OutputPath
-from livecam.cli.shell import CONTEXT_SETTINGS, EXIT_INTERRUPTED, LivecamCommand, progress_bar, say, setup_logging
+from livecam.cli.shell import (CONTEXT_SETTINGS, EXIT_INTERRUPTED, LivecamCommand, progress_bar, render_error, say,
+                               setup_logging)
 
 if TYPE_CHECKING:
     from tqdm import tqdm
@@ -113,7 +114,7 @@ def annotate_command(inputs: tuple[str, ...], out_dir: Path, batch: int, jobs: i
     result = annotate_archive(inputs, out_dir, opt.engine_options(**engine), batch=batch, codec=codec, crf=crf,
                               force=force, chunk_seconds=chunk_seconds,
                               workers=Workers(jobs, ray_address, gpus_per_worker, retries), stop=stop,
-                              progress=progress, describe=_describe)
+                              progress=progress, describe=_describe, errors=render_error)
     click.echo(annotate.summary_table(result.records, Path.cwd()))
     click.echo(f"livecam annotate: {result.done} done, {result.skipped} skipped, {len(result.failed)} failed"
                + (", interrupted" if result.interrupted else "") + f"; manifest {result.manifest}")

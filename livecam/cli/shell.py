@@ -52,6 +52,11 @@ def render(message: str) -> str:
     return LivecamError(message).render(flag)
 
 
+def render_error(exc: Exception) -> str:
+    """An error as the terminal shows it: a library message with its settings read as flags."""
+    return exc.render(flag) if isinstance(exc, LivecamError) else str(exc)
+
+
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     """End the command with ``message`` on one line of stderr."""
     click.echo(f"livecam: error: {one_line(render(message))}", err=True)
