@@ -105,7 +105,7 @@ def test_missing_torchvision_weights_give_a_clear_error(tmp_path: Path, monkeypa
         raise OSError("Name or service not known")
 
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
-    with pytest.raises(livecam.LivecamError, match="not cached at .* could not be downloaded.*--weights FILE"):
+    with pytest.raises(livecam.LivecamError, match="not cached at .* could not be downloaded.*pass weights FILE"):
         livecam.load_model("resnet18")
 
 
@@ -131,5 +131,5 @@ def test_resolve_device() -> None:
     with pytest.raises(livecam.LivecamError, match="unknown device"):
         resolve_device("gpu0")
     if not torch.cuda.is_available():
-        with pytest.raises(livecam.LivecamError, match="CUDA is not available.*--device cpu"):
+        with pytest.raises(livecam.LivecamError, match="CUDA is not available.*use device cpu"):
             resolve_device("cuda:0")

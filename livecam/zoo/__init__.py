@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from livecam.choices import DEFAULT_MODEL, LITE_NAMES, resolve_class
-from livecam.errors import LivecamError
+from livecam.choices import DEFAULT_MODEL, LITE_NAMES, resolve_class, suggest
+from livecam.errors import LivecamError, option
 from livecam.types import Preprocess
 from livecam.zoo import torchvision_models as tvm
-from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model, suggest
+from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model
 from livecam.zoo.efficientnet_lite import efficientnet_lite0, lite0_weights_path
 
 RANDOM = "random"
@@ -70,7 +70,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type != "cuda":
         raise LivecamError(f"device type '{dev.type}' is not supported; use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise LivecamError(f"CUDA is not available on this machine, so '{device}' cannot be used; use --device cpu")
+        raise LivecamError(
+            f"CUDA is not available on this machine, so '{device}' cannot be used; use {option('device')} cpu"
+        )
     count = torch.cuda.device_count()
     if dev.index is not None and dev.index >= count:
         raise LivecamError(f"there is no {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
