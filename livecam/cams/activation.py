@@ -19,6 +19,8 @@ class CAM(CamMethod):
     layer, where w^c is row c of that layer's weight. Like Grad-CAM the map is
     passed through a ReLU, so that for such heads CAM and Grad-CAM agree after
     normalization (Grad-CAM's alpha_k^c is then w_k^c / Z at every pixel).
+
+    Paper: https://arxiv.org/abs/1512.04150
     """
 
     name = "cam"
@@ -44,6 +46,8 @@ class EigenCAM(CamMethod):
     projection X v_1 on the first right singular vector (a thin SVD, float32),
     signed so that it correlates positively with the mean activation over channels.
     Gradient-free and class-agnostic.
+
+    Paper: https://arxiv.org/abs/2008.00299
     """
 
     name = "eigencam"
@@ -136,6 +140,8 @@ class ScoreCAM(CamMethod):
     fall out of the caches and cost 2 to 4 times more per image): one forward
     pass per channel (up to 1280 for EfficientNet-Lite0), so this is the one
     method that is far from real time.
+
+    Paper: https://arxiv.org/abs/1910.01279
     """
 
     name = "scorecam"

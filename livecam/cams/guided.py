@@ -132,6 +132,8 @@ class GuidedBackprop(CamMethod):
     ``detail`` holds the signed gradient image (N, 3, H, W); the map is its
     largest absolute value over the colour channels, at the input's resolution.
     Class-discriminative only weakly: it shows edges the network responds to.
+
+    Paper: https://arxiv.org/abs/1412.6806
     """
 
     name = "guided"
@@ -150,6 +152,8 @@ class GuidedGradCAM(GradCAM):
     Grad-CAM map min-max normalized before the product (a positive scale,
     which the final normalization removes). The map is the largest absolute
     value over the colour channels.
+
+    Paper: https://arxiv.org/abs/1610.02391
     """
 
     name = "guidedgradcam"

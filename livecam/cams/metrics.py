@@ -11,6 +11,9 @@
   Increase in Confidence = the percentage of images with O_c > Y_c.
 
 Every curve is one batched forward pass on the model's device.
+
+It lives in ``livecam.cams.metrics``, beside the methods it measures (they run through the
+explainer here, in PyTorch); ``livecam evaluate`` and ``scripts/sanity_check.py`` call it.
 """
 
 from __future__ import annotations
