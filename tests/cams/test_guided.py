@@ -12,8 +12,8 @@ from torch import nn
 import livecam
 from livecam.cams.guided import guided_backprop
 from tests.conftest import photo_bgr, random_torchvision, relative_error
-from tests.test_cams import InplaceHead
-from tests.test_methods import TOL, capture64
+from tests.cams.test_gradient import InplaceHead
+from tests.cams.test_methods import TOL, capture64
 
 # A two-layer network worked by hand: x (3) -> W1 (4x3) -> activation -> W2 (2x4).
 # Pre-activations for x = [4, -1, 3] are [7, 2, 2, -1]; class 0's row of W2 is [2, -1, 5, 3],

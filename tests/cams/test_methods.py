@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import livecam
 from tests.conftest import photo_bgr, random_torchvision, relative_error
-from tests.test_cams import InplaceHead
+from tests.cams.test_gradient import InplaceHead
 
 TOL = 1e-5
 
