@@ -63,6 +63,11 @@ def random_torchvision(name: str, seed: int = 0) -> torch.nn.Module:
     return torchvision.models.get_model(name, weights=None).eval()
 
 
+def random_batch(seed: int, n: int = 2, size: int = 224) -> torch.Tensor:
+    """A fixed pseudo-random input batch (N, 3, size, size) for the reference tests."""
+    return torch.randn(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
 def gradcam_reference(module: torch.nn.Module, layer: str, x: torch.Tensor, classes: torch.Tensor | None = None):
     """Grad-CAM from the paper's formula, in float64, written independently of livecam.
 
@@ -103,6 +108,20 @@ def normalize_reference(maps: torch.Tensor, size: tuple[int, int] | None = None)
 def relative_error(actual: torch.Tensor, reference: torch.Tensor) -> float:
     reference = reference.double()
     return float((actual.double() - reference).abs().max() / reference.abs().max().clamp_min(1e-30))
+
+
+class InplaceHead(torch.nn.Module):
+    """A target module followed by an in-place ReLU (as DenseNet does)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1),
+                                            torch.nn.Conv2d(8, 6, 3, stride=2, padding=1))
+        self.fc = torch.nn.Linear(6, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = F.relu(self.features(x), inplace=True)
+        return self.fc(a.mean(dim=(2, 3)))
 
 
 def make_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:

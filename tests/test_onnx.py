@@ -10,7 +10,7 @@ from livecam.export.activation import WithActivation, export_onnx
 
 def test_the_export_returns_logits_and_the_untouched_activation(tmp_path) -> None:
     torch.manual_seed(0)
-    from tests.test_cams import InplaceHead  # an in-place ReLU right after the target layer
+    from tests.conftest import InplaceHead  # an in-place ReLU right after the target layer
 
     module = InplaceHead().eval()
     path = export_onnx(module, "features", tmp_path / "head.onnx", (32, 32))

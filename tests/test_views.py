@@ -13,7 +13,7 @@ from livecam.errors import LivecamError
 from livecam.render import Label, detail_image, grid, panel_size, tile
 from livecam.sources import Frame
 from tests.conftest import gradcam_reference, photo_bgr, relative_error
-from tests.test_methods import TOL
+from tests.cams.test_methods import TOL
 
 
 class FlattenHead(nn.Module):

@@ -7,8 +7,8 @@ import time
 import torch
 import torch.nn.functional as F
 
-from livecam.cams.base import Capture, CamMethod, normalize_maps, safe_divide, upsample_maps
-from livecam.errors import LivecamError
+from livecam.cams.base import Capture, CamMethod, normalize_maps, safe_divide, spatial_size, upsample_maps
+from livecam.errors import LivecamError, option
 from livecam.zoo.analysis import GAP_LINEAR, Head
 
 
@@ -19,6 +19,8 @@ class CAM(CamMethod):
     layer, where w^c is row c of that layer's weight. Like Grad-CAM the map is
     passed through a ReLU, so that for such heads CAM and Grad-CAM agree after
     normalization (Grad-CAM's alpha_k^c is then w_k^c / Z at every pixel).
+
+    Paper: https://arxiv.org/abs/1512.04150
     """
 
     name = "cam"
@@ -28,7 +30,7 @@ class CAM(CamMethod):
         if head.kind != GAP_LINEAR or head.linear is None:
             raise LivecamError(
                 f"CAM needs a head of global average pooling and one Linear layer, and this model's is not: "
-                f"{head.reason}; use --method gradcam"
+                f"{head.reason}; use {option('method')} gradcam"
             )
         self.linear = head.linear
 
@@ -44,6 +46,8 @@ class EigenCAM(CamMethod):
     projection X v_1 on the first right singular vector (a thin SVD, float32),
     signed so that it correlates positively with the mean activation over channels.
     Gradient-free and class-agnostic.
+
+    Paper: https://arxiv.org/abs/2008.00299
     """
 
     name = "eigencam"
@@ -136,6 +140,8 @@ class ScoreCAM(CamMethod):
     fall out of the caches and cost 2 to 4 times more per image): one forward
     pass per channel (up to 1280 for EfficientNet-Lite0), so this is the one
     method that is far from real time.
+
+    Paper: https://arxiv.org/abs/1910.01279
     """
 
     name = "scorecam"
@@ -149,19 +155,19 @@ class ScoreCAM(CamMethod):
     def compute(self, cap: Capture) -> torch.Tensor:
         acts = cap.activation.detach().float()
         n, k, h, w = acts.shape
-        x = cap.inputs
+        module, x = cap.rerun()
         weights = torch.empty(n, k, device=acts.device)
         step = self.batch_size(x.device)
         with torch.no_grad():
             for i in range(n):
-                masks = normalize_maps(upsample_maps(acts[i], tuple(x.shape[-2:])))  # (K, H, W)
+                masks = normalize_maps(upsample_maps(acts[i], spatial_size(x)))  # (K, H, W)
                 live = masks.flatten(1).amax(dim=1) > 0
                 index = live.nonzero()[:, 0]
-                flat_score = self._scores(cap.module, x[i:i + 1] * 0, int(cap.classes[i]))
+                flat_score = self._scores(module, x[i:i + 1] * 0, int(cap.classes[i]))
                 weights[i] = flat_score
                 for start in range(0, len(index), step):
                     chunk = index[start:start + step]
-                    weights[i, chunk] = self._scores(cap.module, x[i:i + 1] * masks[chunk, None].to(x.dtype),
+                    weights[i, chunk] = self._scores(module, x[i:i + 1] * masks[chunk, None].to(x.dtype),
                                                      int(cap.classes[i]))
         alpha = torch.softmax(weights, dim=1)
         return F.relu(torch.einsum("nk,nkhw->nhw", alpha, acts))

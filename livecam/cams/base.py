@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.zoo.analysis import Head
 
 
@@ -36,12 +36,12 @@ class ActivationHook:
         self.activation: torch.Tensor | None = None
         self._handle = layer.register_forward_hook(self._hook)
 
-    def _hook(self, _module: nn.Module, _inputs: tuple, output: object) -> torch.Tensor | None:
+    def _hook(self, _module: nn.Module, _inputs: tuple[object, ...], output: object) -> torch.Tensor | None:
         if not self.enabled:
             return None
         if not isinstance(output, torch.Tensor):
             raise LivecamError(
-                f"the target layer outputs {type(output).__name__}, not a tensor; pick another with --layer"
+                f"the target layer outputs {type(output).__name__}, not a tensor; pick another with {option('layer')}"
             )
         leaf = output.detach()
         if self.needs_grad and torch.is_grad_enabled():
@@ -110,6 +110,12 @@ class Capture:
             return (self.head_weight.detach()[self.classes].float() / (h * w))[:, :, None, None]
         return self.gradients().float().mean(dim=(2, 3), keepdim=True)
 
+    def rerun(self) -> tuple[nn.Module, torch.Tensor]:
+        """``module`` and ``inputs``, for a method that runs the model again (one that declares ``needs_input``)."""
+        if self.module is None or self.inputs is None:
+            raise RuntimeError("this method declared needs_input=False but runs the model again")
+        return self.module, self.inputs
+
 
 class CamMethod:
     """One explanation method: its paper's formula in ``compute``.
@@ -147,6 +153,11 @@ def safe_divide(num: torch.Tensor, den: torch.Tensor, ok: torch.Tensor | None = 
     """num / den where ``ok`` (default: den != 0), and 0 elsewhere: never inf or NaN, no host sync."""
     ok = den != 0 if ok is None else ok
     return torch.where(ok, num / torch.where(ok, den, torch.ones_like(den)), torch.zeros_like(num))
+
+
+def spatial_size(t: torch.Tensor) -> tuple[int, int]:
+    """(H, W) of a (..., H, W) tensor: the size :func:`upsample_maps` takes."""
+    return t.shape[-2], t.shape[-1]
 
 
 def upsample_maps(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

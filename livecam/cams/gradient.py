@@ -18,6 +18,8 @@ class GradCAM(CamMethod):
 
     alpha_k^c = (1/Z) sum_ij d y^c / d A_ij^k  (the spatial mean of the gradient)
     L^c = ReLU(sum_k alpha_k^c A^k)
+
+    Paper: https://arxiv.org/abs/1610.02391
     """
 
     name = "gradcam"
@@ -38,6 +40,8 @@ class GradCAMPlusPlus(CamMethod):
     alpha_ij^k = g_ij^2 / (2 g_ij^2 + sum_ab A_ab^k g_ij^3)   (0 where the denominator is 0)
     w_k = sum_ij alpha_ij^k ReLU(g_ij^k)
     L^c = ReLU(sum_k w_k A^k)
+
+    Paper: https://arxiv.org/abs/1710.11063
     """
 
     name = "gradcampp"
@@ -56,6 +60,8 @@ class XGradCAM(CamMethod):
 
     alpha_k = sum_ij (A_ij^k / sum_ab A_ab^k) g_ij^k   (0 where sum_ab A_ab^k is 0)
     L^c = ReLU(sum_k alpha_k A^k)
+
+    Paper: https://arxiv.org/abs/2008.02312
     """
 
     name = "xgradcam"
@@ -71,6 +77,8 @@ class LayerCAM(CamMethod):
     """LayerCAM (Jiang et al. 2021): a weight per pixel, so it works on earlier layers too.
 
     L^c_ij = ReLU(sum_k ReLU(g_ij^k) A_ij^k)
+
+    Paper: http://mftp.mmcheng.net/Papers/21TIP_LayerCAM.pdf
     """
 
     name = "layercam"
@@ -85,6 +93,8 @@ class HiResCAM(CamMethod):
     """HiResCAM (Draelos & Carin 2020): the gradient times the activation, no spatial averaging.
 
     L^c_ij = ReLU(sum_k g_ij^k A_ij^k)   (the ReLU keeps positive evidence, as in Grad-CAM)
+
+    Paper: https://arxiv.org/abs/2011.08891
     """
 
     name = "hirescam"

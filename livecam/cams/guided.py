@@ -20,12 +20,16 @@ gradient, pointwise, by the Grad-CAM map upsampled bilinearly to the input.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, SupportsFloat
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import BackwardCFunction, FunctionCtx
 from torch.overrides import TorchFunctionMode
 
-from livecam.cams.base import Capture, CamMethod, normalize_maps, upsample_maps
+from livecam.cams.base import Capture, CamMethod, normalize_maps, spatial_size, upsample_maps
 from livecam.cams.gradient import GradCAM
 
 
@@ -33,19 +37,27 @@ class _GuidedClamp(torch.autograd.Function):
     """clamp(x, lo, hi) forward; the guided rule backward."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: FunctionCtx, x: torch.Tensor, lo: float, hi: float | None) -> torch.Tensor:
         inside = x > lo if hi is None else (x > lo) & (x < hi)
         ctx.save_for_backward(inside)
         return x.clamp(min=lo) if hi is None else x.clamp(lo, hi)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx: BackwardCFunction, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (inside,) = ctx.saved_tensors
         return torch.where(inside & (grad > 0), grad, torch.zeros_like(grad)), None, None
 
 
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default: object) -> object:
+def _arg(args: Sequence[object], kwargs: Mapping[str, object], i: int, name: str, default: object) -> object:
     return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _number(args: Sequence[object], kwargs: Mapping[str, object], i: int, name: str, default: float) -> float:
+    """A numeric argument (hardtanh's ``min_val``, ``max_val``) as a float."""
+    value = _arg(args, kwargs, i, name, default)
+    if not isinstance(value, SupportsFloat):
+        raise TypeError(f"{name} must be a number, not {type(value).__name__}")
+    return float(value)
 
 
 class GuidedReLU(TorchFunctionMode):
@@ -58,9 +70,10 @@ class GuidedReLU(TorchFunctionMode):
     _RELU = {torch.relu, torch.Tensor.relu}
     _RELU_ = {torch.relu_, torch.Tensor.relu_, F.relu_}
 
-    def __torch_function__(self, func, types, args=(), kwargs=None):
+    def __torch_function__(self, func: Callable[..., Any], types: Collection[type], args: Sequence[object] = (),
+                           kwargs: dict[str, object] | None = None) -> Any:  # whatever ``func`` returns
         kwargs = kwargs or {}
-        bounds = None
+        bounds: tuple[float, float | None] | None = None
         inplace = False
         if func is F.relu:
             bounds, inplace = (0.0, None), bool(_arg(args, kwargs, 1, "inplace", False))
@@ -70,13 +83,15 @@ class GuidedReLU(TorchFunctionMode):
             bounds, inplace = (0.0, None), True
         elif func is F.relu6:
             bounds, inplace = (0.0, 6.0), bool(_arg(args, kwargs, 1, "inplace", False))
-        elif func is F.hardtanh and float(_arg(args, kwargs, 1, "min_val", -1.0)) == 0.0:
-            bounds = (0.0, float(_arg(args, kwargs, 2, "max_val", 1.0)))
+        elif func is F.hardtanh and _number(args, kwargs, 1, "min_val", -1.0) == 0.0:
+            bounds = (0.0, _number(args, kwargs, 2, "max_val", 1.0))
             inplace = bool(_arg(args, kwargs, 3, "inplace", False))
         if bounds is None:
             return func(*args, **kwargs)
         x = args[0]
-        out = _GuidedClamp.apply(x, *bounds)
+        if not isinstance(x, torch.Tensor):  # the function itself says what is wrong with it
+            return func(*args, **kwargs)
+        out: torch.Tensor = _GuidedClamp.apply(x, *bounds)
         if inplace:
             return x.copy_(out)
         return out
@@ -103,7 +118,7 @@ def guided_detail(module: nn.Module, x: torch.Tensor, classes: torch.Tensor, cam
     With Grad-CAM's map this is Guided Grad-CAM; with another method's, its guided counterpart.
     """
     guided = guided_backprop(module, x, classes)
-    return guided * upsample_maps(normalize_maps(cam), tuple(guided.shape[-2:]))[:, None]
+    return guided * upsample_maps(normalize_maps(cam), spatial_size(guided))[:, None]
 
 
 def saliency(detail: torch.Tensor) -> torch.Tensor:
@@ -117,6 +132,8 @@ class GuidedBackprop(CamMethod):
     ``detail`` holds the signed gradient image (N, 3, H, W); the map is its
     largest absolute value over the colour channels, at the input's resolution.
     Class-discriminative only weakly: it shows edges the network responds to.
+
+    Paper: https://arxiv.org/abs/1412.6806
     """
 
     name = "guided"
@@ -124,7 +141,7 @@ class GuidedBackprop(CamMethod):
     needs_input = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        cap.detail = guided_backprop(cap.module, cap.inputs, cap.classes)
+        cap.detail = guided_backprop(*cap.rerun(), cap.classes)
         return saliency(cap.detail)
 
 
@@ -135,6 +152,8 @@ class GuidedGradCAM(GradCAM):
     Grad-CAM map min-max normalized before the product (a positive scale,
     which the final normalization removes). The map is the largest absolute
     value over the colour channels.
+
+    Paper: https://arxiv.org/abs/1610.02391
     """
 
     name = "guidedgradcam"
@@ -142,5 +161,5 @@ class GuidedGradCAM(GradCAM):
     needs_input = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        cap.detail = guided_detail(cap.module, cap.inputs, cap.classes, super().compute(cap))
+        cap.detail = guided_detail(*cap.rerun(), cap.classes, super().compute(cap))
         return saliency(cap.detail)

@@ -11,6 +11,9 @@
   Increase in Confidence = the percentage of images with O_c > Y_c.
 
 Every curve is one batched forward pass on the model's device.
+
+It lives in ``livecam.cams.metrics``, beside the methods it measures (they run through the
+explainer here, in PyTorch); ``livecam evaluate`` and ``scripts/sanity_check.py`` call it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from livecam.cams.base import spatial_size
 
 if TYPE_CHECKING:
     from livecam.zoo import LoadedModel
@@ -67,7 +72,7 @@ def auc(curve: torch.Tensor) -> float:
 @torch.no_grad()
 def _probabilities(model: nn.Module, batch: torch.Tensor, cls: int, chunk: int) -> torch.Tensor:
     dtype = next(model.parameters()).dtype
-    out = [torch.softmax(model(part.to(dtype)).float(), dim=1)[:, cls] for part in batch.split(chunk)]
+    out = [torch.softmax(model(part.to(dtype)).float(), dim=1)[:, cls] for part in torch.split(batch, chunk)]
     return torch.cat(out)
 
 
@@ -129,7 +134,7 @@ def evaluate(model: LoadedModel, images: list[np.ndarray], methods: list[str],
         classes = model.module(x).argmax(dim=1)
     mean = torch.tensor(model.preprocess.mean, device=device).view(1, 3, 1, 1)
     std = torch.tensor(model.preprocess.std, device=device).view(1, 3, 1, 1)
-    size = tuple(x.shape[-2:])
+    size = spatial_size(x)
     rows: dict[str, Faithfulness] = {}
     for method in [*methods, *BASELINES]:
         if method == "random":
@@ -221,7 +226,7 @@ def randomize_(layer: nn.Module, generator: torch.Generator) -> None:
                 if m.affine:
                     m.weight.fill_(1.0)
                     m.bias.zero_()
-                if m.track_running_stats:
+                if m.track_running_stats and m.running_mean is not None and m.running_var is not None:
                     m.running_mean.zero_()
                     m.running_var.fill_(1.0)
 
@@ -244,7 +249,7 @@ def cascade_randomization(module: nn.Module, x: torch.Tensor, methods: list[str]
     gen = torch.Generator().manual_seed(seed)
 
     def maps(method: str, classes: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        with Explainer(model, method, layer=layer, input_size=tuple(x.shape[-2:])) as explainer:
+        with Explainer(model, method, layer=layer, input_size=spatial_size(x)) as explainer:
             result = explainer(x, classes=classes)
         return result.raw if result.raw.shape[-2:] == x.shape[-2:] else result.cams, result.classes
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from livecam.choices import DEFAULT_MODEL, LITE_NAMES, resolve_class
-from livecam.errors import LivecamError
+from livecam.choices import DEFAULT_MODEL, LITE_NAMES, resolve_class, suggest
+from livecam.errors import LivecamError, option
 from livecam.types import Preprocess
 from livecam.zoo import torchvision_models as tvm
-from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model, suggest
+from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model
 from livecam.zoo.efficientnet_lite import efficientnet_lite0, lite0_weights_path
 
 RANDOM = "random"
@@ -70,7 +70,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type != "cuda":
         raise LivecamError(f"device type '{dev.type}' is not supported; use auto, cpu, cuda or cuda:N")
     if not torch.cuda.is_available():
-        raise LivecamError(f"CUDA is not available on this machine, so '{device}' cannot be used; use --device cpu")
+        raise LivecamError(
+            f"CUDA is not available on this machine, so '{device}' cannot be used; use {option('device')} cpu"
+        )
     count = torch.cuda.device_count()
     if dev.index is not None and dev.index >= count:
         raise LivecamError(f"there is no {device}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
@@ -106,9 +108,32 @@ def load_model(
 ) -> LoadedModel:
     """Build a classifier by name, load its weights, freeze it and find where to look.
 
-    ``weights``: ``None`` for the model's real ImageNet weights (shipped for
-    EfficientNet-Lite0; torchvision's cache or download otherwise), a path to a
-    state dict, or ``"random"`` for an untrained model.
+    The module is put in eval mode with its parameters frozen (``requires_grad`` off) and moved to
+    ``device``; one probe forward pass then finds its target layer (the last spatial feature map)
+    and the head behind it (:func:`~livecam.zoo.analysis.inspect_model`), which is what an
+    explainer hooks and what decides whether CAM applies.
+
+    >>> from livecam.zoo import load_model
+    >>> model = load_model("resnet18", weights="random")  # untrained, on the CPU
+    >>> model.target_layer, model.head.kind
+    ('layer4', 'gap_linear')
+
+    Args:
+        name: ``"efficientnet_lite0"`` (the default, also spelled ``"efficientnet-lite0"``) or the
+            name of a torchvision classification model (``"resnet50"``, ``"mobilenet_v2"``,
+            ``"convnext_tiny"``, ...), in any case.
+        weights: ``None`` for the model's real ImageNet weights (shipped for EfficientNet-Lite0;
+            torchvision's cache or download otherwise), a path to a state dict saved with
+            ``torch.save``, or ``"random"`` for an untrained model (for benchmarks).
+        device: ``"cpu"`` (the default), ``"cuda"``, ``"cuda:N"``, ``"auto"`` (the first CUDA
+            device when there is one) or a :class:`torch.device`.
+
+    Returns:
+        A :class:`LoadedModel`: the frozen module on its device, its preprocessing, the ImageNet
+        class names, its target layer and head (``info``), and where the weights came from.
+
+    Raises:
+        LivecamError: an unknown model or device, or weights that cannot be read or do not fit.
     """
     dev = resolve_device(device)
     key = name.strip().lower()

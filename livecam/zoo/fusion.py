@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import torch
 from torch import nn
@@ -37,11 +38,13 @@ class _Pair:
     parent: nn.Module
     attr: str
     weight: torch.Tensor
-    bias: nn.Parameter | None
+    bias: torch.Tensor | None
 
 
 def fold_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """(s, t) with bn(x) = s * x + t per channel, in eval mode."""
+    if bn.running_mean is None or bn.running_var is None:
+        raise ValueError("a BatchNorm2d without running statistics normalizes by the batch: it has no fixed (s, t)")
     scale = torch.rsqrt(bn.running_var + bn.eps)
     if bn.weight is not None:
         scale = scale * bn.weight
@@ -51,7 +54,7 @@ def fold_scale_shift(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, shift
 
 
-FoundPair = tuple[str, nn.Conv2d, str, nn.BatchNorm2d]
+FoundPair: TypeAlias = tuple[str, nn.Conv2d, str, nn.BatchNorm2d]
 
 
 def _conv_bn_pairs(module: nn.Module, x: torch.Tensor, keep: set[str]) -> list[FoundPair]:
@@ -59,16 +62,16 @@ def _conv_bn_pairs(module: nn.Module, x: torch.Tensor, keep: set[str]) -> list[F
     # Each convolution's output is kept alive during the probe: a freed tensor's id() can be reused
     # by a later tensor (DenseNet's concatenations), which would pair a BatchNorm with the wrong conv.
     produced: dict[int, tuple[str, nn.Conv2d, torch.Tensor]] = {}
-    pairs = []
+    pairs: list[FoundPair] = []
     names = {id(m): n for n, m in module.named_modules()}
 
-    def hook(mod, inputs, output):
+    def hook(mod: nn.Module, inputs: tuple[object, ...], output: object) -> None:
         if isinstance(mod, nn.BatchNorm2d):
             source = produced.get(id(inputs[0])) if inputs else None
             if source is not None and source[2] is inputs[0] and source[1].out_channels == mod.num_features \
                     and source[0] not in keep and names[id(mod)] not in keep:
                 pairs.append((source[0], source[1], names[id(mod)], mod))
-        else:
+        elif isinstance(mod, nn.Conv2d) and isinstance(output, torch.Tensor):
             produced[id(output)] = (names[id(mod)], mod, output)
 
     foldable = [m for m in module.modules()

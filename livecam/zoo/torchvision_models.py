@@ -11,13 +11,17 @@ import os
 import socket
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.paths import check_weights_file
+
+if TYPE_CHECKING:
+    from torchvision.models import WeightsEnum
 
 DOWNLOAD_TIMEOUT_S = 30.0
 
@@ -35,7 +39,7 @@ def imagenet_categories() -> list[str]:
     return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
 
 
-def default_weights(name: str):
+def default_weights(name: str) -> WeightsEnum:
     """torchvision's default ``WeightsEnum`` member for ``name``."""
     import torchvision
 
@@ -48,12 +52,13 @@ def build(name: str) -> nn.Module:
 
     with warnings.catch_warnings():  # googlenet and inception_v3 warn about their init scheme
         warnings.simplefilter("ignore", FutureWarning)
-        return torchvision.models.get_model(name, weights=None)
+        model: nn.Module = torchvision.models.get_model(name, weights=None)
+    return model
 
 
 def cached_weights_path(name: str) -> Path:
     """Where torch.hub keeps torchvision's default weights for ``name``."""
-    url = default_weights(name).url
+    url: str = default_weights(name).url
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 
@@ -72,14 +77,14 @@ def default_state_dict(name: str) -> dict[str, torch.Tensor]:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise LivecamError(
             f"torchvision's weights for '{name}' are not cached at {cached} and could not be downloaded "
-            f"({reason}); copy them there, pass --weights FILE (a state dict), "
-            "or --weights random for an untrained model"
+            f"({reason}); copy them there, pass {option('weights')} FILE (a state dict), "
+            f"or {option('weights')} random for an untrained model"
         ) from None
     finally:
         socket.setdefaulttimeout(previous)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """A state dict from a file saved with ``torch.save``, loaded with ``weights_only=True``.
 
     Accepts a bare state dict, a checkpoint holding one under ``state_dict`` or
@@ -128,6 +133,6 @@ def load_weights(module: nn.Module, state: dict[str, torch.Tensor], model_name: 
             )
         raise LivecamError(
             f"weights {source} do not fit model '{model_name}': {', '.join(parts)}; "
-            "pass weights saved from this architecture or pick the matching --model"
+            f"pass weights saved from this architecture or pick the matching {option('model')}"
         )
     module.load_state_dict(state, strict=True)

@@ -11,8 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import livecam
-from tests.conftest import photo_bgr, random_torchvision, relative_error
-from tests.test_cams import InplaceHead
+from tests.conftest import InplaceHead, photo_bgr, random_torchvision, relative_error
 
 TOL = 1e-5
 

@@ -1,4 +1,4 @@
-"""Guided Backpropagation, Guided Grad-CAM and Score-CAM against hand-computed and float64 references."""
+"""Guided Backpropagation and Guided Grad-CAM against hand-computed and float64 references."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from torch import nn
 
 import livecam
 from livecam.cams.guided import guided_backprop
+from tests.cams.test_methods import TOL, capture64
 from tests.conftest import photo_bgr, random_torchvision, relative_error
-from tests.test_cams import InplaceHead
-from tests.test_methods import TOL, capture64
 
 # A two-layer network worked by hand: x (3) -> W1 (4x3) -> activation -> W2 (2x4).
 # Pre-activations for x = [4, -1, 3] are [7, 2, 2, -1]; class 0's row of W2 is [2, -1, 5, 3],
@@ -111,42 +110,3 @@ def test_guided_and_guided_gradcam_match_float64_references(lite0) -> None:
                            align_corners=False)
         assert relative_error(combined.detail, g * up) < TOL, name
         assert all(p.grad is None for p in module.parameters())
-
-
-def scorecam64(module: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """Score-CAM's Algorithm 1 in float64, one masked forward per channel, flat channels included."""
-    ref = copy.deepcopy(module).double().eval()
-    store = {}
-    handle = ref.get_submodule(layer).register_forward_hook(lambda _m, _i, out: store.update(a=out.detach().clone()))
-    with torch.no_grad():
-        logits = ref(x.double())
-        handle.remove()
-        a = store["a"]
-        out = []
-        for s in range(len(x)):
-            c = int(logits[s].argmax())
-            up = F.interpolate(a[s][:, None], size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
-            lo, hi = up.amin(dim=(1, 2), keepdim=True), up.amax(dim=(1, 2), keepdim=True)
-            masks = torch.where(hi > lo, (up - lo) / torch.where(hi > lo, hi - lo, 1.0), 0.0)
-            scores = torch.cat([torch.softmax(ref(x[s:s + 1].double() * m[:, None]), dim=1)[:, c]
-                                for m in masks.split(128)])
-            alpha = torch.softmax(scores, dim=0)
-            out.append(torch.clamp((alpha[:, None, None] * a[s]).sum(0), min=0))
-    return torch.stack(out)
-
-
-def test_scorecam_matches_algorithm_1(lite0) -> None:
-    # The real model at its head (1280 channels after ReLU6, many of them flat) on a small photo,
-    # and a batch of two through a small random model with an in-place ReLU after its target.
-    small = F.interpolate(livecam.to_input(photo_bgr("coffee"), lite0.preprocess), size=(64, 64), mode="area")
-    torch.manual_seed(2)
-    cases = {"efficientnet_lite0": (lite0.module, small),
-             "inplace_head": (InplaceHead().eval(), torch.randn(2, 3, 32, 32))}
-    for name, (module, x) in cases.items():
-        with livecam.Explainer(module, "scorecam", input_size=tuple(x.shape[-2:])) as explainer:
-            result = explainer(x)
-            a, _ = capture64(module, explainer.layer, x)
-            if name == "efficientnet_lite0":
-                assert (a.flatten(2).amax(2) == a.flatten(2).amin(2)).any(), "flat channels take the shortcut"
-            assert relative_error(result.raw, scorecam64(module, explainer.layer, x)) < TOL, name
-    assert result.logits.grad_fn is None
