@@ -9,7 +9,7 @@ from torch import nn
 
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
 from livecam.cams.guided import guided_detail
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.timing import Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
 from livecam.zoo.analysis import GAP_LINEAR, suggest
@@ -168,7 +168,8 @@ class Explainer:
             self.hook.enabled = False
             self.hook.activation = None
         if activation is None:
-            raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
+            raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with "
+                               f"{option('layer')}")
         if topk > 1 and classes is None:
             capture = self._topk_capture(x, activation, logits, min(topk, logits.shape[1]), timer)
         else:
