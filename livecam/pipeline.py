@@ -195,8 +195,9 @@ class _Writer(threading.Thread):
                 if isinstance(item, _Failure):
                     for sink in self.sinks:
                         note: Callable[[Frame, str], None] | None = getattr(sink, "write_failure", None)
-                        for frame in item.frames if note is not None else ():
-                            note(frame, item.message)
+                        if note is not None:
+                            for frame in item.frames:
+                                note(frame, item.message)
                     continue
                 start = time.perf_counter()
                 for sink in self.sinks:

@@ -18,7 +18,7 @@ import torch
 
 from livecam.bench.report import Stat, TargetConfig
 from livecam.engines.launch import EngineOptions
-from livecam.engines.pytorch.device_step import DeviceStep
+from livecam.engines.pytorch.device_step import DeviceStep, side_stream
 from livecam.engines.pytorch.engine import TorchEngine
 from livecam.timing import StageTimer
 from livecam.types import Frame
@@ -54,7 +54,7 @@ class TorchTarget:
         self.static = self.inputs[0]
         if graph and self.device.type == "cuda":
             self.static = self.inputs[0].clone()
-            side = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]  # torch leaves Stream() untyped
+            side = side_stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side), torch.inference_mode():
                 for _ in range(3):

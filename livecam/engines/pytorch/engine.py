@@ -231,6 +231,7 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         """The overlay and, beside it, the guided detail map of the explained class."""
         size = panel_size((frame.image.shape[1], frame.image.shape[0]), 2)
         overlay = self.annotator.annotate(downscale(frame.image, size), cam, labels, readout)
+        assert explanation.detail is not None, "the guided view's explanations hold the detail maps"
         detail = detail_image(explanation.detail[i].float().cpu().numpy(), size)
         name = self.model.class_names[int(explanation.classes[i])]
         what = explanation.method if explanation.method.startswith("guided") else f"guided {explanation.method}"

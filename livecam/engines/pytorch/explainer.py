@@ -9,10 +9,11 @@ from torch import nn
 
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
 from livecam.cams.guided import guided_detail
+from livecam.choices import suggest
 from livecam.errors import LivecamError, option
 from livecam.timing import Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
-from livecam.zoo.analysis import GAP_LINEAR, suggest
+from livecam.zoo.analysis import GAP_LINEAR
 
 ClassSpec = int | Sequence[int] | torch.Tensor | None
 MAKE_BATCH = "make one from BGR uint8 frames with livecam.to_input(frames, explainer.preprocess)"
@@ -75,15 +76,17 @@ class Explainer:
             self.info = model.info if same_layer else inspect_model(model.module, model.preprocess.size, layer)
         else:
             self.module = model.eval().requires_grad_(False)
-            self.preprocess = Preprocess(tuple(input_size))
-            self.info = inspect_model(model, tuple(input_size), layer)
+            size = (input_size[0], input_size[1])  # a list is taken too
+            self.preprocess = Preprocess(size)
+            self.info = inspect_model(model, size, layer)
         if gradients not in ("auto", "autograd"):
             raise LivecamError(f"gradients must be 'auto' or 'autograd', not '{gradients}'")
         self.method = METHODS[method](self.info.head)
         self.layer = self.info.target_layer
         head = self.info.head
-        analytic = gradients == "auto" and head.kind == GAP_LINEAR and head.linear is not None
-        self._head_weight = head.linear.weight if analytic else None
+        linear = head.linear if gradients == "auto" and head.kind == GAP_LINEAR else None
+        analytic = linear is not None
+        self._head_weight = linear.weight if linear is not None else None
         self._autograd = self.method.needs_grad and not analytic
         self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self._autograd)
 
@@ -127,10 +130,11 @@ class Explainer:
         capture, raw = self._run(x, classes, timer, topk=topk)
         logits, chosen = capture.logits.detach(), capture.classes
         if guided and capture.detail is None:
+            assert capture.inputs is not None, "the explainer's captures hold the inputs they were taken on"
             with timer("guided"):
                 capture.detail = guided_detail(self.module, capture.inputs, chosen, raw)
         with timer("cam"):
-            maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
+            maps = upsample_maps(raw, size or (x.shape[-2], x.shape[-1])) if upsample else raw
             cams = normalize_maps(maps)
         return Explanation(
             cams=cams,
