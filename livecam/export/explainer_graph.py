@@ -243,19 +243,34 @@ def export_explainer(
     precision: str = "fp32",
     from_frames: bool = False,
 ) -> Path:
-    """Write the model and its ``method`` explanation as one ONNX file; an existing file is replaced.
+    """Write the model and its ``method`` explanation as one ONNX file, which ONNX Runtime runs without PyTorch.
 
-    ``topk``: explain each sample's K most probable classes (K maps per
-    sample), or ``target_class`` for every sample (K = 1). ``input_size`` (h, w)
-    overrides the model's input size (the maps' size follows). ``precision``:
-    the model's weights and arithmetic inside the graph, ``"fp32"`` or
-    ``"fp16"``; the input stays float32 (or uint8 frames), the logits come out
-    float32 and the maps are computed in float32. ``from_frames``: the input is
-    (N, H, W, 3) uint8 BGR frames of any size instead of a normalized batch.
+    The graph gives the logits, the explained classes, their probabilities and their maps, already normalized;
+    :class:`~livecam.engines.runtime.engine.RuntimeEngine` runs it. The caller's module is not changed: a copy
+    is exported, in eval mode, on the CPU. The file is written beside ``path`` under a hidden name and moved
+    into place once complete; an existing file is replaced.
 
-    The caller's module is not changed: a copy is exported, in eval mode, on
-    the CPU. The file is written beside ``path`` under a hidden name and moved
-    into place once complete.
+    Args:
+        model: the :class:`~livecam.zoo.LoadedModel` to export (its weights, class names and preprocessing).
+        path: the ``.onnx`` file to write; its folder must exist.
+        method: a method whose explanation fits in one graph (``livecam.export.EXPORTABLE``).
+        layer: the target layer (dotted path); None: the model's own.
+        topk: explain each sample's K most probable classes (K maps per sample), 1 to 10.
+        target_class: explain this class index for every sample instead (K = 1).
+        input_size: (height, width) instead of the model's input size (the maps' size follows).
+        precision: the model's weights and arithmetic inside the graph, ``"fp32"`` or ``"fp16"``; the input
+            stays float32 (or uint8 frames), the logits come out float32 and the maps are computed in float32.
+        from_frames: the input is (N, H, W, 3) uint8 BGR frames of any size instead of a normalized batch.
+
+    Returns:
+        ``path``. Bad arguments, and a head that cannot hold the method, are one-line
+        :class:`~livecam.errors.LivecamError`.
+
+    Example::
+
+        >>> model = livecam.load_model("efficientnet_lite0")
+        >>> livecam.export_explainer(model, Path("lite0.onnx"), method="gradcam", topk=3)
+        >>> livecam.RuntimeEngine("lite0.onnx", device="cpu", topk=3, panels=True)
     """
     path = Path(path)
     size = _check_arguments(model, path, method, topk, target_class, input_size, precision)

@@ -10,6 +10,7 @@ from torch import nn
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
 from livecam.cams.guided import guided_detail
 from livecam.choices import suggest
+from livecam.closing import Closing
 from livecam.errors import LivecamError, option
 from livecam.timing import Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
@@ -39,22 +40,32 @@ def check_batch(x: object) -> None:
                            f"{tuple(x.shape)}{one}")
 
 
-class Explainer:
-    """Explain a classifier's decisions with a CAM method.
-
-    ``model`` is a :class:`LoadedModel` or any ``nn.Module`` classifier; a plain
-    module is put in eval mode and its parameters are frozen (the backward pass
-    never needs them). ``layer`` names the target module (dotted path); by
-    default it is the last spatial feature map before the pooling head.
+class Explainer(Closing):
+    """Explain a classifier's decisions with a CAM method: class activation maps for a batch, in one call.
 
     The hook on the target layer is registered here, once, and reused for every
-    call; ``remove()`` (or leaving a ``with`` block) takes it off.
+    call; :meth:`remove` (or leaving a ``with`` block) takes it off. A plain module
+    is put in eval mode and its parameters are frozen (the backward pass never
+    needs them).
 
-    ``gradients``: ``"auto"`` takes the closed form d y^c / d A = W_c / (h w)
-    when the head is global average pooling and one Linear layer (checked
-    numerically when the model is inspected), so no autograd graph is built;
-    ``"autograd"`` always runs the backward pass (from the class score to the
-    target layer only).
+    Args:
+        model: a :class:`~livecam.zoo.LoadedModel` or any ``nn.Module`` classifier.
+        method: one of :data:`livecam.METHODS` (``gradcam``, ``gradcampp``, ``scorecam``, ...).
+        layer: the target module (dotted path); None: the last spatial feature map before the pooling head.
+        input_size: (height, width) of a plain module's input (a LoadedModel brings its own).
+        gradients: ``"auto"`` takes the closed form d y^c / d A = W_c / (h w) when the head is global average
+            pooling and one Linear layer (checked numerically when the model is inspected), so no autograd
+            graph is built; ``"autograd"`` always runs the backward pass (from the class score to the target
+            layer only).
+
+    Returns from a call: an :class:`~livecam.cams.Explanation` with ``cams`` (N, H, W) float32 in [0, 1]
+    (one row per explained class and sample with ``topk``), ``classes``, ``scores`` and ``logits``.
+
+    Example::
+
+        >>> with livecam.Explainer(livecam.load_model("efficientnet_lite0"), method="gradcam") as explainer:
+        ...     result = explainer(x)  # x: a normalized (N, 3, H, W) float32 batch
+        >>> result.cams.shape, result.classes
     """
 
     def __init__(
@@ -220,8 +231,6 @@ class Explainer:
         """Take the hook off the model."""
         self.hook.remove()
 
-    def __enter__(self) -> Explainer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Take the hook off the model (as :meth:`remove`): what leaving a ``with`` block does."""
         self.remove()
