@@ -169,9 +169,9 @@ step install plain 120 python3 -m pip install -q --no-index --no-deps --no-compi
 step machine plain 60 python3 benchmarks/gpu_probe.py machine
 step imports plain 120 python3 benchmarks/gpu_probe.py imports
 # 1. Correctness on the GPU: the CUDA tests.
-step pytest-cuda cuda 240 "${PYTEST[@]}" tests/test_device_step.py tests/test_cams.py tests/test_engine.py \
-    tests/test_views.py -k "cuda or gpu or graph"
-step pytest-ort-cuda ortgpu 120 "${PYTEST[@]}" tests/test_runtime_engine.py -k cuda
+step pytest-cuda cuda 240 "${PYTEST[@]}" tests/engines/pytorch/test_device_step.py tests/cams/test_gradient.py \
+    tests/engines/pytorch/test_engine.py tests/engines/pytorch/test_views.py -k "cuda or gpu or graph"
+step pytest-ort-cuda ortgpu 120 "${PYTEST[@]}" tests/engines/runtime/test_engine.py -k cuda
 # 2. The PyTorch engine: ResNet-50 fp16 batch 1 on a 1080p frame, then EfficientNet-Lite0 with the peer.
 step bench-torch-resnet50 cuda 150 "${BENCH[@]}" --device cuda --model resnet50 --weights random \
     --precision fp16 --no-peer --label "H200 PyTorch ResNet-50 fp16" --json "$OUT/bench-gpu-torch-resnet50-fp16-1080p.json"

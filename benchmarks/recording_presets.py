@@ -20,7 +20,7 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from livecam import encode  # noqa: E402
+from livecam.sinks import encode  # noqa: E402
 from livecam.engines.launch import EngineOptions, open_engine  # noqa: E402
 from livecam.pipeline import run  # noqa: E402
 from livecam.sinks import VideoFileSink, write_frames  # noqa: E402

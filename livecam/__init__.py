@@ -10,6 +10,7 @@ The public API::
     result = livecam.explain_frame(bgr_uint8_frame, explainer) # one frame, maps at its size
     livecam.export_explainer(model, path)                      # ONNX: logits, classes, scores, maps
     engine = livecam.RuntimeEngine(path)                       # ONNX Runtime alone: frames in, annotated out
+    engine = livecam.TorchEngine(model, method="scorecam")     # PyTorch: every method (livecam.Engine: the same)
 
 Names load lazily (a module-level ``__getattr__``): ``import livecam`` imports
 no PyTorch, so the command line's ``--help`` and the ONNX Runtime engine start
@@ -29,7 +30,8 @@ _LAZY = {
     "Explanation": "livecam.cams",
     "Annotated": "livecam.types",
     "Frame": "livecam.types",
-    "Engine": "livecam.engines.pytorch.engine",
+    "Engine": "livecam.engines.pytorch.engine",  # the PyTorch engine's old name; the contract: engines.base.Engine
+    "TorchEngine": "livecam.engines.pytorch.engine",
     "explain_frame": "livecam.engines.pytorch.engine",
     "to_input": "livecam.engines.pytorch.engine",
     "LivecamError": "livecam.errors",
@@ -43,12 +45,13 @@ _LAZY = {
 
 __all__ = [
     "METHODS", "Annotated", "Engine", "Explainer", "Explanation", "Frame", "LivecamError", "LoadedModel",
-    "RuntimeEngine", "__version__", "explain_frame", "export_explainer", "export_onnx", "load_model", "to_input",
+    "RuntimeEngine", "TorchEngine", "__version__", "explain_frame", "export_explainer", "export_onnx", "load_model",
+    "to_input",
 ]
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ imports on first use
     from livecam.cams import METHODS, Explanation
-    from livecam.engines.pytorch.engine import Engine, explain_frame, to_input
+    from livecam.engines.pytorch.engine import Engine, TorchEngine, explain_frame, to_input
     from livecam.errors import LivecamError
     from livecam.engines.pytorch.explainer import Explainer
     from livecam.export import export_explainer

@@ -1,14 +1,26 @@
-"""The one exception type that reaches users.
+"""Every exception livecam raises, in one tree, so a caller can catch what it means to handle.
 
-Library code raises :class:`LivecamError` with a message that says what is
-wrong and what to do about it. The CLI (and only the CLI) turns it into one
-line on stderr and exit code 2 (1 for a :class:`RunError`).
+Library code raises these with a message that says what is wrong and what to do
+about it. The CLI (and only the CLI) turns one into a line on stderr and the
+class's ``exit_code``::
+
+    LivecamError          bad input: a missing file, an unknown name, options that do not combine (exit 2)
+    +-- GraphError        an ONNX file that cannot be read, or whose livecam metadata does not match its graph
+    +-- RunError          a run that could not go on: the disk filled up, a chart could not be written (exit 1)
+        +-- ModelError    the engine failed on a frame and the run stopped; carries the run's report
+
+Anything else that escapes the library (an ``OSError`` from a driver, a bug) is
+not livecam's word on the input, and the CLI reports it as an internal error.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from livecam.types import RunReport
 
 _OPTION = re.compile("\x02([a-z][a-z0-9_]*)\x03")
 
@@ -58,6 +70,17 @@ class RunError(LivecamError):
     exit_code = 1
 
 
+class ModelError(RunError):
+    """The engine failed on a frame and ``on_error`` was ``"stop"``: the message names the frames.
+
+    ``report`` says what the run did before (every frame before the failure is written).
+    """
+
+    def __init__(self, message: str, report: RunReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def torch_installed() -> bool:
     """Is PyTorch importable here? (Without importing it: that takes a second or two.)"""
     import importlib.util
@@ -72,4 +95,5 @@ def require_torch(what: str) -> None:
     """Refuse, in one line, what needs PyTorch in an install without it (the runtime alone)."""
     if not torch_installed():
         raise LivecamError(f"{what} needs PyTorch, which this install lacks: pip install 'livecam[torch]' (the "
-                           "runtime alone runs graphs made by 'livecam export': --model FILE.onnx)")
+                           "runtime alone runs graphs made by 'livecam export': "
+                           f"{option('model')} FILE.onnx)")

@@ -30,29 +30,24 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from statistics import median
-from typing import Protocol
+from dataclasses import dataclass
 
-from livecam.errors import LivecamError
+from livecam.engines.base import AnyEngine
+from livecam.errors import LivecamError, ModelError, option
 from livecam.sinks import Sink
-from livecam.types import Annotated, Frame
+from livecam.types import STAGES, Annotated, Frame, RunReport
 
-STAGES = ("decode", "preprocess", "explain", "render", "write")
+__all__ = ["ON_ERROR", "STAGES", "LatestSlot", "ModelError", "Readout", "RunReport", "failure_message", "run"]
+
 ON_ERROR = ("stop", "skip")
-_END = object()
 log = logging.getLogger(__name__)
 
 
-class ModelError(Exception):
-    """The engine failed on a frame and ``on_error`` was ``"stop"``: the message names the frames; ``report``
-    says what was done before (every frame before the failure is written)."""
-
-    def __init__(self, message: str, report: RunReport) -> None:
-        super().__init__(message)
-        self.report = report
+class _End:
+    """The reader's last item: the source has no more frames."""
 
 
+_END = _End()
 @dataclass
 class _Failure:
     """Frames the engine failed on, for the writer thread to hand to the sinks that log failures."""
@@ -73,35 +68,6 @@ def failure_message(frames: list[Frame], exc: BaseException, limit: int = 300) -
     else:
         where = f"frames {first.index}-{last.index} ({first.timestamp:.2f}-{last.timestamp:.2f} s)"
     return f"the model failed on {where}: {detail}"
-
-
-class Engine(Protocol):
-    """What the loop needs of an engine (PyTorch's or ONNX Runtime's): frames in, annotated frames out."""
-
-    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]: ...
-
-
-@dataclass
-class RunReport:
-    """What a run did: frames, wall time, per-stage timings, drops, how it ended."""
-
-    frames: int = 0
-    seconds: float = 0.0
-    dropped: int = 0  # live sources: frames replaced by a newer one before the engine got to them
-    stage_times: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
-    latencies: list[float] = field(default_factory=list)  # per frame: from leaving the decoder to the sinks
-    interrupted: bool = False  # Ctrl-C or SIGTERM
-    stopped_by_user: bool = False  # q, Esc, or the window closed
-    skipped: int = 0  # frames the engine failed on, skipped with on_error="skip"
-    error: str | None = None  # why the run stopped on a model failure (on_error="stop")
-
-    @property
-    def fps(self) -> float:
-        return self.frames / self.seconds if self.seconds > 0 else 0.0
-
-    def median_ms(self, stage: str) -> float:
-        times = self.stage_times.get(stage) or [0.0]
-        return median(times) * 1000.0
 
 
 class Readout:
@@ -133,24 +99,23 @@ class LatestSlot:
         self._ended = False
         self.dropped = 0
 
-    def put(self, item: object) -> None:
+    def put(self, item: Frame | _End) -> None:
         with self._cond:
-            if item is _END:
+            if isinstance(item, _End):
                 self._ended = True  # the unread frame, if any, is still delivered
             else:
                 self.dropped += self._item is not None
                 self._item = item
             self._cond.notify()
 
-    def get(self, timeout: float) -> object:
+    def get(self, timeout: float) -> Frame | _End | None:
         """The latest frame; _END once the source ended and all is read; None after ``timeout``."""
         with self._cond:
             if self._item is None and not self._ended:
                 self._cond.wait(timeout)
             if self._item is not None:
                 item, self._item = self._item, None
-                if isinstance(item, Frame):
-                    item.dropped = self.dropped  # drops so far, for the per-frame log
+                item.dropped = self.dropped  # drops so far, for the per-frame log
                 return item
             return _END if self._ended else None
 
@@ -159,10 +124,10 @@ class _FrameQueue:
     """A bounded FIFO: nothing is dropped, the reader waits for the engine."""
 
     def __init__(self, size: int) -> None:
-        self._queue: queue.Queue = queue.Queue(maxsize=size)
+        self._queue: queue.Queue[Frame | _End] = queue.Queue(maxsize=size)
         self.dropped = 0
 
-    def put(self, item: object, stop: threading.Event) -> None:
+    def put(self, item: Frame | _End, stop: threading.Event) -> None:
         while not stop.is_set():
             try:
                 self._queue.put(item, timeout=0.1)
@@ -170,7 +135,7 @@ class _FrameQueue:
             except queue.Full:
                 continue
 
-    def get(self, timeout: float) -> object:
+    def get(self, timeout: float) -> Frame | _End | None:
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
@@ -187,7 +152,7 @@ class _Reader(threading.Thread):
         self.decode_times: list[float] = []
         self.error: BaseException | None = None
 
-    def _put(self, item: object) -> None:
+    def _put(self, item: Frame | _End) -> None:
         if isinstance(self.box, LatestSlot):
             self.box.put(item)
         else:
@@ -215,23 +180,24 @@ class _Writer(threading.Thread):
     def __init__(self, sinks: list[Sink], depth: int = 8) -> None:
         super().__init__(name="livecam-writer", daemon=True)
         self.sinks = sinks
-        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.queue: queue.Queue[Annotated | _Failure | _End] = queue.Queue(maxsize=depth)
         self.write_times: list[float] = []
         self.error: BaseException | None = None
 
     def run(self) -> None:
         while True:
             item = self.queue.get()
-            if item is _END:
+            if isinstance(item, _End):
                 return
             if self.error is not None:
                 continue  # drain without writing after a failure
             try:
                 if isinstance(item, _Failure):
                     for sink in self.sinks:
-                        note = getattr(sink, "write_failure", None)
-                        for frame in item.frames if note is not None else ():
-                            note(frame, item.message)
+                        note: Callable[[Frame, str], None] | None = getattr(sink, "write_failure", None)
+                        if note is not None:
+                            for frame in item.frames:
+                                note(frame, item.message)
                     continue
                 start = time.perf_counter()
                 for sink in self.sinks:
@@ -243,7 +209,7 @@ class _Writer(threading.Thread):
 
 def run(
     frames: Iterable[Frame],
-    engine: Engine,
+    engine: AnyEngine,
     sinks: list[Sink],
     max_frames: int | None = None,
     batch: int = 1,
@@ -251,29 +217,46 @@ def run(
     stop: threading.Event | None = None,
     on_frame: Callable[[Annotated], None] | None = None,
     on_error: str = "stop",
+    readout: bool = True,
 ) -> RunReport:
-    """Explain frames and hand them to every sink until the source ends,
-    ``max_frames`` are done, a sink asks to stop, or ``stop`` is set.
+    """Explain frames and hand them to every sink until the source ends, ``max_frames`` are done, a sink asks
+    to stop, or ``stop`` is set.
 
-    ``live`` (default: the source's ``is_live``) picks the latest-frame-wins
-    policy; ``batch`` frames are explained per step for other sources.
-    KeyboardInterrupt is also caught; the CLI instead sets ``stop`` from its
-    signal handler, so the loop ends between frames.
+    KeyboardInterrupt is also caught; the CLI instead sets ``stop`` from its signal handler, so the loop ends
+    between frames.
 
-    ``on_error``: what an exception inside the engine does (not KeyboardInterrupt,
-    nor :class:`LivecamError`, which say the run must end). ``"stop"``: the frames
-    before are written, then :class:`ModelError` names the failed frames.
-    ``"skip"``: a warning, the frames are counted in ``report.skipped``, and the
-    run goes on.
+    Args:
+        frames: the source: any iterable of :class:`~livecam.types.Frame`; its ``is_live`` says whether it is live.
+        engine: the engine that explains and annotates (:class:`~livecam.engines.base.Engine`).
+        sinks: where the annotated frames go (a window, a recorder, a log).
+        max_frames: stop after this many frames (done or skipped); None: when the source ends.
+        batch: frames explained per step (files; a live source is explained one frame at a time).
+        live: the latest-frame-wins policy; None: the source's ``is_live``.
+        stop: set it (from a signal handler, say) to end the run between frames.
+        on_frame: called with each annotated frame, after the sinks on the main thread.
+        on_error: what an exception inside the engine does (not KeyboardInterrupt, nor a
+            :class:`~livecam.errors.LivecamError`, which say the run must end). ``"stop"``: the frames before
+            are written, then :class:`~livecam.errors.ModelError` names the failed frames. ``"skip"``: a
+            warning, the frames are counted in ``report.skipped``, and the run goes on.
+        readout: draw the live speed readout on the frames (False for archives, whose reruns must match).
+
+    Returns:
+        The :class:`~livecam.types.RunReport`: frames, wall time, per-stage times, drops, how it ended.
+
+    Example::
+
+        >>> with open_source("clip.mp4") as src, open_engine(EngineOptions()).engine as engine:
+        ...     report = run(src, engine, [VideoFileSink(Path("out.mp4"), fps=src.fps)])
+        >>> print(f"{report.fps:.1f} FPS")
     """
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, not {on_error!r}")
+        raise LivecamError(f"{option('on_error')} must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
     live = bool(getattr(frames, "is_live", False)) if live is None else live
     batch = 1 if live else max(1, batch)
     stop = stop or threading.Event()
     halt = threading.Event()  # tells the reader to stop, whatever the reason
     report = RunReport()
-    readout = Readout()
+    speed = Readout()
     reader = _Reader(frames, live, depth=2 * batch + 2, stop=halt)
     writer = _Writer([s for s in sinks if not s.main_thread])
     main_sinks = [s for s in sinks if s.main_thread]
@@ -287,7 +270,7 @@ def run(
             chunk: list[Frame] = []
             while len(chunk) < want and not stop.is_set():
                 item = reader.box.get(timeout=0.1)
-                if item is _END:
+                if isinstance(item, _End):
                     ended = True
                     break
                 if item is not None:
@@ -296,7 +279,7 @@ def run(
                 continue
             step_start = time.perf_counter()
             try:
-                annotated = engine.process_batch(chunk, readout.text(reader.box.dropped))
+                annotated = engine.process_batch(chunk, speed.text(reader.box.dropped) if readout else None)
             except (LivecamError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - out of memory and the like: named, then on_error decides
@@ -321,7 +304,7 @@ def run(
                     on_frame(out)
             report.frames += len(chunk)
             now = time.perf_counter()
-            readout.update((now - last) / len(chunk), step_s / len(chunk))
+            speed.update((now - last) / len(chunk), step_s / len(chunk))
             last = now
             if writer.error is not None or any(s.stop_requested for s in sinks):
                 report.stopped_by_user = writer.error is None

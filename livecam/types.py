@@ -3,18 +3,22 @@
 Stages talk only through these types: a source yields :class:`Frame`, an
 engine turns frames into :class:`Annotated` frames, and the sinks and the
 pipeline read those. :class:`Preprocess` says how a frame becomes a model's
-input, for both engines.
+input, for both engines. :class:`RunReport` is what a run did; it lives here,
+not in the pipeline, so that :class:`livecam.errors.ModelError` can carry one
+without importing the loop.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from statistics import median
 from typing import Any
 
 import numpy as np
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+STAGES = ("decode", "preprocess", "explain", "render", "write")  # a run's stages, as its report times them
 
 
 @dataclass(frozen=True)
@@ -106,3 +110,26 @@ class Annotated:
     labels: list[Label] = field(default_factory=list)  # the frame's most probable classes, best first
     maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
     map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``
+
+
+@dataclass
+class RunReport:
+    """What a run did: frames, wall time, per-stage timings, drops, how it ended."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    dropped: int = 0  # live sources: frames replaced by a newer one before the engine got to them
+    stage_times: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    latencies: list[float] = field(default_factory=list)  # per frame: from leaving the decoder to the sinks
+    interrupted: bool = False  # Ctrl-C or SIGTERM
+    stopped_by_user: bool = False  # q, Esc, or the window closed
+    skipped: int = 0  # frames the engine failed on, skipped with on_error="skip"
+    error: str | None = None  # why the run stopped on a model failure (on_error="stop")
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def median_ms(self, stage: str) -> float:
+        times = self.stage_times.get(stage) or [0.0]
+        return median(times) * 1000.0

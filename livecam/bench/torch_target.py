@@ -1,7 +1,8 @@
 """The PyTorch side of ``livecam bench``: the PyTorch engine's stages and floor, and the pytorch-grad-cam peer.
 
 Kept apart from :mod:`livecam.bench` so that benchmarking an exported graph on
-ONNX Runtime needs no PyTorch.
+ONNX Runtime needs no PyTorch: :mod:`livecam.bench.runs` imports this module only
+when the PyTorch engine or the peer runs.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import cv2
 import numpy as np
 import torch
 
-from livecam.engines.pytorch.engine import Engine, to_input
+from livecam.bench.report import Stat, TargetConfig
+from livecam.engines.launch import EngineOptions
+from livecam.engines.pytorch.device_step import DeviceStep, side_stream
+from livecam.engines.pytorch.engine import TorchEngine
 from livecam.timing import StageTimer
 from livecam.types import Frame
-from livecam.zoo import LoadedModel
+from livecam.zoo import LoadedModel, load_model
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +40,21 @@ class TorchTarget:
     same input, graphed on CUDA where the engine is. Both synchronize with the device around the call.
     """
 
-    def __init__(self, engine: Engine, chunks: list[list[np.ndarray]], graph: bool) -> None:
+    def __init__(self, engine: TorchEngine, chunks: list[list[np.ndarray]], graph: bool) -> None:
         self.engine = engine
         model = engine.model
+        self.model_name = model.name
         self.module, self.device = model.module, model.device
-        self.on_device = engine.device_step is not None
-        self.inputs = [to_input(c, model.preprocess, model.device, engine.channels_last).to(engine.dtype)
-                       for c in chunks[:64]]
-        self.stage_order = (("upload", "preprocess", "forward", "backward", "cam", "render", "download")
-                            if self.on_device else ("preprocess", "forward", "backward", "cam", "guided", "render"))
-        self.floor_graph = None
+        self.device_step: DeviceStep | None = engine.device_step
+        self.inputs = [engine.prepare(c).to(engine.dtype) for c in chunks[:64]]
+        self.stage_order: tuple[str, ...] = (
+            ("upload", "preprocess", "forward", "backward", "cam", "render", "download") if self.device_step
+            else ("preprocess", "forward", "backward", "cam", "guided", "render"))
+        self.floor_graph: torch.cuda.CUDAGraph | None = None
+        self.static = self.inputs[0]
         if graph and self.device.type == "cuda":
             self.static = self.inputs[0].clone()
-            side = torch.cuda.Stream(self.device)
+            side = side_stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side), torch.inference_mode():
                 for _ in range(3):
@@ -79,19 +85,17 @@ class TorchTarget:
 
     def explanation(self, i: int) -> float:
         x = self.inputs[i % len(self.inputs)]
-        engine = self.engine
-        return self._timed(lambda: engine.explainer(x, classes=engine.target_class, upsample=False,
-                                                    topk=engine.topk if engine.panels else 1,
-                                                    guided=engine.view == "guided"))
+        return self._timed(lambda: self.engine.run_prepared(x))
 
     def stages(self, chunk: list[np.ndarray]) -> dict[str, float]:
         """One step, stage by stage, synchronized around each stage: seconds per stage for the chunk."""
         engine = self.engine
         timer = StageTimer((lambda: _sync(self.device)) if self.device.type == "cuda" else None)
-        if self.on_device:  # eager and synchronized per stage (the graphed step is timed whole elsewhere)
+        step = self.device_step
+        if step is not None:  # eager and synchronized per stage (the graphed step is timed whole elsewhere)
             with timer("upload"):
                 dev = engine.upload(chunk)
-            out = engine.device_step.step(dev, timer)
+            out = step.step(dev, timer)
             with timer("download"):
                 engine.download(out.images)
         else:
@@ -104,7 +108,7 @@ class TorchTarget:
     def step(self, frames: list[Frame]) -> float:
         return self._timed(lambda: self.engine.process_batch(frames))
 
-    def config(self) -> dict:
+    def config(self) -> TargetConfig:
         engine = self.engine
         return {"engine": "torch", "runtime": f"PyTorch {torch.__version__} on {engine.model.device}",
                 "precision": str(engine.dtype)[6:],
@@ -149,3 +153,11 @@ def time_peer(model: LoadedModel, layer: str, frames: list[np.ndarray], warmup: 
             if i >= warmup:
                 times.append(time.perf_counter() - start)
     return times
+
+
+def peer_stat(options: EngineOptions, layer: str, images: list[np.ndarray], warmup: int) -> Stat | None:
+    """The peer on up to 100 of the frames, with the zoo model ``options`` name, on the device the run used."""
+    device = "cpu" if options.device in ("auto", "tensorrt") and options.backend != "torch" else options.device
+    model = load_model(options.model, weights=options.weights, device=device)
+    times = time_peer(model, layer, images[: min(len(images), 100)], min(warmup, 5))
+    return None if times is None else Stat.of(times)

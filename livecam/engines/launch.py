@@ -10,7 +10,7 @@ Two engines keep one contract, frames in and annotated frames out:
   identity (path, size, modification time) and the options, so a later run
   finds it without importing PyTorch and the first frame comes within about a
   second of the command;
-- the PyTorch engine (:class:`livecam.engines.pytorch.engine.Engine`) runs everything else:
+- the PyTorch engine (:class:`livecam.engines.pytorch.engine.TorchEngine`) runs everything else:
   Score-CAM and the guided methods, gradient methods on heads that are not
   global average pooling and one Linear layer, bf16, and the CUDA path with its
   CUDA graphs.
@@ -27,13 +27,17 @@ import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from livecam import __version__, choices
-from livecam.errors import GraphError, LivecamError, require_torch, torch_installed
+from livecam.engines.base import AnyEngine, check_combination
+from livecam.engines.runtime.graph import FORMAT
+from livecam.errors import GraphError, LivecamError, option, require_torch, torch_installed
 from livecam.paths import cache_dir, check_weights_file
 from livecam.render import Annotator
-from livecam.engines.runtime.graph import FORMAT
+
+if TYPE_CHECKING:
+    from livecam.engines.runtime.engine import RuntimeEngine
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +75,7 @@ class EngineOptions:
 class Launched:
     """The engine a run got, and what the header line says about it."""
 
-    engine: Any  # livecam.engines.pytorch.engine.Engine or livecam.engines.runtime.RuntimeEngine: process_batch(frames, readout), close()
+    engine: AnyEngine  # a TorchEngine or a RuntimeEngine; ``with launched.engine:`` closes it
     backend: str  # "onnx" or "torch"
     summary: str  # "efficientnet_lite0 (ImageNet ...) on ONNX Runtime CPU in fp32, gradcam of the top class at ..."
     method: str
@@ -94,7 +98,7 @@ def open_engine(options: EngineOptions) -> Launched:
         if launched is not None:
             return launched
     elif options.backend == "onnx":
-        raise LivecamError(f"--backend onnx cannot run this: {reason}; use --backend torch")
+        raise LivecamError(f"{option('backend')} onnx cannot run this: {reason}; use {option('backend')} torch")
     else:
         log.debug("PyTorch engine: %s", reason)
     return _torch_engine(options, annotator)
@@ -107,13 +111,7 @@ def _check_names(options: EngineOptions) -> None:
         if value is not None and value not in allowed:
             raise LivecamError(f"unknown {what} '{value}'{choices.suggest(value, list(allowed))}; "
                                f"choose one of {', '.join(allowed)}")
-    if options.panels and options.view != "overlay":
-        raise LivecamError("--panels and --view guided do not combine; choose one")
-    if options.panels and options.target_class is not None:
-        raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
-    if options.panels and options.topk < 2:
-        raise LivecamError(f"--panels shows one panel for each of the --topk most probable classes, so it needs "
-                           f"--topk 2 or more, not {options.topk}")
+    check_combination(options.panels, options.topk, options.view, options.target_class)
 
 
 def runtime_refusal(options: EngineOptions, gpus: int | None = None) -> str | None:
@@ -124,7 +122,7 @@ def runtime_refusal(options: EngineOptions, gpus: int | None = None) -> str | No
     """
     method = options.method or choices.DEFAULT_METHOD
     if options.backend == "torch":
-        return "--backend torch"
+        return f"{option('backend')} torch"
     if method not in choices.EXPORT_METHODS:
         return f"{method} does not fit in one graph (it needs a second pass over the input)"
     if options.view != "overlay":
@@ -158,9 +156,11 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
 
     path = Path(options.model).expanduser()
     if not path.is_file():
-        raise LivecamError(f"{path} does not exist; export a model with 'livecam export --output {path.name}'")
-    for given, what in ((options.weights, "--weights"), (options.backend == "torch" or None, "--backend torch"),
-                        (options.view != "overlay" or None, "--view guided")):
+        raise LivecamError(f"{path} does not exist; export a model with 'livecam export {option('output')} "
+                           f"{path.name}'")
+    for given, what in ((options.weights, option("weights")),
+                        (options.backend == "torch" or None, f"{option('backend')} torch"),
+                        (options.view != "overlay" or None, f"{option('view')} guided")):
         if given:
             raise LivecamError(f"{what} does not apply to an exported graph, which ONNX Runtime runs with its weights "
                                "inside; pass a zoo model name instead")
@@ -169,24 +169,25 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
     for given, own, what in ((options.method, info.method, "method"), (options.layer, info.layer, "layer")):
         if given is not None and given != own:
             raise LivecamError(f"{path.name} explains with {what} {own}, not {given}; export it again with "
-                               f"--{what} {given}, or leave --{what} out")
+                               f"{option(what)} {given}, or leave {option(what)} out")
     if options.precision not in ("auto", info.precision):
-        raise LivecamError(f"{path.name} runs in {info.precision}; export it again with --precision "
-                           f"{options.precision}, or leave --precision out")
+        raise LivecamError(f"{path.name} runs in {info.precision}; export it again with {option('precision')} "
+                           f"{options.precision}, or leave {option('precision')} out")
     if options.target_class is not None:
         from livecam.choices import resolve_class
 
         wanted = resolve_class(options.target_class, info.class_names)
         if info.target_class is None:
             raise LivecamError(f"{path.name} explains {info.describe_class()} of each frame; to explain one class "
-                               f"in every frame, export it with --class {options.target_class}")
+                               f"in every frame, export it with {option('class')} {options.target_class}")
         if wanted != info.target_class:
             raise LivecamError(f"{path.name} explains class '{info.class_names[info.target_class]}', not "
-                               f"'{info.class_names[wanted]}'; export it again with --class {options.target_class}")
+                               f"'{info.class_names[wanted]}'; export it again with {option('class')} "
+                               f"{options.target_class}")
     return Launched(engine, "onnx", _runtime_summary(engine), info.method)
 
 
-def _runtime_summary(engine: Any) -> str:
+def _runtime_summary(engine: RuntimeEngine) -> str:
     info = engine.info
     weights = f" ({info.weights})" if info.weights else ""
     return (f"{info.model}{weights} on {engine.description}, {info.method} of {info.describe_class()} at layer "
@@ -302,27 +303,26 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
 def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
     require_torch(f"running {options.model} with {options.method or choices.DEFAULT_METHOD} here "
                   f"({runtime_refusal(options) or 'the PyTorch engine'})")
-    from livecam.engines.pytorch.engine import Engine
+    from livecam.engines.pytorch.engine import TorchEngine
     from livecam.zoo import load_model
 
     method = options.method or choices.DEFAULT_METHOD
     device = options.device
     if device.strip().lower().startswith("tensorrt"):
-        raise LivecamError("--device tensorrt runs exported graphs on ONNX Runtime, and this run needs PyTorch "
-                           f"({runtime_refusal(options) or 'its method'}); use --device cuda")
+        raise LivecamError(f"{option('device')} tensorrt runs exported graphs on ONNX Runtime, and this run needs "
+                           f"PyTorch ({runtime_refusal(options) or 'its method'}); use {option('device')} cuda")
     if options.threads:
         from livecam.engines.pytorch import set_threads
 
         set_threads(options.threads)
     loaded = load_model(options.model, weights=options.weights, device=device)
     if options.weights == RANDOM:
-        log.warning("--weights random: the model is untrained, its classes and maps mean nothing")
+        log.warning("%s random: the model is untrained, its classes and maps mean nothing", option("weights"))
     target = None if options.target_class is None else choices.resolve_class(options.target_class,
                                                                              loaded.class_names)
-    engine = Engine(loaded, method=method, layer=options.layer, target_class=target, topk=options.topk,
+    engine = TorchEngine(loaded, method=method, layer=options.layer, target_class=target, topk=options.topk,
                     annotator=annotator, precision=options.precision, graph=options.graph, panels=options.panels,
                     view=options.view, fold_bn=options.fold_bn, renderer=options.renderer)
     what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
-    summary = (f"{loaded.name} ({loaded.weights}) on {loaded.device} (PyTorch) in {str(engine.dtype)[6:]}, "
-               f"{method} of {what} at layer {engine.explainer.layer}")
+    summary = f"{loaded.name} ({loaded.weights}) on {engine.description}, {method} of {what} at layer {engine.layer}"
     return Launched(engine, "torch", summary, method)

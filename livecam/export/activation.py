@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from livecam.errors import LivecamError, option
+
 OPSET = 18
 
 
@@ -28,13 +30,15 @@ class WithActivation(nn.Module):
         self._activation: torch.Tensor | None = None
         module.get_submodule(layer).register_forward_hook(self._keep)
 
-    def _keep(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    def _keep(self, _module: nn.Module, _inputs: tuple[object, ...], output: torch.Tensor) -> torch.Tensor:
         self._activation = output
         return output.clone()  # in-place operations after the layer must not change what is returned
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.module(x)
         activation, self._activation = self._activation, None
+        if activation is None:
+            raise LivecamError(f"the target layer did not run in the forward pass; pick another with {option('layer')}")
         return logits, activation
 
 

@@ -55,10 +55,10 @@ from livecam import choices
 from livecam.cams import METHODS, Capture, CamMethod, normalize_maps
 from livecam.cams.activation import eigen_maps_power
 from livecam.engines.pytorch.device_step import preprocess_frames
-from livecam.errors import LivecamError
+from livecam.choices import suggest
 from livecam.engines.runtime.graph import FORMAT
+from livecam.errors import LivecamError, option
 from livecam.zoo import GAP_LINEAR, Head, LoadedModel, ModelInfo, Preprocess, inspect_model
-from livecam.zoo.analysis import suggest
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def exportable(model: LoadedModel | ModelInfo, method: str, name: str | None = N
     if method in CLOSED_FORM and (head.kind != GAP_LINEAR or head.linear is None):
         raise LivecamError(
             f"{method} can only be exported for a head of global average pooling and one Linear layer; "
-            f"{label}'s head after '{info.target_layer}' is {head.chain or 'unknown'}; export --method eigencam, "
-            "which works for any head"
+            f"{label}'s head after '{info.target_layer}' is {head.chain or 'unknown'}; export {option('method')} "
+            "eigencam, which works for any head"
         )
 
 
@@ -115,6 +115,9 @@ class ExplanationGraph(nn.Module):
     computed by the power method); ``linear`` is the GAP -> Linear head in
     float32 when the method needs it.
     """
+
+    mean: torch.Tensor  # buffers, registered in __init__ when the graph takes frames
+    std: torch.Tensor
 
     def __init__(self, module: nn.Module, layer: str, method: CamMethod | None, linear: nn.Linear | None, k: int,
                  target_class: int | None, dtype: torch.dtype, frames: Preprocess | None) -> None:
@@ -132,7 +135,7 @@ class ExplanationGraph(nn.Module):
         self._activation: torch.Tensor | None = None
         module.get_submodule(layer).register_forward_hook(self._keep)
 
-    def _keep(self, _module: nn.Module, _inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+    def _keep(self, _module: nn.Module, _inputs: tuple[object, ...], output: torch.Tensor) -> torch.Tensor:
         self._activation = output
         return output.clone()  # an in-place operation after the layer must not change the kept activation
 
@@ -143,6 +146,8 @@ class ExplanationGraph(nn.Module):
             x = inputs.to(self.dtype)
         logits = self.module(x).float()
         activation, self._activation = self._activation, None
+        if activation is None:
+            raise LivecamError(f"the target layer did not run in the forward pass; pick another with {option('layer')}")
         acts = activation.float()  # the map arithmetic in float32: in fp16 its epsilons underflow
         n, channels, h, w = acts.shape
         if self.target_class is None:
@@ -187,7 +192,7 @@ def _check_arguments(model: LoadedModel, path: Path, method: str, topk: int, tar
         raise LivecamError(f"cannot write {path}: an ONNX file name ends in .onnx")
     if not path.parent.is_dir():
         raise LivecamError(f"cannot write {path}: the folder {path.parent} does not exist")
-    return size  # type: ignore[return-value]
+    return size[0], size[1]
 
 
 def metadata(model: LoadedModel, info: ModelInfo, method: str, k: int, target_class: int | None,
@@ -238,19 +243,34 @@ def export_explainer(
     precision: str = "fp32",
     from_frames: bool = False,
 ) -> Path:
-    """Write the model and its ``method`` explanation as one ONNX file; an existing file is replaced.
+    """Write the model and its ``method`` explanation as one ONNX file, which ONNX Runtime runs without PyTorch.
 
-    ``topk``: explain each sample's K most probable classes (K maps per
-    sample), or ``target_class`` for every sample (K = 1). ``input_size`` (h, w)
-    overrides the model's input size (the maps' size follows). ``precision``:
-    the model's weights and arithmetic inside the graph, ``"fp32"`` or
-    ``"fp16"``; the input stays float32 (or uint8 frames), the logits come out
-    float32 and the maps are computed in float32. ``from_frames``: the input is
-    (N, H, W, 3) uint8 BGR frames of any size instead of a normalized batch.
+    The graph gives the logits, the explained classes, their probabilities and their maps, already normalized;
+    :class:`~livecam.engines.runtime.engine.RuntimeEngine` runs it. The caller's module is not changed: a copy
+    is exported, in eval mode, on the CPU. The file is written beside ``path`` under a hidden name and moved
+    into place once complete; an existing file is replaced.
 
-    The caller's module is not changed: a copy is exported, in eval mode, on
-    the CPU. The file is written beside ``path`` under a hidden name and moved
-    into place once complete.
+    Args:
+        model: the :class:`~livecam.zoo.LoadedModel` to export (its weights, class names and preprocessing).
+        path: the ``.onnx`` file to write; its folder must exist.
+        method: a method whose explanation fits in one graph (``livecam.export.EXPORTABLE``).
+        layer: the target layer (dotted path); None: the model's own.
+        topk: explain each sample's K most probable classes (K maps per sample), 1 to 10.
+        target_class: explain this class index for every sample instead (K = 1).
+        input_size: (height, width) instead of the model's input size (the maps' size follows).
+        precision: the model's weights and arithmetic inside the graph, ``"fp32"`` or ``"fp16"``; the input
+            stays float32 (or uint8 frames), the logits come out float32 and the maps are computed in float32.
+        from_frames: the input is (N, H, W, 3) uint8 BGR frames of any size instead of a normalized batch.
+
+    Returns:
+        ``path``. Bad arguments, and a head that cannot hold the method, are one-line
+        :class:`~livecam.errors.LivecamError`.
+
+    Example::
+
+        >>> model = livecam.load_model("efficientnet_lite0")
+        >>> livecam.export_explainer(model, Path("lite0.onnx"), method="gradcam", topk=3)
+        >>> livecam.RuntimeEngine("lite0.onnx", device="cpu", topk=3, panels=True)
     """
     path = Path(path)
     size = _check_arguments(model, path, method, topk, target_class, input_size, precision)
@@ -268,6 +288,7 @@ def export_explainer(
                              model.preprocess if from_frames else None).eval()
 
     batch = torch.export.Dim("batch", min=1, max=1024)
+    dynamic: tuple[dict[int, object], ...]
     if from_frames:
         example = torch.zeros(2, size[0] + 37, size[1] + 61, 3, dtype=torch.uint8)
         height, width = torch.export.Dim("height", min=2, max=MAX_SIDE), torch.export.Dim("width", min=2, max=MAX_SIDE)
@@ -286,8 +307,8 @@ def export_explainer(
     return path
 
 
-def _export(graph: nn.Module, example: torch.Tensor, dynamic: tuple, input_name: str, partial: Path,
-            props: dict[str, str]) -> None:
+def _export(graph: nn.Module, example: torch.Tensor, dynamic: tuple[dict[int, object], ...], input_name: str,
+            partial: Path, props: dict[str, str]) -> None:
     import onnx
 
     try:
@@ -300,7 +321,8 @@ def _export(graph: nn.Module, example: torch.Tensor, dynamic: tuple, input_name:
     except Exception as exc:  # noqa: BLE001 - whatever the exporter raises, one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise LivecamError(f"the model could not be exported to ONNX ({type(exc).__name__}: {first}); "
-                           "try another --layer or --method eigencam, or run it in PyTorch (livecam run)") from None
+                           f"try another {option('layer')} or {option('method')} eigencam, or run it in PyTorch "
+                           "(livecam run)") from None
     proto = onnx.load(str(partial))
     del proto.metadata_props[:]
     for key, value in props.items():

@@ -60,6 +60,11 @@ def overlay_frames(frames: torch.Tensor, cams: torch.Tensor, lut: torch.Tensor, 
     return blended.round_().clamp_(0, 255).to(torch.uint8)
 
 
+def side_stream(device: torch.device) -> torch.cuda.Stream:
+    """A new CUDA stream on ``device``, for work beside the default stream (warm-up, copies)."""
+    return torch.cuda.Stream(device)  # type: ignore[no-untyped-call]  # torch's Stream.__new__ has no annotations
+
+
 @dataclass
 class StepOutput:
     images: torch.Tensor  # (N, H, W, 3) uint8, annotated but for the labels
@@ -103,7 +108,7 @@ class DeviceStep:
     def _capture(self, example: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, StepOutput] | None:
         static_in = example.clone()
         try:
-            side = torch.cuda.Stream(self.device)
+            side = side_stream(self.device)
             side.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(side):  # warm up off the default stream, as capture requires
                 for _ in range(3):
@@ -139,8 +144,8 @@ class HostTransfer:
 
     def __init__(self, device: torch.device) -> None:
         self.device = device
-        self.upload_stream = torch.cuda.Stream(device)
-        self.download_stream = torch.cuda.Stream(device)
+        self.upload_stream = side_stream(device)
+        self.download_stream = side_stream(device)
         self._pinned: dict[tuple[str, tuple[int, ...]], torch.Tensor] = {}
         self._device_in: dict[tuple[int, ...], torch.Tensor] = {}
 

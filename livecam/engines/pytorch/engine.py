@@ -25,21 +25,23 @@ import torch
 
 from livecam import choices
 from livecam.cams import Explanation
+from livecam.engines import base
+from livecam.engines.base import check_combination
 from livecam.engines.pytorch.device_step import DeviceStep, HostTransfer
-from livecam.errors import LivecamError
 from livecam.engines.pytorch.explainer import ClassSpec, Explainer
+from livecam.errors import LivecamError
 from livecam.preprocess import downscale, to_array
-from livecam.render import Annotator, Label, detail_image, panel_size, panels_image, tile
+from livecam.render import Annotator, detail_image, panel_size, panels_image, tile
 from livecam.render import top_labels as labels_of
 from livecam.timing import StageTimer, Timer, no_timer
-from livecam.types import Annotated, Frame, FrameTime, Preprocess
+from livecam.types import Annotated, Frame, FrameTime, Label, Preprocess
 from livecam.zoo import LoadedModel
 from livecam.zoo.analysis import probe_input
 from livecam.zoo.fusion import fold_batchnorm
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Annotated", "Engine", "downscale", "explain_frame", "to_input", "top_labels"]
+__all__ = ["Annotated", "Engine", "TorchEngine", "downscale", "explain_frame", "to_input", "top_labels"]
 
 
 def to_input(
@@ -61,7 +63,23 @@ def to_input(
 
 
 def explain_frame(frame: np.ndarray, explainer: Explainer, classes: ClassSpec = None) -> Explanation:
-    """Explain one BGR uint8 frame; ``cams`` come back at the frame's size."""
+    """Explain one BGR uint8 frame with ``explainer``: the whole frame is the model's input, and the maps come
+    back at the frame's size, ready to lay over it.
+
+    Args:
+        frame: a BGR uint8 (H, W, 3) image, as OpenCV reads it.
+        explainer: the :class:`~livecam.engines.pytorch.explainer.Explainer` to run.
+        classes: which classes to explain: None (the top class), an index, or one index per sample.
+
+    Returns:
+        An :class:`~livecam.cams.Explanation` whose ``cams`` are (1, H, W) float32 in [0, 1].
+
+    Example::
+
+        >>> explainer = livecam.Explainer(livecam.load_model("efficientnet_lite0"), method="gradcam")
+        >>> result = livecam.explain_frame(cv2.imread("cat.jpg"), explainer)
+        >>> result.cams.shape, int(result.classes[0])
+    """
     x = to_input(frame, explainer.preprocess, explainer.device)
     return explainer(x, classes=classes, size=frame.shape[:2])
 
@@ -86,8 +104,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     return PRECISIONS[precision]
 
 
-class Engine:
-    """Turn frames into annotated frames with one model, method and class choice.
+class TorchEngine(base.Engine[torch.Tensor, Explanation]):
+    """Turn frames into annotated frames with one model, method and class choice, in PyTorch.
 
     The engine runs the model in ``precision`` (fp32, fp16 or bf16; ``auto``:
     fp16 on CUDA, fp32 on the CPU) and, with ``channels_last``, in the
@@ -117,12 +135,7 @@ class Engine:
             raise LivecamError(f"unknown renderer '{renderer}'; use auto, opencv or device")
         if view not in VIEWS:
             raise LivecamError(f"unknown view '{view}'; use {' or '.join(VIEWS)}")
-        if panels and view != "overlay":
-            raise LivecamError("--panels and --view guided do not combine; choose one")
-        if panels and target_class is not None:
-            raise LivecamError("--panels shows the --topk most probable classes, so it does not combine with --class")
-        if panels and topk < 2:
-            raise LivecamError(f"panels show one class each, so they need topk 2 or more, not {topk}")
+        check_combination(panels, topk, view, target_class)
         self.panels, self.view = panels, view
         if target_class is not None and not 0 <= target_class < model.info.num_classes:
             raise LivecamError(f"class index {target_class} is out of range: the model has classes 0 to "
@@ -137,7 +150,8 @@ class Engine:
             if fold_bn:
                 self.folded = fold_batchnorm(model.module, probe_input(model.module, model.preprocess.size), target)
             memory_format = torch.channels_last if channels_last else torch.contiguous_format
-            model.module.to(dtype=self.dtype, memory_format=memory_format)
+            model.module.to(dtype=self.dtype)
+            model.module.to(memory_format=memory_format)
         self.model = model
         self.explainer = Explainer(model, method=method, layer=layer)
         self.target_class = target_class
@@ -152,17 +166,45 @@ class Engine:
         self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap,
                                       self.annotator.alpha, target_class, channels_last, graph) if on_device else None
         self.transfer = HostTransfer(model.device) if on_device and model.device.type == "cuda" else None
-    def explain(self, images: list[np.ndarray], timer: Timer = no_timer) -> Explanation:
-        """Explain a batch of BGR frames; the maps stay at the layer's resolution."""
-        with timer("preprocess"):
-            x = to_input(images, self.model.preprocess, self.model.device, self.channels_last)
+
+    @property
+    def description(self) -> str:
+        """What runs, for the header line: the device and the precision."""
+        return f"{self.model.device} (PyTorch) in {str(self.dtype)[6:]}"
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.model.class_names
+
+    @property
+    def layer(self) -> str:
+        return self.explainer.layer
+
+    def prepare(self, images: list[np.ndarray]) -> torch.Tensor:
+        """BGR frames -> the model's normalized float32 batch on its device, in its memory format."""
+        return to_input(images, self.model.preprocess, self.model.device, self.channels_last)
+
+    def run_prepared(self, x: torch.Tensor, timer: Timer = no_timer) -> Explanation:
+        """The explainer's call on :meth:`prepare`'s input (forward, backward where the method has one, the maps),
+        as the engine makes it; the maps stay at the layer's resolution."""
         return self.explainer(x, classes=self.target_class, upsample=False, timer=timer,
                               topk=self.topk if self.panels else 1, guided=self.view == "guided")
 
+    def explain(self, images: list[np.ndarray], timer: Timer = no_timer) -> Explanation:
+        """Explain a batch of BGR frames; the maps stay at the layer's resolution."""
+        with timer("preprocess"):
+            x = self.prepare(images)
+        return self.run_prepared(x, timer)
+
     @property
     def rows_per_frame(self) -> int:
-        """Rows of an explanation per frame: the --topk classes with panels, else 1."""
+        """Rows of an explanation per frame: the topk classes with panels, else 1."""
         return min(self.topk, self.model.info.num_classes) if self.panels else 1
+
+    @property
+    def panel_count(self) -> int:
+        """Maps drawn per frame: the rows of the explanation each frame has."""
+        return self.rows_per_frame
 
     def render(self, frame: Frame, explanation: Explanation, i: int = 0, readout: str | None = None,
                labels: list[Label] | None = None) -> np.ndarray:
@@ -189,6 +231,7 @@ class Engine:
         """The overlay and, beside it, the guided detail map of the explained class."""
         size = panel_size((frame.image.shape[1], frame.image.shape[0]), 2)
         overlay = self.annotator.annotate(downscale(frame.image, size), cam, labels, readout)
+        assert explanation.detail is not None, "the guided view's explanations hold the detail maps"
         detail = detail_image(explanation.detail[i].float().cpu().numpy(), size)
         name = self.model.class_names[int(explanation.classes[i])]
         what = explanation.method if explanation.method.startswith("guided") else f"guided {explanation.method}"
@@ -197,17 +240,16 @@ class Engine:
 
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
         """Explain and annotate frames in one batch; timings are per frame."""
-        if self.device_step is not None:
+        step = self.device_step
+        if step is not None:
             if len({f.image.shape for f in frames}) > 1:  # a batch on the device needs one frame size
-                return [out for f in frames for out in self._process_on_device([f], readout)]
-            return self._process_on_device(frames, readout)
+                return [out for f in frames for out in self._process_on_device(step, [f], readout)]
+            return self._process_on_device(step, frames, readout)
         timer = StageTimer()
         explanation = self.explain([f.image for f in frames], timer)
         start = time.perf_counter()
         k = self.rows_per_frame
-        results = [self._annotated(None, explanation, frame, {}, i * k, k) for i, frame in enumerate(frames)]
-        for i, out in enumerate(results):
-            out.image = self.render(out.frame, explanation, i, readout, out.labels)
+        results = [self._drawn(explanation, frame, i, k, readout) for i, frame in enumerate(frames)]
         render_s = time.perf_counter() - start
         n = len(frames)
         timings = {
@@ -219,14 +261,21 @@ class Engine:
             out.timings = dict(timings)
         return results
 
-    def _annotated(self, image: np.ndarray | None, explanation: Explanation, frame: Frame,
-                   timings: dict[str, float], row: int, rows: int = 1) -> Annotated:
-        """The output frame with its labels and maps (rows ``row`` to ``row + rows`` of the explanation);
-        ``image`` None: drawn afterwards, from these labels."""
+    def _drawn(self, explanation: Explanation, frame: Frame, i: int, rows: int, readout: str | None) -> Annotated:
+        """Sample ``i``'s output frame, drawn from its labels, with its ``rows`` rows of the explanation."""
+        row = i * rows
         labels = top_labels(explanation, self.model.class_names, self.topk, row, rows)
+        image = self.render(frame, explanation, i, readout, labels)
+        return self._annotated(image, explanation, frame, row, rows, labels)
+
+    def _annotated(self, image: np.ndarray, explanation: Explanation, frame: Frame, row: int, rows: int = 1,
+                   labels: list[Label] | None = None) -> Annotated:
+        """The output frame with its labels and maps (rows ``row`` to ``row + rows`` of the explanation)."""
+        if labels is None:
+            labels = top_labels(explanation, self.model.class_names, self.topk, row, rows)
         maps = explanation.cams[row:row + rows].float().cpu().numpy()
         classes = [int(c) for c in explanation.classes[row:row + rows]]
-        return Annotated(image, explanation, frame, timings, row, labels, maps, classes)
+        return Annotated(image, explanation, frame, {}, row, labels, maps, classes)
 
     def upload(self, images: list[np.ndarray]) -> torch.Tensor:
         """Frames of one size -> a (N, H, W, 3) uint8 tensor on the model's device (pinned, on CUDA)."""
@@ -240,12 +289,12 @@ class Engine:
             return self.transfer.download(images)
         return images.cpu().numpy().copy()
 
-    def _process_on_device(self, frames: list[Frame], readout: str | None) -> list[Annotated]:
+    def _process_on_device(self, step: DeviceStep, frames: list[Frame], readout: str | None) -> list[Annotated]:
         """Upload once, run the device step (graphed on CUDA), download once, then draw the labels."""
         t0 = time.perf_counter()
         dev = self.upload([f.image for f in frames])
         t1 = time.perf_counter()
-        out = self.device_step(dev)
+        out = step(dev)
         host = self.download(out.images)
         t2 = time.perf_counter()
         explanation = Explanation(cams=out.cams.clone(), classes=out.classes.clone(), scores=out.scores.clone(),
@@ -253,7 +302,7 @@ class Engine:
                                   layer=self.explainer.layer)
         results = []
         for i, frame in enumerate(frames):
-            annotated = self._annotated(host[i], explanation, frame, {}, i)
+            annotated = self._annotated(host[i], explanation, frame, i)
             self.annotator.label(host[i], annotated.labels, readout)
             results.append(annotated)
         t3 = time.perf_counter()
@@ -261,9 +310,6 @@ class Engine:
         for annotated in results:
             annotated.timings = {"upload": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
         return results
-
-    def process(self, frame: Frame, readout: str | None = None) -> Annotated:
-        return self.process_batch([frame], readout)[0]
 
     def expected_frame_time(self) -> FrameTime | None:
         """Score-CAM's cost per frame, from timing a few masked forward passes; None for the other methods."""
@@ -280,4 +326,8 @@ class Engine:
         return FrameTime(seconds=seconds, passes=channels, layer=self.explainer.layer, device=str(model.device))
 
     def close(self) -> None:
+        """Remove the explainer's hooks from the model."""
         self.explainer.remove()
+
+
+Engine = TorchEngine  # the name livecam.Engine has always had; the contract is livecam.engines.base.Engine

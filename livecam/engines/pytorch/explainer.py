@@ -9,10 +9,12 @@ from torch import nn
 
 from livecam.cams import METHODS, ActivationHook, Capture, Explanation, normalize_maps, upsample_maps
 from livecam.cams.guided import guided_detail
-from livecam.errors import LivecamError
+from livecam.choices import suggest
+from livecam.closing import Closing
+from livecam.errors import LivecamError, option
 from livecam.timing import Timer, no_timer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
-from livecam.zoo.analysis import GAP_LINEAR, suggest
+from livecam.zoo.analysis import GAP_LINEAR
 
 ClassSpec = int | Sequence[int] | torch.Tensor | None
 MAKE_BATCH = "make one from BGR uint8 frames with livecam.to_input(frames, explainer.preprocess)"
@@ -38,22 +40,32 @@ def check_batch(x: object) -> None:
                            f"{tuple(x.shape)}{one}")
 
 
-class Explainer:
-    """Explain a classifier's decisions with a CAM method.
-
-    ``model`` is a :class:`LoadedModel` or any ``nn.Module`` classifier; a plain
-    module is put in eval mode and its parameters are frozen (the backward pass
-    never needs them). ``layer`` names the target module (dotted path); by
-    default it is the last spatial feature map before the pooling head.
+class Explainer(Closing):
+    """Explain a classifier's decisions with a CAM method: class activation maps for a batch, in one call.
 
     The hook on the target layer is registered here, once, and reused for every
-    call; ``remove()`` (or leaving a ``with`` block) takes it off.
+    call; :meth:`remove` (or leaving a ``with`` block) takes it off. A plain module
+    is put in eval mode and its parameters are frozen (the backward pass never
+    needs them).
 
-    ``gradients``: ``"auto"`` takes the closed form d y^c / d A = W_c / (h w)
-    when the head is global average pooling and one Linear layer (checked
-    numerically when the model is inspected), so no autograd graph is built;
-    ``"autograd"`` always runs the backward pass (from the class score to the
-    target layer only).
+    Args:
+        model: a :class:`~livecam.zoo.LoadedModel` or any ``nn.Module`` classifier.
+        method: one of :data:`livecam.METHODS` (``gradcam``, ``gradcampp``, ``scorecam``, ...).
+        layer: the target module (dotted path); None: the last spatial feature map before the pooling head.
+        input_size: (height, width) of a plain module's input (a LoadedModel brings its own).
+        gradients: ``"auto"`` takes the closed form d y^c / d A = W_c / (h w) when the head is global average
+            pooling and one Linear layer (checked numerically when the model is inspected), so no autograd
+            graph is built; ``"autograd"`` always runs the backward pass (from the class score to the target
+            layer only).
+
+    Returns from a call: an :class:`~livecam.cams.Explanation` with ``cams`` (N, H, W) float32 in [0, 1]
+    (one row per explained class and sample with ``topk``), ``classes``, ``scores`` and ``logits``.
+
+    Example::
+
+        >>> with livecam.Explainer(livecam.load_model("efficientnet_lite0"), method="gradcam") as explainer:
+        ...     result = explainer(x)  # x: a normalized (N, 3, H, W) float32 batch
+        >>> result.cams.shape, result.classes
     """
 
     def __init__(
@@ -75,15 +87,17 @@ class Explainer:
             self.info = model.info if same_layer else inspect_model(model.module, model.preprocess.size, layer)
         else:
             self.module = model.eval().requires_grad_(False)
-            self.preprocess = Preprocess(tuple(input_size))
-            self.info = inspect_model(model, tuple(input_size), layer)
+            size = (input_size[0], input_size[1])  # a list is taken too
+            self.preprocess = Preprocess(size)
+            self.info = inspect_model(model, size, layer)
         if gradients not in ("auto", "autograd"):
             raise LivecamError(f"gradients must be 'auto' or 'autograd', not '{gradients}'")
         self.method = METHODS[method](self.info.head)
         self.layer = self.info.target_layer
         head = self.info.head
-        analytic = gradients == "auto" and head.kind == GAP_LINEAR and head.linear is not None
-        self._head_weight = head.linear.weight if analytic else None
+        linear = head.linear if gradients == "auto" and head.kind == GAP_LINEAR else None
+        analytic = linear is not None
+        self._head_weight = linear.weight if linear is not None else None
         self._autograd = self.method.needs_grad and not analytic
         self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self._autograd)
 
@@ -127,10 +141,11 @@ class Explainer:
         capture, raw = self._run(x, classes, timer, topk=topk)
         logits, chosen = capture.logits.detach(), capture.classes
         if guided and capture.detail is None:
+            assert capture.inputs is not None, "the explainer's captures hold the inputs they were taken on"
             with timer("guided"):
                 capture.detail = guided_detail(self.module, capture.inputs, chosen, raw)
         with timer("cam"):
-            maps = upsample_maps(raw, size or tuple(x.shape[-2:])) if upsample else raw
+            maps = upsample_maps(raw, size or (x.shape[-2], x.shape[-1])) if upsample else raw
             cams = normalize_maps(maps)
         return Explanation(
             cams=cams,
@@ -168,7 +183,8 @@ class Explainer:
             self.hook.enabled = False
             self.hook.activation = None
         if activation is None:
-            raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with --layer")
+            raise LivecamError(f"layer '{self.layer}' did not run in the forward pass; pick another with "
+                               f"{option('layer')}")
         if topk > 1 and classes is None:
             capture = self._topk_capture(x, activation, logits, min(topk, logits.shape[1]), timer)
         else:
@@ -215,8 +231,6 @@ class Explainer:
         """Take the hook off the model."""
         self.hook.remove()
 
-    def __enter__(self) -> Explainer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Take the hook off the model (as :meth:`remove`): what leaving a ``with`` block does."""
         self.remove()

@@ -15,22 +15,40 @@ from pathlib import Path
 
 import numpy as np
 
-from livecam.errors import LivecamError
+from livecam.engines.base import Engine, check_combination
+from livecam.engines.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
+from livecam.engines.runtime.session import RuntimeSession
+from livecam.errors import LivecamError, option
 from livecam.paths import cache_dir
 from livecam.preprocess import to_array
 from livecam.render import Annotator, panels_image, softmax, top_labels
-from livecam.engines.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
-from livecam.engines.runtime.session import RuntimeSession
 from livecam.types import Annotated, ArrayExplanation, Frame, Label
 
 
-class RuntimeEngine:
-    """Explain and annotate frames with an exported explainer graph on ONNX Runtime.
+class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
+    """Explain and annotate frames with an exported explainer graph on ONNX Runtime, without PyTorch.
 
-    ``device``: auto (TensorRT, then CUDA, then the CPU, as available), cpu,
-    cuda[:N] or tensorrt[:N]. ``topk`` labels that many of the most probable
-    classes on each frame; ``panels`` shows each of the ``topk`` best classes
-    in its own panel, as many as the graph explains (K) at the most.
+    The graph (``livecam export``, or :func:`livecam.export_explainer`) holds the model and the
+    explanation; the engine makes its input with OpenCV (unless the graph takes raw frames) and
+    draws the overlay, the labels or the panels.
+
+    Args:
+        path: the exported ``.onnx`` graph.
+        device: auto (TensorRT, then CUDA, then the CPU, as available), cpu, cuda[:N] or tensorrt[:N].
+        annotator: the colour map and blend of the overlay (default: :class:`~livecam.render.Annotator`).
+        topk: how many of the most probable classes each frame is labelled with.
+        panels: show each of the ``topk`` best classes in its own panel, as many as the graph explains (K).
+        threads: ONNX Runtime's CPU threads; None: its own choice.
+        session: an open :class:`RuntimeSession` on ``path`` to reuse (default: one is opened).
+
+    Returns from :meth:`process`: an :class:`~livecam.types.Annotated` frame whose ``explanation`` is an
+    :class:`~livecam.types.ArrayExplanation`.
+
+    Example::
+
+        >>> with livecam.RuntimeEngine("lite0.onnx", device="cpu") as engine:
+        ...     out = engine.process(livecam.Frame(bgr_frame, 0, 0.0))
+        >>> out.labels[0].name, out.maps.shape
     """
 
     def __init__(
@@ -47,11 +65,10 @@ class RuntimeEngine:
         self.session = session or RuntimeSession(self.path, device, threads=threads, cache_dir=cache_dir())
         self.info = GraphInfo.from_metadata(self.path, self.session.metadata)
         self.info.check_graph(self.session.input_shape, self.session.output_shapes)
-        if panels and topk < 2:
-            raise LivecamError(f"panels show one class each, so they need topk 2 or more, not {topk}")
+        check_combination(panels, topk)
         if panels and self.info.topk < 2:
             raise LivecamError(f"{self.path.name} explains one class per frame, so there are no panels to show; "
-                               "export it with --topk 3 (or more) for panels")
+                               f"export it with {option('topk')} 3 (or more) for panels")
         self.annotator = annotator or Annotator()
         self.topk = topk
         self.panels = panels
@@ -61,23 +78,29 @@ class RuntimeEngine:
         return self.info.class_names
 
     @property
+    def layer(self) -> str:
+        return self.info.layer
+
+    @property
     def description(self) -> str:
         """What runs, for the header line: the provider and the precision."""
         return f"{self.session.description} in {self.info.precision}"
 
     def explain(self, images: list[np.ndarray]) -> ArrayExplanation:
         """Explain a batch of BGR uint8 frames (any sizes), at the graph's map resolution."""
-        if self.info.input != INPUT_FRAMES:
-            return self._run(self._tensor(images))
-        if len({image.shape for image in images}) > 1:  # one graph call per frame size
-            return _concatenate([self._run(image[None]) for image in images])
-        return self._run(np.stack(images))
+        if self.info.input == INPUT_FRAMES and len({image.shape for image in images}) > 1:  # a call per size
+            return _concatenate([self.run_prepared(image[None]) for image in images])
+        return self.run_prepared(self.prepare(images))
 
-    def _tensor(self, images: list[np.ndarray]) -> np.ndarray:
-        """The graph's float32 (N, 3, H, W) input, made with OpenCV."""
+    def prepare(self, images: list[np.ndarray]) -> np.ndarray:
+        """The graph's input: the frames stacked (N, H, W, 3) uint8 for a graph that takes frames (one size),
+        else the float32 (N, 3, H, W) tensor, made with OpenCV."""
+        if self.info.input == INPUT_FRAMES:
+            return np.stack(images)
         return np.ascontiguousarray(to_array(images, self.info.preprocess).transpose(0, 3, 1, 2))
 
-    def _run(self, x: np.ndarray) -> ArrayExplanation:
+    def run_prepared(self, x: np.ndarray) -> ArrayExplanation:
+        """One call of the graph on :meth:`prepare`'s input: all four outputs."""
         logits, classes, scores, cams = self.session.run(x, list(OUTPUTS))
         return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self.info.method,
                                 layer=self.info.layer)
@@ -112,13 +135,11 @@ class RuntimeEngine:
         if self.info.input == INPUT_FRAMES:  # the graph resizes and normalizes: no preprocess stage here
             explanation = self.explain([f.image for f in frames])
         else:
-            x = self._tensor([f.image for f in frames])
+            x = self.prepare([f.image for f in frames])
             t1 = time.perf_counter()
-            explanation = self._run(x)
+            explanation = self.run_prepared(x)
         t2 = time.perf_counter()
-        results = [self._annotated(explanation, frame, i) for i, frame in enumerate(frames)]
-        for i, out in enumerate(results):
-            out.image = self.render(out.frame, explanation, i, readout, out.labels)
+        results = [self._annotated(explanation, frame, i, readout) for i, frame in enumerate(frames)]
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
         if self.info.input == INPUT_FRAMES:
@@ -127,15 +148,14 @@ class RuntimeEngine:
             out.timings = dict(timings)
         return results
 
-    def _annotated(self, explanation: ArrayExplanation, frame: Frame, i: int) -> Annotated:
-        """Sample ``i``'s output frame with its labels and maps (all K of the graph's with panels, else the
-        first), to be drawn from them."""
+    def _annotated(self, explanation: ArrayExplanation, frame: Frame, i: int, readout: str | None) -> Annotated:
+        """Sample ``i``'s output frame, drawn, with its labels and maps (all K of the graph's with panels, else
+        the first)."""
         k = self.panel_count
-        return Annotated(None, explanation, frame, {}, i, self._labels(explanation, i), explanation.cams[i, :k],
+        labels = self._labels(explanation, i)
+        image = self.render(frame, explanation, i, readout, labels)
+        return Annotated(image, explanation, frame, {}, i, labels, explanation.cams[i, :k],
                          [int(c) for c in explanation.classes[i, :k]])
-
-    def process(self, frame: Frame, readout: str | None = None) -> Annotated:
-        return self.process_batch([frame], readout)[0]
 
     def expected_frame_time(self) -> None:
         """None: every method an exported graph holds takes one pass, so none is slow enough to warn about."""
@@ -143,12 +163,6 @@ class RuntimeEngine:
 
     def close(self) -> None:
         """Nothing to release but the session, which Python frees; here for the engines' common contract."""
-
-    def __enter__(self) -> RuntimeEngine:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def _concatenate(parts: list[ArrayExplanation]) -> ArrayExplanation:

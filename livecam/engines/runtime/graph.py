@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from livecam.errors import GraphError, LivecamError
+from livecam.errors import GraphError, LivecamError, option
 from livecam.types import Preprocess
 
 _GRAPH_FIELD, _METADATA_FIELD = 7, 14  # ModelProto's graph and metadata_props (onnx.proto)
@@ -48,7 +48,7 @@ class GraphInfo:
         """Parse ``meta`` (ONNX Runtime's ``custom_metadata_map``); a file livecam did not write is refused."""
         if "livecam_format" not in meta:
             raise GraphError(f"{path} has no livecam metadata, so livecam cannot tell what its outputs mean; "
-                               "make one with 'livecam export --output FILE.onnx'")
+                               f"make one with 'livecam export {option('output')} FILE.onnx'")
         try:
             version = int(meta["livecam_format"])
             if version > FORMAT:
@@ -201,5 +201,5 @@ def read_metadata(path: Path) -> dict[str, str]:
                     raise EOFError
     except (OSError, EOFError, ValueError) as exc:
         raise GraphError(f"{path} is not an ONNX file livecam can read ({type(exc).__name__}: {exc}); "
-                           "make one with 'livecam export --output FILE.onnx'") from None
+                           f"make one with 'livecam export {option('output')} FILE.onnx'") from None
     return meta

@@ -158,7 +158,7 @@ def plan_providers(request: DeviceRequest, available: Sequence[str], gpus: int, 
     explicit ``cuda`` or ``tensorrt`` that cannot be served raises :class:`LivecamError`.
     ``cache_dir / "trt"`` holds TensorRT's engines and timing cache; ``fp16`` lets TensorRT run layers in fp16.
     """
-    cpu = (CPU, {})
+    cpu: tuple[str, dict[str, str]] = (CPU, {})
     if request.kind == "cpu":
         return [cpu]
     if request.kind == "auto":
@@ -364,7 +364,8 @@ class RuntimeSession:
             raise LivecamError(f"{self.path.name} takes {self._input_dtype} input ({self.input_type}), not "
                                f"{x.dtype}; convert the batch first")
         if not self.io_binding:
-            return self.session.run(list(names), {self.input_name: x})
+            results: list[np.ndarray] = self.session.run(list(names), {self.input_name: x})
+            return results
         return self._run_bound(x, names)
 
     def _run_bound(self, x: np.ndarray, names: tuple[str, ...]) -> list[np.ndarray]:

@@ -451,7 +451,7 @@ def test_the_gpu_libraries_are_preloaded_once_and_quietly(model: Path, fake_cuda
 def test_the_runtime_session_imports_neither_torch_nor_onnxruntime_at_import() -> None:
     # livecam/__init__.py still imports the PyTorch engine eagerly, so the package is stood in for by a bare
     # namespace: what is checked is this module and what it imports (livecam.errors, numpy), in a fresh process
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[3]
     code = (
         "import sys, types\n"
         f"package = types.ModuleType('livecam'); package.__path__ = [{str(root / 'livecam')!r}]\n"

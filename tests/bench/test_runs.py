@@ -1,4 +1,5 @@
-"""livecam bench: honest statistics, every column filled, a report that follows its schema, comparisons that line up."""
+"""livecam bench's runs: every column filled on each engine, a report that follows its schema, comparisons that
+line up, bad input refused before the frames load."""
 
 from __future__ import annotations
 
@@ -15,30 +16,16 @@ import livecam
 from livecam.bench import (
     SCHEMA_FILE,
     BenchResult,
-    Stat,
     compare_markdown,
     load_result,
-    machine_info,
     parse_size,
     run_bench,
 )
 from livecam.cli import main
-from livecam.errors import LivecamError
 from livecam.engines.launch import EngineOptions
+from livecam.errors import LivecamError
 
 SCHEMA = json.loads(SCHEMA_FILE.read_text())
-
-
-def test_stat_percentiles_are_nearest_rank() -> None:
-    seconds = [i / 1000 for i in range(1, 101)]  # 1..100 ms, shuffled
-    rng = np.random.default_rng(0)
-    stat = Stat.of(list(rng.permutation(seconds)))
-    assert (stat.p50_ms, stat.p90_ms, stat.p99_ms, stat.n) == pytest.approx((50, 90, 99, 100))
-    assert stat.mean_ms == pytest.approx(50.5)
-    for p, value in ((50, stat.p50_ms), (90, stat.p90_ms), (99, stat.p99_ms)):
-        assert value == pytest.approx(np.percentile(np.arange(1, 101), p, method="inverted_cdf"))
-    assert Stat.of([0.004]) == Stat(4.0, 4.0, 4.0, 4.0, 1)
-    assert Stat.of([]) == Stat(0.0, 0.0, 0.0, 0.0, 0)
 
 
 def test_parse_size() -> None:
@@ -48,13 +35,6 @@ def test_parse_size() -> None:
         parse_size("720p")
     with pytest.raises(LivecamError, match="out of range"):
         parse_size("8x8")
-
-
-def test_machine_info_names_the_device_and_the_versions() -> None:
-    info = machine_info()
-    assert info["device"].startswith("CPU ") and info["cpu_count"] >= 1 and info["gpus"] == []
-    assert info["versions"]["livecam"] == livecam.__version__
-    assert info["versions"]["onnxruntime"] and info["versions"]["torch"]
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +175,7 @@ def test_bench_refuses_bad_input(tmp_path: Path) -> None:
 
 def test_a_refused_device_is_said_before_the_frames_load(lite0_graph: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Decoding and resizing 500 frames at 1080p takes seconds: a device that cannot run comes first."""
-    from livecam import bench
+    from livecam.bench import runs
     from livecam.engines.runtime.session import cuda_device_count
 
     if cuda_device_count():
@@ -204,7 +184,7 @@ def test_a_refused_device_is_said_before_the_frames_load(lite0_graph: Path, monk
     def no_frames(*_args: object) -> None:
         raise AssertionError("the frames were loaded before the engine was refused")
 
-    monkeypatch.setattr(bench, "load_frames", no_frames)
+    monkeypatch.setattr(runs, "load_frames", no_frames)  # run_bench's own, in livecam.bench.runs
     result = CliRunner().invoke(main, ["bench", "--model", str(lite0_graph), "--device", "cuda", "--no-peer",
                                        "--startup", "0"])
     assert result.exit_code == 2 and "device cuda" in result.stderr, result.stderr

@@ -29,7 +29,7 @@ from livecam.bench import parse_size
 from livecam.cli import main
 from livecam.engines.runtime.session import parse_device
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT / "benchmarks"
 CHECK = BENCHMARKS / "gpu_check.sh"
 WHEELS = BENCHMARKS / "gpu_wheels.sh"
@@ -139,7 +139,8 @@ def cuda_tests() -> dict[tuple[str, str], set[str]]:
     """Every test function under tests/ that skips without CUDA: (file, name) -> the names ``-k`` matches it by
     (as pytest's: the function's, its file's and its markers')."""
     found = {}
-    for path in sorted((ROOT / "tests").glob("test_*.py")):
+    for path in sorted((ROOT / "tests").rglob("test_*.py")):
+        where = path.relative_to(ROOT)
         tree = ast.parse(path.read_text())
         marks = {t.id for node in tree.body if isinstance(node, ast.Assign) and "cuda" in ast.unparse(node.value)
                  and "skipif" in ast.unparse(node.value) for t in node.targets if isinstance(t, ast.Name)}
@@ -148,7 +149,7 @@ def cuda_tests() -> dict[tuple[str, str], set[str]]:
                 decorators = [ast.unparse(d) for d in node.decorator_list]
                 if any(d in marks or ("skipif" in d and "cuda" in d.lower()) for d in decorators):
                     markers = {m for d in decorators for m in re.findall(r"mark\.(\w+)", d)}
-                    found[(f"tests/{path.name}", node.name)] = {node.name, path.name, "tests", *markers}
+                    found[(where.as_posix(), node.name)] = {node.name, *where.parts, *markers}
     return found
 
 

@@ -1,10 +1,7 @@
-"""The per-frame step, the loop, and the hooks over many frames."""
+"""The PyTorch engine: its per-frame step, a fixed class, the hooks over many frames, the GPU."""
 
 from __future__ import annotations
 
-import threading
-import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,10 +10,7 @@ import torch
 
 import livecam
 from livecam.engines.pytorch.engine import Engine, to_input, top_labels
-from livecam.pipeline import run
-from livecam.sinks import Sink, VideoFileSink
 from livecam.sources import Frame
-from tests.conftest import read_video
 
 
 def test_to_input_matches_the_usual_imagenet_preprocessing(lite0, chelsea_bgr) -> None:
@@ -89,92 +83,6 @@ def test_hooks_are_registered_once_and_no_gradient_accumulates(lite0, gradients:
     assert all(p.grad is None for p in lite0.module.parameters())
     engine.close()
     assert _hook_count(lite0.module) == before
-
-
-class _StopAfter(Sink):
-    """A sink that asks to stop after n frames, like q in the window."""
-
-    main_thread = True
-
-    def __init__(self, n: int) -> None:
-        self.n, self.seen, self.stop_requested = n, 0, False
-
-    def write(self, _annotated) -> None:
-        self.seen += 1
-        self.stop_requested = self.seen >= self.n
-
-
-def _frames(n: int, fail_at: int | None = None, delay: float = 0.0):
-    for i in range(n):
-        if i == fail_at:
-            raise RuntimeError("the camera fell off")
-        time.sleep(delay)
-        yield Frame(np.full((48, 64, 3), 40 * (i % 6), np.uint8), i, i / 10)
-
-
-def test_run_stops_at_max_frames_and_when_a_sink_asks(lite0) -> None:
-    engine = Engine(lite0)
-    report = run(_frames(10), engine, [], max_frames=4)
-    assert report.frames == 4 and not report.interrupted
-    stopper = _StopAfter(3)
-    report = run(_frames(10), engine, [stopper])
-    assert report.frames == 3 and report.stopped_by_user
-    assert len(report.stage_times["explain"]) == 3 and report.fps > 0
-    engine.close()
-
-
-def test_files_lose_no_frame_in_batches(lite0, tmp_path: Path) -> None:
-    engine = Engine(lite0)
-    seen: list[int] = []
-    path = tmp_path / "batched.mp4"
-    with VideoFileSink(path, fps=10.0) as sink:
-        report = run(_frames(11), engine, [sink], batch=4, live=False, on_frame=lambda a: seen.append(a.frame.index))
-    assert seen == list(range(11)) and report.frames == 11 and report.dropped == 0
-    assert len(read_video(path)[0]) == 11
-    # a batch of 4 gives the same maps as one frame at a time
-    frames = list(_frames(4))
-    batched = engine.process_batch(frames)
-    for frame, out in zip(frames, batched, strict=True):
-        single = engine.process(frame)
-        assert torch.allclose(out.explanation.cams[out.index], single.explanation.cams[0], atol=1e-5)
-        assert np.abs(out.image.astype(int) - single.image).max() <= 1
-    engine.close()
-
-
-def test_live_sources_drop_stale_frames(lite0) -> None:
-    engine = Engine(lite0)
-    seen: list[int] = []
-    # a "camera" at 500 frames per second, far faster than the engine
-    report = run(_frames(300, delay=0.002), engine, [], live=True, on_frame=lambda a: seen.append(a.frame.index))
-    assert report.dropped > 0 and report.frames + report.dropped == 300
-    assert seen == sorted(seen) and seen[-1] == 299  # always the newest, and the last one is shown
-    engine.close()
-
-
-def test_stop_keeps_a_complete_recording(lite0, tmp_path: Path) -> None:
-    engine = Engine(lite0)
-    path = tmp_path / "interrupted.mp4"
-    stop = threading.Event()
-
-    def on_frame(annotated) -> None:
-        if annotated.frame.index == 6:
-            stop.set()  # what the CLI's Ctrl-C handler does
-
-    with VideoFileSink(path, fps=10.0) as sink:
-        report = run(_frames(20), engine, [sink], stop=stop, on_frame=on_frame)
-    assert report.interrupted and report.frames == 7
-    frames, _ = read_video(path)
-    assert len(frames) == 7
-    engine.close()
-
-
-def test_source_errors_reach_the_caller_and_the_recording_is_kept(lite0, tmp_path: Path) -> None:
-    engine = Engine(lite0)
-    path = tmp_path / "partial.mp4"
-    with pytest.raises(RuntimeError, match="camera fell off"), VideoFileSink(path, fps=10.0) as sink:
-        run(_frames(20, fail_at=5), engine, [sink])
-    assert len(read_video(path)[0]) == 5
-    engine.close()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

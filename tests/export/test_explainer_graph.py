@@ -287,9 +287,9 @@ def test_gradient_methods_are_refused_on_other_heads(method: str, small_heads) -
     assert str(caught.value) == (
         f"{method} can only be exported for a head of global average pooling and one Linear layer; "
         "mobilenet_v3_small's head after 'features' is AdaptiveAvgPool2d -> Linear(576 -> 1024) -> Hardswish -> "
-        "Dropout -> Linear(1024 -> 1000); export --method eigencam, which works for any head")
+        "Dropout -> Linear(1024 -> 1000); export method eigencam, which works for any head")
     with pytest.raises(LivecamError, match=r"convnext_tiny's head after 'features' is AdaptiveAvgPool2d -> "
-                                           r"LayerNorm2d -> Flatten -> Linear\(768 -> 1000\); export --method"):
+                                           r"LayerNorm2d -> Flatten -> Linear\(768 -> 1000\); export method"):
         exportable(small_heads["convnext_tiny"], method, "convnext_tiny")
     for info in small_heads.values():
         exportable(info, "eigencam")  # any head

@@ -118,7 +118,7 @@ def test_engine_guided_view_puts_the_detail_beside_the_overlay(lite0) -> None:
 
 @pytest.mark.parametrize(("kwargs", "message"), [
     ({"panels": True, "view": "guided"}, "do not combine"),
-    ({"panels": True, "target_class": 3}, "--class"),
+    ({"panels": True, "target_class": 3}, "does not combine with class"),
     ({"view": "sideways"}, "unknown view"),
     ({"method": "guided", "renderer": "device"}, "opencv renderer"),
 ])

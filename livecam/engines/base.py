@@ -1,0 +1,105 @@
+"""The engine contract, said once: what the pipeline, the sinks, annotate and the benchmark may ask of an engine.
+
+Two engines keep it: the PyTorch engine (:class:`livecam.engines.pytorch.engine.TorchEngine`)
+and the ONNX Runtime engine (:class:`livecam.engines.runtime.engine.RuntimeEngine`). Each
+turns BGR uint8 frames into :class:`~livecam.types.Annotated` frames, in two halves that
+the benchmark times apart: :meth:`Engine.prepare` makes the model's input from the
+frames, and :meth:`Engine.run_prepared` explains it. The explanation is each engine's
+own (torch tensors, or NumPy arrays), hence the contract's two type parameters.
+
+The checks on what a run may combine (panels, views, a fixed class) are here too, as
+one pure function that both engines and :mod:`livecam.engines.launch` call, so the
+rules and their wording live in one place. No PyTorch here.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from livecam.closing import Closing
+from livecam.errors import LivecamError, option
+from livecam.types import Annotated, Frame, FrameTime, Label
+
+InputT = TypeVar("InputT")  # what prepare makes: a torch tensor, or a NumPy array
+ExplanationT = TypeVar("ExplanationT")  # what run_prepared returns: Explanation, or ArrayExplanation
+
+
+class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
+    """Frames in, annotated frames out, with one model, method and class choice.
+
+    A ``with`` block closes it (:class:`~livecam.closing.Closing`). The pipeline calls
+    :meth:`process_batch`; the benchmark times :meth:`prepare`, :meth:`run_prepared`
+    and :meth:`render` apart.
+    """
+
+    @property
+    @abstractmethod
+    def description(self) -> str:
+        """What runs, for the header line: the device or provider, and the precision."""
+
+    @property
+    @abstractmethod
+    def class_names(self) -> Sequence[str]:
+        """The model's class names, by class index."""
+
+    @property
+    @abstractmethod
+    def layer(self) -> str:
+        """The layer the maps are taken at."""
+
+    @property
+    @abstractmethod
+    def panel_count(self) -> int:
+        """Maps drawn per frame: with panels one per class shown, else 1."""
+
+    @abstractmethod
+    def prepare(self, images: list[np.ndarray]) -> InputT:
+        """BGR uint8 frames of one size -> the model's input for :meth:`run_prepared`."""
+
+    @abstractmethod
+    def run_prepared(self, x: InputT) -> ExplanationT:
+        """Explain a prepared batch (the whole explanation call); the maps stay at the layer's resolution."""
+
+    def explain(self, images: list[np.ndarray]) -> ExplanationT:
+        """Explain a batch of BGR uint8 frames; the maps stay at the layer's resolution."""
+        return self.run_prepared(self.prepare(images))
+
+    @abstractmethod
+    def render(self, frame: Frame, explanation: ExplanationT, i: int = 0, readout: str | None = None,
+               labels: list[Label] | None = None) -> np.ndarray:
+        """Frame ``frame`` (sample ``i`` of the batch) annotated with its rows of ``explanation``
+        (and ``labels``, its top classes, when the caller has them already)."""
+
+    @abstractmethod
+    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
+        """Explain and annotate frames in one batch; ``readout`` is the live speed text; timings are per frame."""
+
+    def process(self, frame: Frame, readout: str | None = None) -> Annotated:
+        """Explain and annotate one frame."""
+        return self.process_batch([frame], readout)[0]
+
+    @abstractmethod
+    def expected_frame_time(self) -> FrameTime | None:
+        """What one frame is expected to cost when the method is slow (Score-CAM), to say before the run."""
+
+
+AnyEngine = Engine[Any, Any]  # an engine of either kind: its input and explanation types depend on the backend
+
+
+def check_combination(panels: bool, topk: int, view: str = "overlay", target_class: object = None) -> None:
+    """Refuse, in one line, the options an engine cannot draw together: panels with the guided view,
+    panels with one fixed class, or panels of fewer than two classes."""
+    if not panels:
+        return
+    if view != "overlay":
+        raise LivecamError(f"{option('panels')} and {option('view')} guided do not combine; choose one")
+    if target_class is not None:
+        raise LivecamError(f"{option('panels')} shows the {option('topk')} most probable classes, so it does not "
+                           f"combine with {option('class')}")
+    if topk < 2:
+        raise LivecamError(f"{option('panels')} shows one panel for each of the {option('topk')} most probable "
+                           f"classes, so it needs {option('topk')} 2 or more, not {topk}")
