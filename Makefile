@@ -23,7 +23,9 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/livecam --source demo --output demo.mp4 --no-show --overwrite
 
+# mypy first (strict, settings in pyproject.toml): a type error fails the tests
 test: $(BIN)/.installed
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 # The CPU benchmark of benchmarks/README.md (1280x720, the default engine, with the pytorch-grad-cam peer).

@@ -40,12 +40,12 @@ from livecam.annotate.plan import (VIDEO_SUFFIXES, Plan, check_out_dir, early_re
 from livecam.annotate.pool import run_jobs, threads_per_worker
 from livecam.annotate.settings import DEFAULTS, OUTPUT_SUFFIX, Defaults, Settings, same_settings, settings_of
 from livecam.annotate.summary import frame_total, summary_table
-from livecam.annotate.worker import FileWorker, engine_layer, marked, remove_partial, rendered
+from livecam.annotate.worker import FileWorker, marked, remove_partial, rendered
 
 __all__ = [
     "DEFAULTS", "DONE", "FAILED", "INTERRUPTED", "MANIFEST_NAME", "OUTPUT_SUFFIX", "SKIPPED", "TOP_CLASSES",
     "VIDEO_SUFFIXES", "Chunker", "Defaults", "Describe", "FileWorker", "History", "Job", "Line", "Manifest", "Plan",
-    "Record", "Settings", "TopClass", "base_record", "check_out_dir", "early_records", "engine_layer",
+    "Record", "Settings", "TopClass", "base_record", "check_out_dir", "early_records",
     "error_record", "find_inputs", "frame_total", "in_the_way", "marked", "part_path", "plan", "read_history",
     "read_manifest", "refused_record", "remove_partial", "rendered", "run_jobs", "same_settings", "settings_of",
     "skipped_record", "summary_table", "threads_per_worker", "top_classes", "utc_now",

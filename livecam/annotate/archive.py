@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from livecam import annotate
 from livecam.errors import LivecamError, option
@@ -110,7 +110,8 @@ def annotate_archive(specs: Iterable[str], out_dir: Path, options: EngineOptions
     planned = annotate.plan(specs, out_dir, settings, force=force, describe=errors)
     annotate.check_out_dir(out_dir)  # created once the inputs are known to be there
     _check_workers(workers)
-    chunker = annotate.Chunker(planned.jobs, chunk_seconds, settings, describe=errors)  # long files in parts: read their keyframes
+    # long files in parts: read their keyframes
+    chunker = annotate.Chunker(planned.jobs, chunk_seconds, settings, describe=errors)
     in_process = workers.ray_address is None and (workers.count == 1 or len(chunker.work) == 1)  # as run_jobs does
     worker = (annotate.FileWorker(options, batch, settings, describe=errors)
               if chunker.work and in_process else None)

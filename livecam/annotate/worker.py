@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from livecam.annotate.job import Job
 from livecam.annotate.manifest import DONE, FAILED, INTERRUPTED, Describe, Record, base_record, top_classes, utc_now
@@ -31,29 +31,12 @@ from livecam.closing import Closing
 from livecam.errors import LivecamError, option
 
 if TYPE_CHECKING:
+    from livecam.engines.base import AnyEngine
     from livecam.engines.launch import EngineOptions
     from livecam.sources import Source
-    from livecam.types import Annotated, Frame
+    from livecam.types import Annotated
 
 log = logging.getLogger(__name__)
-
-
-class Explaining(Protocol):
-    """What a worker needs of an engine (until the engines declare their contract in one place)."""
-
-    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]: ...
-
-    def close(self) -> None: ...
-
-
-class _NoReadout:
-    """The engine without the live speed readout: an archive's frames carry no timing, so reruns match."""
-
-    def __init__(self, engine: Explaining) -> None:
-        self.engine = engine
-
-    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
-        return self.engine.process_batch(frames, None)
 
 
 def marked(exc: Exception) -> str:
@@ -86,10 +69,10 @@ class FileWorker(Closing):
         self.batch = batch
         self.describe = describe
         self.launched = open_engine(options)
-        self.engine: Explaining = self.launched.engine
+        self.engine: AnyEngine = self.launched.engine
         self.settings: Settings = {**(settings or {})}
         if "layer" in self.settings and self.settings["layer"] is None:  # left to the model: the one it took
-            self.settings["layer"] = engine_layer(self.engine)
+            self.settings["layer"] = self.engine.layer
 
     def run(self, job: Job, stop: threading.Event | None = None,
             on_frames: Callable[[int], object] | None = None) -> Record:
@@ -145,7 +128,8 @@ class FileWorker(Closing):
                                  keep_incomplete=False)
             with sink:
                 try:
-                    report = run(src, _NoReadout(self.engine), [sink], batch=self.batch, stop=stop,
+                    # no live speed readout: an archive's frames carry no timing, so reruns match
+                    report = run(src, self.engine, [sink], batch=self.batch, stop=stop, readout=False,
                                  on_frame=on_frame)
                 except BaseException:
                     sink.discard()
@@ -172,17 +156,6 @@ class FileWorker(Closing):
 
     def close(self) -> None:
         self.engine.close()
-
-
-def engine_layer(engine: Explaining) -> str:
-    """The layer an engine explains: an ONNX Runtime graph's (its metadata), or the PyTorch explainer's."""
-    info = getattr(engine, "info", None)  # the runtime engine's GraphInfo
-    if info is None:
-        info = getattr(engine, "explainer", None)  # the PyTorch engine's Explainer
-    if info is None:
-        raise AttributeError(f"{type(engine).__name__} has neither a graph nor an explainer to name its layer")
-    layer: str = info.layer  # either engine's, until the engines declare one contract
-    return layer
 
 
 def remove_partial(output: Path) -> None:

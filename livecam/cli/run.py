@@ -13,7 +13,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -27,6 +27,8 @@ from livecam.text import plural
 
 if TYPE_CHECKING:
     from tqdm import tqdm
+
+    from livecam.engines.base import AnyEngine
 
     from livecam.sinks import Sink, VideoFileSink
     from livecam.sources import Source
@@ -50,24 +52,6 @@ class ReconnectType(click.ParamType[float, object]):
         if not seconds >= 0 or seconds == float("inf"):
             self.fail(f"{value!r} is not a number of seconds (0 or more) or 'forever'", param, ctx)
         return seconds
-
-
-class FrameCost(Protocol):
-    """What a slow method's engine says one frame will cost (the PyTorch engine's ``FrameTime``)."""
-
-    layer: str
-    passes: int
-    seconds: float
-    device: str
-
-
-class CostedEngine(Protocol):
-    """The engines' ``expected_frame_time()``: a slow method's cost per frame, None for the others.
-
-    (A local view of the engine contract until ``livecam.engines.base.Engine`` declares it.)
-    """
-
-    def expected_frame_time(self) -> FrameCost | None: ...
 
 
 RUN_EPILOG = """\b
@@ -291,7 +275,7 @@ def _on_frame(bar: tqdm[Any]) -> Callable[[object], None]:
     return on_frame
 
 
-def _warn_slow(engine: CostedEngine) -> None:
+def _warn_slow(engine: AnyEngine) -> None:
     """Say how long a slow method's frames will take (Score-CAM: one forward pass per channel)."""
     cost = engine.expected_frame_time()
     if cost is not None:
