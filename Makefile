@@ -35,4 +35,4 @@ bench: $(BIN)/.installed
 		--markdown benchmarks/results/bench-epyc-2core-lite0-720p.md --plot benchmarks/results/bench-epyc-2core-lite0-720p.png
 
 clean:
-	rm -rf $(VENV) demo.mp4 .pytest_cache .hypothesis
+	rm -rf $(VENV) demo.mp4 .pytest_cache .hypothesis .mypy_cache
