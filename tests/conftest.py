@@ -1,18 +1,33 @@
-"""Shared fixtures: the real model, real photographs, small generated videos."""
+"""The tests' shared helpers and fixtures: the real model, real photographs, float64 references, small generated
+videos, the CLI, a headless browser, a live camera and the annotate archive. Import them as ``from tests.conftest
+import ...``; heavy packages (playwright, PyAV, the CLI, torchvision) are imported inside the helpers that need them."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
+import os
+import shutil
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from click.testing import Result
+
+# --- the session: caches kept out of the user's folders; the real model, and its Grad-CAM exported once
 
 CAT_CLASSES = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat"}
 
@@ -37,6 +52,16 @@ def lite0():
     return livecam.load_model("efficientnet_lite0")
 
 
+@pytest.fixture(scope="session")
+def lite0_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+    """Lite0 and its Grad-CAM exported once (livecam export): runs start in a fraction of a second."""
+    from livecam.export import export_explainer
+
+    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
+
+
+# --- photographs (scikit-image's, as BGR)
+
 def photo_bgr(name: str) -> np.ndarray:
     import skimage.data as data
 
@@ -54,6 +79,11 @@ def chelsea_bgr() -> np.ndarray:
 @pytest.fixture(scope="session")
 def coffee_bgr() -> np.ndarray:
     return photo_bgr("coffee")
+
+
+# --- references: random models and inputs, and each CAM from its paper's formula in float64, independently of livecam
+
+TOL = 1e-5  # relative error of a float32 CAM against its float64 reference
 
 
 def random_torchvision(name: str, seed: int = 0) -> torch.nn.Module:
@@ -95,6 +125,25 @@ def gradcam_reference(module: torch.nn.Module, layer: str, x: torch.Tensor, clas
     return cam.detach(), classes, store["A"].detach(), logits.detach()
 
 
+def capture64(module: torch.nn.Module, layer: str, x: torch.Tensor):
+    """A, g = d y^c / d A (top-1 class), in float64 with autograd, independently of livecam."""
+    ref = copy.deepcopy(module).double().eval()
+    store = {}
+
+    def hook(_m, _i, out):
+        store["A"] = out
+        return out.clone()
+
+    handle = ref.get_submodule(layer).register_forward_hook(hook)
+    try:
+        logits = ref(x.double().requires_grad_(True))
+    finally:
+        handle.remove()
+    classes = logits.argmax(1)
+    (g,) = torch.autograd.grad(logits[torch.arange(len(classes)), classes].sum(), store["A"])
+    return store["A"].detach(), g
+
+
 def normalize_reference(maps: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:
     """Upsample (bilinear) and min-max normalize each map, in float64."""
     m = maps.double()
@@ -123,6 +172,8 @@ class InplaceHead(torch.nn.Module):
         a = F.relu(self.features(x), inplace=True)
         return self.fc(a.mean(dim=(2, 3)))
 
+
+# --- videos: written and read back; the cat crossing a grey background; photographs panning
 
 def make_video(path: Path, frames: list[np.ndarray], fps: float = 10.0) -> Path:
     from livecam.sinks import write_frames
@@ -161,14 +212,6 @@ def cat_video(tmp_path_factory: pytest.TempPathFactory, chelsea_bgr: np.ndarray)
     return make_video(tmp_path_factory.mktemp("video") / "cat.mp4", frames, fps=12.0)
 
 
-@pytest.fixture(scope="session")
-def lite0_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
-    """Lite0 and its Grad-CAM exported once (livecam export): runs start in a fraction of a second."""
-    from livecam.export import export_explainer
-
-    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
-
-
 def moving_photos(count: int, size: tuple[int, int] = (320, 240)) -> list[np.ndarray]:
     """``count`` frames (w, h) panning across real photographs, a new photograph every 20 frames."""
     names = ["chelsea", "coffee", "astronaut", "rocket"]
@@ -189,7 +232,191 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("video") / "walk.avi", moving_photos(120), fps=25.0)
 
 
-# --- livecam annotate: an archive of clips, the command, its outputs and manifest; videos with their index drawn in
+# --- the CLI: in this process (click's runner), or as a user runs it, in a new one; a fresh interpreter without PyTorch
+
+def livecam_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "livecam", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def invoke(args: list[str]) -> Result:
+    from click.testing import CliRunner
+
+    from livecam.cli import main
+
+    return CliRunner().invoke(main, args)
+
+
+def assert_one_line_error(result: Result, fragment: str) -> None:
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("livecam: error: "), result.stderr
+    assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+NO_TORCH = "import sys\nfor name in ('torch', 'torchvision', 'onnxscript'):\n    sys.modules[name] = None\n"
+
+
+def run_without_torch(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter where importing torch, torchvision or onnxscript fails."""
+    return subprocess.run([sys.executable, "-c", NO_TORCH + code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+# --- the browser: Debian's Chromium driven by Playwright, with no browser download; the test skips (saying why)
+# where Chromium or playwright is missing. .ci/run installs Chromium with apt-get; LIVECAM_CHROMIUM names another.
+#     with chromium_page() as page:
+#         page.goto(url, wait_until="domcontentloaded")
+#         wait_until(page, "document.querySelector('video').readyState >= 2")
+
+# Chromium in a container: no sandbox (no user namespaces), no GPU, no calls home.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-dev-shm-usage"]
+
+
+def chromium_path() -> str | None:
+    """The Chromium binary to drive: $LIVECAM_CHROMIUM, /usr/bin/chromium, or chromium on the PATH."""
+    for candidate in (os.environ.get("LIVECAM_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@contextlib.contextmanager
+def chromium_page(**context_options: Any) -> Iterator[Any]:
+    """A fresh page in a headless Chromium (``context_options`` go to ``browser.new_context``)."""
+    path = chromium_path()
+    if path is None:
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium, or set LIVECAM_CHROMIUM)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed (pip install playwright; no browser download needed)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(**context_options)
+            page = context.new_page()
+            page.set_default_timeout(30_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def wait_until(page: Any, expression: str, timeout_s: float = 30.0) -> Any:
+    """Evaluate ``expression`` in the page until it is truthy, and return it.
+
+    Unlike ``page.wait_for_function``, whose polling evaluates strings in the page and is refused by a
+    Content-Security-Policy without 'unsafe-eval', this works on pages with a strict policy.
+    """
+    end = time.monotonic() + timeout_s
+    while True:
+        value = page.evaluate(expression)
+        if value:
+            return value
+        if time.monotonic() > end:
+            raise AssertionError(f"the page never made this true: {expression}")
+        time.sleep(0.05)
+
+
+# --- a live camera: a loopback MJPEG server (multipart/x-mixed-replace, as IP cameras do) that drops, stalls and
+# goes away; every frame carries its sequence number as stripes, read back from the decoded frames
+
+STAMP_BITS = 12  # a frame's sequence number, as 12 black or white stripes
+STAMP_STRIPE = 16
+STAMP_HEIGHT = 96
+
+
+def stamp(seq: int) -> np.ndarray:
+    """A frame whose stripes spell ``seq`` in binary (white = 1), most significant bit first."""
+    image = np.zeros((STAMP_HEIGHT, STAMP_BITS * STAMP_STRIPE, 3), np.uint8)
+    for bit in range(STAMP_BITS):
+        if seq >> (STAMP_BITS - 1 - bit) & 1:
+            image[:, bit * STAMP_STRIPE:(bit + 1) * STAMP_STRIPE] = 255
+    return image
+
+
+def read_stamp(image: np.ndarray) -> int:
+    grey = image.mean(axis=2)
+    value = 0
+    for bit in range(STAMP_BITS):
+        stripe = grey[STAMP_HEIGHT // 4: 3 * STAMP_HEIGHT // 4, bit * STAMP_STRIPE + 4:(bit + 1) * STAMP_STRIPE - 4]
+        value = value << 1 | int(stripe.mean() > 128)
+    return value
+
+
+class FlakyCamera:
+    """An MJPEG camera on 127.0.0.1 with a frame clock: ``seq`` counts up ``fps`` times a second.
+
+    ``mode``: "up" serves frames; "down" closes every connection and drops new ones at once;
+    "stall" answers new connections with the headers and then nothing, and freezes open streams.
+    """
+
+    def __init__(self, fps: float = 25.0) -> None:
+        self.fps = fps
+        self.mode = "up"
+        self.seq = 0
+        self.sent: list[int] = []  # every sequence number sent, over all connections
+        self._stop = threading.Event()
+        camera = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
+                if camera.mode == "down":
+                    self.close_connection = True
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.send_header("Cache-Control", "no-cache")
+                self.end_headers()
+                last = -1
+                try:
+                    while not camera._stop.is_set():
+                        mode = camera.mode
+                        if mode == "down":
+                            return
+                        if mode == "stall" or camera.seq == last:
+                            time.sleep(0.005)
+                            continue
+                        last = camera.seq
+                        jpeg = cv2.imencode(".jpg", stamp(last), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
+                        self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
+                        self.wfile.write(jpeg + b"\r\n")
+                        self.wfile.flush()
+                        camera.sent.append(last)
+                except (BrokenPipeError, ConnectionResetError):
+                    return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
+        self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
+                         threading.Thread(target=self._clock, daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def _clock(self) -> None:
+        while not self._stop.wait(1.0 / self.fps):
+            if self.mode == "up":
+                self.seq += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# --- livecam annotate: the graph its workers run; an archive of clips, the command, its outputs and manifest
+
+@pytest.fixture(scope="module")
+def graph(lite0_graph: Path) -> Path:
+    """Lite0's Grad-CAM as one ONNX file: the subprocesses run it on ONNX Runtime without importing PyTorch."""
+    return lite0_graph
+
 
 ARCHIVE_CLIP_SIZE = (160, 120)
 ARCHIVE_CLIPS = {"cat.mp4": ("chelsea", 12), "day1/coffee.avi": ("coffee", 16),
@@ -242,6 +469,8 @@ def outputs_of(out: Path) -> dict[str, int]:
     return {str(p.relative_to(out)): len(read_video(p)[0]) for p in sorted(out.rglob("*"))
             if p.is_file() and p.name != "manifest.jsonl"}
 
+
+# --- videos encoded as a camera or an editor would (PyAV), with each frame's index drawn in and read back
 
 ENCODED_FPS = 25
 INDEX_BITS = 10  # frame indices up to 1023

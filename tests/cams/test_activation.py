@@ -11,8 +11,8 @@ from torch import nn
 
 import livecam
 from livecam.engines.pytorch.engine import to_input
-from tests.cams.test_methods import capture64
-from tests.conftest import InplaceHead, gradcam_reference, photo_bgr, random_batch, random_torchvision, relative_error
+from tests.conftest import (InplaceHead, capture64, gradcam_reference, photo_bgr, random_batch, random_torchvision,
+                            relative_error)
 
 TOL = 1e-5
 

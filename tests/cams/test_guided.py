@@ -11,8 +11,7 @@ from torch import nn
 
 import livecam
 from livecam.cams.guided import guided_backprop
-from tests.cams.test_methods import TOL, capture64
-from tests.conftest import photo_bgr, random_torchvision, relative_error
+from tests.conftest import TOL, capture64, photo_bgr, random_torchvision, relative_error
 
 # A two-layer network worked by hand: x (3) -> W1 (4x3) -> activation -> W2 (2x4).
 # Pre-activations for x = [4, -1, 3] are [7, 2, 2, -1]; class 0's row of W2 is [2, -1, 5, 3],

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -11,28 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import livecam
-from tests.conftest import InplaceHead, photo_bgr, random_torchvision, relative_error
-
-TOL = 1e-5
-
-
-def capture64(module: torch.nn.Module, layer: str, x: torch.Tensor):
-    """A, g = d y^c / d A (top-1 class), in float64 with autograd, independently of livecam."""
-    ref = copy.deepcopy(module).double().eval()
-    store = {}
-
-    def hook(_m, _i, out):
-        store["A"] = out
-        return out.clone()
-
-    handle = ref.get_submodule(layer).register_forward_hook(hook)
-    try:
-        logits = ref(x.double().requires_grad_(True))
-    finally:
-        handle.remove()
-    classes = logits.argmax(1)
-    (g,) = torch.autograd.grad(logits[torch.arange(len(classes)), classes].sum(), store["A"])
-    return store["A"].detach(), g
+from tests.conftest import TOL, InplaceHead, capture64, photo_bgr, random_torchvision, relative_error
 
 
 def ref_gradcampp(a, g):

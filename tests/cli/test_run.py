@@ -15,8 +15,7 @@ import pytest
 
 import livecam
 from livecam.render import blend, heatmap
-from tests.cli.invoke import assert_one_line_error, invoke, livecam_process
-from tests.conftest import read_video
+from tests.conftest import assert_one_line_error, invoke, livecam_process, read_video
 
 
 @pytest.mark.slow

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.cli.invoke import assert_one_line_error, invoke, livecam_process
-from tests.conftest import random_torchvision
+from tests.conftest import assert_one_line_error, invoke, livecam_process, random_torchvision
 
 
 def test_help_documents_every_option() -> None:

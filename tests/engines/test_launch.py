@@ -11,7 +11,7 @@ import torch
 from livecam.engines import launch
 from livecam.engines.launch import EngineOptions, graph_cache_path, open_engine, runtime_refusal, weights_file
 from livecam.errors import LivecamError, option
-from tests.engines.runtime.test_engine import _no_torch
+from tests.conftest import run_without_torch
 
 
 def test_runtime_refusal_says_when_pytorch_must_run() -> None:
@@ -48,7 +48,7 @@ def test_the_zoo_model_runs_from_its_cached_graph_without_torch(tmp_path: Path, 
             "launched = open_engine(EngineOptions(device='cpu'))\n"
             "print(launched.backend, launched.engine.path)\n"
             "print(sorted(m for m in ('torch', 'torchvision') if sys.modules.get(m)))")
-    proc = _no_torch(code, {"LIVECAM_CACHE_DIR": str(tmp_path)})
+    proc = run_without_torch(code, {"LIVECAM_CACHE_DIR": str(tmp_path)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["onnx", str(first.engine.path), "[]"]
     # panels and another method are other graphs; a fixed class too

@@ -230,7 +230,7 @@ def test_an_h264_recording_plays_in_chromium(tmp_path: Path) -> None:
     import http.server
     import threading
 
-    from tests.sinks.browser import chromium_page, wait_until
+    from tests.conftest import chromium_page, wait_until
 
     frames = moving_photos(50)
     _record(tmp_path / "out.mp4", frames, fps=25.0)

@@ -30,9 +30,7 @@ from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.sinks.serve import ServeSink, parse_address
 from livecam.sources import open_source
 from livecam.types import Frame
-from tests.sinks.browser import chromium_page, wait_until
-from tests.conftest import cat_on_background, make_video, read_video
-from tests.sources.test_live import FlakyCamera
+from tests.conftest import FlakyCamera, cat_on_background, chromium_page, make_video, read_video, wait_until
 
 FRAMES = 120
 HANG_GUARD_S = 60.0  # waits end here only when something hangs; nothing is timed

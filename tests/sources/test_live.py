@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
@@ -20,95 +19,7 @@ import numpy as np
 import pytest
 
 from livecam.sources import LiveSource, open_source
-from tests.conftest import read_video
-
-BITS = 12
-STRIPE = 16
-HEIGHT = 96
-
-
-def stamp(seq: int) -> np.ndarray:
-    """A frame whose stripes spell ``seq`` in binary (white = 1), most significant bit first."""
-    image = np.zeros((HEIGHT, BITS * STRIPE, 3), np.uint8)
-    for bit in range(BITS):
-        if seq >> (BITS - 1 - bit) & 1:
-            image[:, bit * STRIPE:(bit + 1) * STRIPE] = 255
-    return image
-
-
-def read_stamp(image: np.ndarray) -> int:
-    grey = image.mean(axis=2)
-    value = 0
-    for bit in range(BITS):
-        stripe = grey[HEIGHT // 4: 3 * HEIGHT // 4, bit * STRIPE + 4:(bit + 1) * STRIPE - 4]
-        value = value << 1 | int(stripe.mean() > 128)
-    return value
-
-
-class FlakyCamera:
-    """An MJPEG camera on 127.0.0.1 with a frame clock: ``seq`` counts up ``fps`` times a second.
-
-    ``mode``: "up" serves frames; "down" closes every connection and drops new ones at once;
-    "stall" answers new connections with the headers and then nothing, and freezes open streams.
-    """
-
-    def __init__(self, fps: float = 25.0) -> None:
-        self.fps = fps
-        self.mode = "up"
-        self.seq = 0
-        self.sent: list[int] = []  # every sequence number sent, over all connections
-        self._stop = threading.Event()
-        camera = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:  # noqa: N802 - the standard library's name
-                if camera.mode == "down":
-                    self.close_connection = True
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
-                self.send_header("Cache-Control", "no-cache")
-                self.end_headers()
-                last = -1
-                try:
-                    while not camera._stop.is_set():
-                        mode = camera.mode
-                        if mode == "down":
-                            return
-                        if mode == "stall" or camera.seq == last:
-                            time.sleep(0.005)
-                            continue
-                        last = camera.seq
-                        jpeg = cv2.imencode(".jpg", stamp(last), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n")
-                        self.wfile.write(f"Content-Length: {len(jpeg)}\r\n\r\n".encode())
-                        self.wfile.write(jpeg + b"\r\n")
-                        self.wfile.flush()
-                        camera.sent.append(last)
-                except (BrokenPipeError, ConnectionResetError):
-                    return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cam.mjpg"
-        self._threads = [threading.Thread(target=self.server.serve_forever, daemon=True),
-                         threading.Thread(target=self._clock, daemon=True)]
-        for thread in self._threads:
-            thread.start()
-
-    def _clock(self) -> None:
-        while not self._stop.wait(1.0 / self.fps):
-            if self.mode == "up":
-                self.seq += 1
-
-    def close(self) -> None:
-        self._stop.set()
-        self.server.shutdown()
-        self.server.server_close()
-
+from tests.conftest import FlakyCamera, read_stamp, read_video, stamp
 
 @pytest.fixture
 def camera():

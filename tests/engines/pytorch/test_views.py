@@ -12,8 +12,7 @@ from livecam.engines.pytorch.engine import Engine, downscale
 from livecam.errors import LivecamError
 from livecam.render import Label, detail_image, grid, panel_size, tile
 from livecam.sources import Frame
-from tests.conftest import gradcam_reference, photo_bgr, relative_error
-from tests.cams.test_methods import TOL
+from tests.conftest import TOL, gradcam_reference, photo_bgr, relative_error
 
 
 class FlattenHead(nn.Module):

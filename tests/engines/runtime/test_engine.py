@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +16,7 @@ from livecam.errors import GraphError, LivecamError
 from livecam.engines.launch import EngineOptions, open_engine
 from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.types import Frame
-from tests.conftest import CAT_CLASSES, photo_bgr, read_video
+from tests.conftest import CAT_CLASSES, photo_bgr, read_video, run_without_torch
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
@@ -33,7 +30,6 @@ def _onnx_runtime_cuda() -> bool:
 
 
 cuda = pytest.mark.skipif(not _onnx_runtime_cuda(), reason="needs an NVIDIA GPU and onnxruntime-gpu")
-NO_TORCH = "import sys\nfor name in ('torch', 'torchvision', 'onnxscript'):\n    sys.modules[name] = None\n"
 
 
 @pytest.fixture(scope="module")
@@ -106,17 +102,11 @@ def test_frames_of_different_sizes_in_one_batch(graphs) -> None:
         assert np.abs(out.explanation.cams[out.index] - alone.explanation.cams[0]).max() < 1e-5
 
 
-def _no_torch(code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """Run ``code`` in a fresh interpreter where importing torch, torchvision or onnxscript fails."""
-    return subprocess.run([sys.executable, "-c", NO_TORCH + code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
-
-
 @pytest.mark.slow
 def test_a_graph_runs_the_whole_loop_without_torch(graphs, cat_video: Path, tmp_path: Path) -> None:
     out = tmp_path / "out.mp4"
     args = ["--model", str(graphs["gradcam"]), "--source", str(cat_video), "--output", str(out), "--no-show"]
-    proc = _no_torch(f"from livecam.cli import main\nmain({args!r})")
+    proc = run_without_torch(f"from livecam.cli import main\nmain({args!r})")
     assert proc.returncode == 0, proc.stderr
     assert "on ONNX Runtime CPU in fp32, gradcam of the top class at layer _head_act" in proc.stderr
     recorded, _ = read_video(out)
@@ -131,7 +121,7 @@ def test_without_torch_what_needs_it_says_so_in_one_line(cat_video: Path, tmp_pa
         (["export", "--output", str(tmp_path / "x.onnx")], "livecam export needs PyTorch"),
         (["evaluate"], "livecam evaluate needs PyTorch"),
     ]:
-        proc = _no_torch(f"from livecam.cli import main\nmain({args!r})", {"LIVECAM_CACHE_DIR": str(tmp_path)})
+        proc = run_without_torch(f"from livecam.cli import main\nmain({args!r})", {"LIVECAM_CACHE_DIR": str(tmp_path)})
         lines = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert fragment in lines[0] and "pip install 'livecam[torch]'" in lines[0], lines[0]
