@@ -34,7 +34,9 @@ BENCHMARKS = ROOT / "benchmarks"
 CHECK = BENCHMARKS / "gpu_check.sh"
 WHEELS = BENCHMARKS / "gpu_wheels.sh"
 # Imported somewhere in livecam, but by no step of the check: the distribution and why it need not travel.
-NOT_ON_THE_DEVICE = {"ray": "livecam annotate --ray only"}
+NOT_ON_THE_DEVICE = {"ray": "livecam annotate --ray only",
+                     # tests/conftest.py's chromium_page imports it when a browser test runs; those skip there
+                     "playwright": "the browser tests, which need Chromium (the device has none)"}
 # The device's Python and platform, for the carried wheels' environment markers.
 DEVICE = {**default_environment(), "python_version": "3.12", "python_full_version": "3.12.3", "sys_platform": "linux",
           "platform_system": "Linux", "platform_machine": "x86_64", "implementation_name": "cpython"}
