@@ -37,8 +37,11 @@ def test_each_engine_is_a_context_manager_that_closes_itself(lite0, lite0_graph:
             explanation = engine.run_prepared(engine.prepare([frame.image]))
             assert explanation.classes.shape[0] == 1
             assert engine.expected_frame_time() is None
+            # the explainer's own hook (a module copied from one another test left hooked would carry theirs too)
+            hook = engine.explainer.hook._handle.id if isinstance(engine, TorchEngine) else None
+            assert hook is None or any(hook in m._forward_hooks for m in engine.model.module.modules())
         if isinstance(engine, TorchEngine):  # leaving the block removed the explainer's hook
-            assert not any(m._forward_hooks for m in engine.model.module.modules())
+            assert hook is not None and not any(hook in m._forward_hooks for m in engine.model.module.modules())
 
 
 @pytest.mark.parametrize(("kwargs", "library", "cli"), [
