@@ -63,7 +63,8 @@ class Side:
         return out
 
     def demo(self, output: Path) -> float:
-        err = self.livecam("--source", "demo", "--output", str(output), "--no-show", "--overwrite").stderr
+        out = self.livecam("--source", "demo", "--output", str(output), "--no-show", "--overwrite")
+        err = out.stdout + out.stderr
         found = SUMMARY.search(err)
         if found is None:
             raise SystemExit(f"{self.name}: no FPS in the demo's summary:\n{err}")

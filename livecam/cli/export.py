@@ -58,8 +58,8 @@ def _input_size(text: str | None) -> tuple[int, int] | None:
     opt.target_class("Explain this class in every image instead (K = 1), by name or index."),
 )
 @click.option("--input-size", metavar="WxH",
-              help="The model's input size, width x height as video people write it (e.g. 320x240; before 0.2 "
-                   "it was HxW). Default: the model's own; the maps' size follows.")
+              help="The model's input size, width x height as video people write it (e.g. 320x240; until December "
+                   "2026 it was HxW). Default: the model's own; the maps' size follows.")
 @opt.precision("The model's weights and arithmetic inside the graph; the maps are always computed in fp32.",
                names=choices.EXPORT_PRECISIONS, default="fp32")
 @click.option("--from-frames", is_flag=True,
