@@ -18,20 +18,25 @@ from torch import nn
 
 from livecam.errors import LivecamError, option
 from livecam.zoo.analysis import Head
+from livecam.zoo.layout import NCHW, Layout
 
 
 class ActivationHook:
     """A forward hook on one layer, registered once, switched on per explanation.
 
-    While ``enabled``, each call stores the layer's output as ``activation`` (a
-    detached tensor, a leaf that requires grad when ``needs_grad`` and grad mode
-    is on) and hands the rest of the network a copy of it, so that in-place
-    operations downstream (``F.relu(x, inplace=True)``) cannot change what was
-    stored. While disabled it does nothing.
+    While ``enabled``, each call stores the layer's output as ``activation``, the
+    (N, C, h, w) map of its ``layout`` (a token sequence without its prefix
+    tokens, or a channels-last map, permuted): a detached tensor, a leaf that
+    requires grad when ``needs_grad`` and grad mode is on. The rest of the
+    network gets a copy of it in the layer's own layout (with the prefix tokens
+    as they were), so that in-place operations downstream
+    (``F.relu(x, inplace=True)``) cannot change what was stored, and the
+    gradient reaches the map alone. While disabled it does nothing.
     """
 
-    def __init__(self, layer: nn.Module, needs_grad: bool) -> None:
+    def __init__(self, layer: nn.Module, needs_grad: bool, layout: Layout | None = None) -> None:
         self.needs_grad = needs_grad
+        self.layout = layout
         self.enabled = False
         self.activation: torch.Tensor | None = None
         self._handle = layer.register_forward_hook(self._hook)
@@ -43,11 +48,18 @@ class ActivationHook:
             raise LivecamError(
                 f"the target layer outputs {type(output).__name__}, not a tensor; pick another with {option('layer')}"
             )
-        leaf = output.detach()
+        layout = self.layout
+        if layout is None or layout.kind == NCHW:
+            leaf = output.detach()
+            if self.needs_grad and torch.is_grad_enabled():
+                leaf.requires_grad_(True)
+            self.activation = leaf
+            return leaf.clone()
+        leaf = layout.to_map(output.detach())
         if self.needs_grad and torch.is_grad_enabled():
             leaf.requires_grad_(True)
         self.activation = leaf
-        return leaf.clone()
+        return layout.from_map(leaf, output)
 
     def remove(self) -> None:
         self._handle.remove()

@@ -4,7 +4,8 @@
 they share (one-line errors, exit codes, Ctrl-C, progress, logging) is :mod:`livecam.cli.shell`;
 the options several of them take are declared once in :mod:`livecam.cli.options`; each command
 is a module of its own (:mod:`~livecam.cli.run`, :mod:`~livecam.cli.annotate`,
-:mod:`~livecam.cli.bench`, :mod:`~livecam.cli.evaluate`, :mod:`~livecam.cli.export`).
+:mod:`~livecam.cli.bench`, :mod:`~livecam.cli.evaluate`, :mod:`~livecam.cli.export`,
+:mod:`~livecam.cli.layers`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from livecam.cli.annotate import annotate_command
 from livecam.cli.bench import bench_command
 from livecam.cli.evaluate import evaluate_command
 from livecam.cli.export import EXPORT_METHODS, export_command
+from livecam.cli.layers import layers_command
 from livecam.cli.options import InputPath, OutputPath
 from livecam.cli.run import run_command
 from livecam.cli.shell import CONTEXT_SETTINGS, LivecamCommand, LivecamGroup, flag
@@ -36,6 +38,7 @@ Examples:
   livecam annotate dashcam/ --out-dir annotated/      a whole archive, with a manifest
   livecam export --output lite0.onnx                  the model and its explanation in one ONNX file
   livecam bench --json this-box.json                  latency percentiles, FPS and start-up
+  livecam layers --model resnet50 --weights random    the layers to explain, and the default
 
 \b
 'livecam run --help' lists every option of a run; each command has its own --help.
@@ -57,5 +60,5 @@ def main() -> None:
 
 
 # In this order: the message for an unknown command lists them so.
-for _command in (run_command, annotate_command, bench_command, evaluate_command, export_command):
+for _command in (run_command, annotate_command, bench_command, evaluate_command, export_command, layers_command):
     main.add_command(_command)

@@ -59,6 +59,7 @@ from livecam.choices import suggest
 from livecam.engines.runtime.graph import FORMAT
 from livecam.errors import LivecamError, option
 from livecam.zoo import GAP_LINEAR, Head, LoadedModel, ModelInfo, Preprocess, inspect_model
+from livecam.zoo.layout import Layout
 
 log = logging.getLogger(__name__)
 
@@ -120,9 +121,11 @@ class ExplanationGraph(nn.Module):
     std: torch.Tensor
 
     def __init__(self, module: nn.Module, layer: str, method: CamMethod | None, linear: nn.Linear | None, k: int,
-                 target_class: int | None, dtype: torch.dtype, frames: Preprocess | None) -> None:
+                 target_class: int | None, dtype: torch.dtype, frames: Preprocess | None,
+                 layout: Layout | None = None) -> None:
         super().__init__()
         self.module = module
+        self.layout = layout  # the layer's output as the (N, C, h, w) map: tokens and channels-last maps reshaped
         self.linear = linear  # float32; in fp32 the model's own layer (one weight in the file)
         self.method = method
         self.k = k
@@ -148,6 +151,8 @@ class ExplanationGraph(nn.Module):
         activation, self._activation = self._activation, None
         if activation is None:
             raise LivecamError(f"the target layer did not run in the forward pass; pick another with {option('layer')}")
+        if self.layout is not None:
+            activation = self.layout.to_map(activation)
         acts = activation.float()  # the map arithmetic in float32: in fp16 its epsilons underflow
         n, channels, h, w = acts.shape
         if self.target_class is None:
@@ -226,6 +231,7 @@ def metadata(model: LoadedModel, info: ModelInfo, method: str, k: int, target_cl
         "input": "frames" if from_frames else "tensor",
         "precision": precision,
         "feature_size": json.dumps([int(h), int(w)]),
+        "layout": info.layout.describe(),
         "head": info.head.chain if info.head.kind != GAP_LINEAR else f"global average pooling and one Linear layer: "
                                                                       f"{info.head.chain}",
         "outputs": json.dumps(outputs),
@@ -285,7 +291,7 @@ def export_explainer(
     module.to(dtype)  # ... while the model's weights take the export's precision
     compute = None if method == EIGEN else METHODS[method](Head(GAP_LINEAR, linear=linear))
     graph = ExplanationGraph(module, info.target_layer, compute, linear, topk, target_class, dtype,
-                             model.preprocess if from_frames else None).eval()
+                             model.preprocess if from_frames else None, info.layout).eval()
 
     batch = torch.export.Dim("batch", min=1, max=1024)
     dynamic: tuple[dict[int, object], ...]

@@ -99,7 +99,14 @@ class Explainer(Closing):
         analytic = linear is not None
         self._head_weight = linear.weight if linear is not None else None
         self._autograd = self.method.needs_grad and not analytic
-        self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self._autograd)
+        if self.method.needs_grad and not self.info.grid_gradient:
+            raise LivecamError(
+                f"{method} at '{self.layer}' would draw nothing: {head.reason or 'the head does not read its grid'}, "
+                f"so the class score's gradient on its grid is zero; leave {option('layer')} out to explain the "
+                "first norm of the last block, or use eigencam"
+            )
+        self.hook = ActivationHook(self.module.get_submodule(self.layer), needs_grad=self._autograd,
+                                   layout=self.info.layout)
 
     @property
     def device(self) -> torch.device:
