@@ -159,6 +159,13 @@ def relative_error(actual: torch.Tensor, reference: torch.Tensor) -> float:
     return float((actual.double() - reference).abs().max() / reference.abs().max().clamp_min(1e-30))
 
 
+def pearson(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Pearson's r of each pair of maps (N, ...)."""
+    a, b = (np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in (a, b))
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
+
+
 class InplaceHead(torch.nn.Module):
     """A target module followed by an in-place ReLU (as DenseNet does)."""
 

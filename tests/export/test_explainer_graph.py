@@ -34,7 +34,7 @@ from livecam.engines.pytorch.device_step import preprocess_frames
 from livecam.errors import LivecamError
 from livecam.export import CLOSED_FORM, exportable, export_explainer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
-from tests.conftest import photo_bgr, random_torchvision, relative_error
+from tests.conftest import pearson, photo_bgr, random_torchvision, relative_error
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 OUTPUTS = ["logits", "classes", "scores", "cams"]
@@ -133,13 +133,6 @@ def run(path_or_session, array: np.ndarray | torch.Tensor) -> list[np.ndarray]:
     sess = path_or_session if isinstance(path_or_session, ort.InferenceSession) else session(Path(path_or_session))
     array = array.numpy() if isinstance(array, torch.Tensor) else array
     return sess.run(OUTPUTS, {sess.get_inputs()[0].name: np.ascontiguousarray(array)})
-
-
-def pearson(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Pearson's r of each pair of maps (N, ...)."""
-    a, b = (np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in (a, b))
-    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
 @functools.cache
