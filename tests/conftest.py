@@ -60,6 +60,17 @@ def lite0_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
     return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One PyTorch thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on
+    two cores shared with other work (export workers, another job), a second thread spins against it; measured on
+    MobileNetV2 with another job running, a forward pass took 1.8 s with two threads and 70 ms with one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- photographs (scikit-image's, as BGR)
 
 def photo_bgr(name: str) -> np.ndarray:

