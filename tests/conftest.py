@@ -60,6 +60,17 @@ def lite0_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
     return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One PyTorch thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on
+    two cores shared with other work (export workers, another job), a second thread spins against it; measured on
+    MobileNetV2 with another job running, a forward pass took 1.8 s with two threads and 70 ms with one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # --- photographs (scikit-image's, as BGR)
 
 def photo_bgr(name: str) -> np.ndarray:
@@ -157,6 +168,13 @@ def normalize_reference(maps: torch.Tensor, size: tuple[int, int] | None = None)
 def relative_error(actual: torch.Tensor, reference: torch.Tensor) -> float:
     reference = reference.double()
     return float((actual.double() - reference).abs().max() / reference.abs().max().clamp_min(1e-30))
+
+
+def pearson(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Pearson's r of each pair of maps (N, ...)."""
+    a, b = (np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in (a, b))
+    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
+    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
 class InplaceHead(torch.nn.Module):

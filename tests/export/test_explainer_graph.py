@@ -34,10 +34,11 @@ from livecam.engines.pytorch.device_step import preprocess_frames
 from livecam.errors import LivecamError
 from livecam.export import CLOSED_FORM, exportable, export_explainer
 from livecam.zoo import LoadedModel, Preprocess, inspect_model
-from tests.conftest import photo_bgr, random_torchvision, relative_error
+from tests.conftest import pearson, photo_bgr, random_torchvision, relative_error
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 OUTPUTS = ["logits", "classes", "scores", "cams"]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two export workers and this process share two cores
 
 
 # --- the exports the parity tests read, made by worker processes --------------------------------------------------
@@ -93,15 +94,6 @@ def _export_job(spec_id: str, folder: str) -> tuple[str, float]:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Two export workers and this process share two cores: one thread each, no spinning."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module", autouse=True)
 def exports(tmp_path_factory: pytest.TempPathFactory):
     """Start every export at once, on two worker processes; tests wait for the ones they read."""
     folder = tmp_path_factory.mktemp("exports")
@@ -133,13 +125,6 @@ def run(path_or_session, array: np.ndarray | torch.Tensor) -> list[np.ndarray]:
     sess = path_or_session if isinstance(path_or_session, ort.InferenceSession) else session(Path(path_or_session))
     array = array.numpy() if isinstance(array, torch.Tensor) else array
     return sess.run(OUTPUTS, {sess.get_inputs()[0].name: np.ascontiguousarray(array)})
-
-
-def pearson(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Pearson's r of each pair of maps (N, ...)."""
-    a, b = (np.asarray(t, dtype=np.float64).reshape(len(t), -1) for t in (a, b))
-    a, b = a - a.mean(1, keepdims=True), b - b.mean(1, keepdims=True)
-    return (a * b).sum(1) / np.sqrt((a * a).sum(1) * (b * b).sum(1))
 
 
 @functools.cache
