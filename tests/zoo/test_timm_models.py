@@ -1,4 +1,4 @@
-"""timm:NAME: seeded weights from .safetensors and .pth files, heads of other sizes, the caches, and the errors; offline."""
+"""timm:NAME offline: seeded .safetensors and .pth weights, heads of other sizes, the caches, the errors."""
 
 from __future__ import annotations
 
@@ -119,7 +119,8 @@ def test_cli_refuses_an_unknown_name_with_close_ones(tmp_path: Path) -> None:
 def test_cli_refuses_weights_of_another_architecture(tmp_path: Path) -> None:
     path = tmp_path / "resnet18.pth"
     torch.save(seeded("resnet18").state_dict(), path)
-    result = invoke(["export", "--model", "timm:resnet34", "--weights", str(path), "--output", str(tmp_path / "x.onnx")])
+    output = str(tmp_path / "x.onnx")
+    result = invoke(["export", "--model", "timm:resnet34", "--weights", str(path), "--output", output])
     assert_one_line_error(result, "do not fit model 'timm:resnet34': ")
 
 
