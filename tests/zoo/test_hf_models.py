@@ -165,3 +165,11 @@ def test_preprocessing_from_each_spelling_of_the_processors_size(tmp_path: Path,
 def test_class_names_by_id_and_the_default_labels_as_none() -> None:
     assert hf_models.class_names(SimpleNamespace(id2label={"1": "b", "0": "a"}, num_labels=2)) == ["a", "b"]
     assert hf_models.class_names(SimpleNamespace(id2label={0: "LABEL_0", 1: "LABEL_1"}, num_labels=2)) is None
+
+
+def test_says_how_to_install_transformers_when_it_is_missing(vit_folder, monkeypatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers raises ImportError
+    with pytest.raises(livecam.LivecamError, match=r"^transformers is not installed; pip install 'livecam\[hf\]'$"):
+        livecam.load_model(str(vit_folder[1]))

