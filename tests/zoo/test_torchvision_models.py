@@ -67,3 +67,17 @@ def test_missing_torchvision_weights_give_a_clear_error(tmp_path: Path, monkeypa
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
     with pytest.raises(livecam.LivecamError, match="not cached at .* could not be downloaded.*pass weights FILE"):
         livecam.load_model("resnet18")
+
+
+def test_safetensors_weights_for_torchvision_models(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    source = random_torchvision("resnet18", seed=8)
+    path = tmp_path / "resnet18.safetensors"
+    save_file(source.state_dict(), str(path))
+    model = livecam.load_model("resnet18", weights=str(path))
+    assert torch.equal(model.module.fc.weight, source.fc.weight)
+    assert (model.family, model.weights) == ("torchvision", str(path))
+    (tmp_path / "bad.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(livecam.LivecamError, match="could not read weights file .*bad.safetensors as safetensors"):
+        livecam.load_model("resnet18", weights=str(tmp_path / "bad.safetensors"))
