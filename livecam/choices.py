@@ -8,6 +8,7 @@ checks that its registries match them (``livecam.cams.METHODS``,
 from __future__ import annotations
 
 import difflib
+import re
 
 from livecam.errors import LivecamError
 
@@ -32,6 +33,19 @@ MAX_TOPK = 10  # classes labelled, explained or tiled as panels per frame: more 
 RECORDING_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi")  # what --output records (livecam.sinks.encode.DEFAULT_CODEC)
 PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")  # what matplotlib writes for --plot
 LITE_NAMES = ("efficientnet_lite0", "efficientnet-lite0")
+TIMM_PREFIX = "timm:"  # --model timm:NAME
+IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
+DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+
+
+def factory_spec(spec: str) -> tuple[str, str] | None:
+    """(where, function) for ``file.py:function`` or ``package.module:function``; None for anything else."""
+    where, sep, function = spec.strip().rpartition(":")
+    if not sep or not IDENTIFIER.fullmatch(function):
+        return None
+    if where.lower().endswith(".py") or DOTTED.fullmatch(where):
+        return where, function
+    return None
 
 
 def canonical_model(name: str) -> str:

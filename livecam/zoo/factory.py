@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,23 +20,10 @@ from typing import Any
 
 from torch import nn
 
+from livecam.choices import factory_spec
 from livecam.errors import LivecamError, option
 from livecam.types import Preprocess
-from livecam.zoo import torchvision_models as tvm
-
-IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
-DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
-
-
-def parse(spec: str) -> tuple[str, str] | None:
-    """(where, function) for ``file.py:function`` or ``package.module:function``; None for anything else."""
-    where, sep, function = spec.strip().rpartition(":")
-    if not sep or not IDENTIFIER.fullmatch(function):
-        return None
-    if where.lower().endswith(".py") or DOTTED.fullmatch(where):
-        return where, function
-    return None
-
+import livecam.zoo.torchvision_models as tvm
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {tvm.first_line(exc)[:160]}"
@@ -112,7 +98,7 @@ def _preprocess(spec: str, size: Any, mean: Any, std: Any) -> Preprocess:
 
 def load(spec: str, weights: str | None) -> tuple[nn.Module, str, Preprocess, list[str] | None]:
     """The factory's module, where its weights came from, its preprocessing and class names (None: by default)."""
-    parsed = parse(spec)
+    parsed = factory_spec(spec)
     if parsed is None:
         raise LivecamError(f"'{spec}' is not FILE.py:FUNCTION or package.module:FUNCTION")
     where, name = parsed

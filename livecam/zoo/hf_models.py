@@ -21,7 +21,7 @@ from torch import nn
 
 from livecam.errors import LivecamError, option
 from livecam.types import Preprocess
-from livecam.zoo import torchvision_models as tvm
+import livecam.zoo.torchvision_models as tvm
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -14,15 +14,15 @@ from urllib.parse import urlparse
 import torch
 from torch import nn
 
-from livecam.choices import suggest
+from livecam.choices import TIMM_PREFIX, suggest
 from livecam.errors import LivecamError, option
 from livecam.types import Preprocess
-from livecam.zoo import torchvision_models as tvm
+import livecam.zoo.torchvision_models as tvm
 
 if TYPE_CHECKING:
     from types import ModuleType
 
-PREFIX = "timm:"
+PREFIX = TIMM_PREFIX
 SEED = 0  # of an untrained model's initialization
 HF_FILES = ("model.safetensors", "pytorch_model.bin")
 

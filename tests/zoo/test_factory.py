@@ -10,6 +10,7 @@ import torch
 
 import livecam
 from livecam.types import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from livecam import choices
 from livecam.zoo import factory
 from tests.conftest import assert_one_line_error, invoke
 
@@ -142,8 +143,8 @@ def test_missing_files_functions_modules_and_misnamed_classes(net_file: Path, tm
 
 
 def test_what_reads_as_a_factory() -> None:
-    assert factory.parse("nets/my_net.py:build") == ("nets/my_net.py", "build")
-    assert factory.parse("C:/nets/my_net.py:build") == ("C:/nets/my_net.py", "build")
-    assert factory.parse("pkg.mod:make_model") == ("pkg.mod", "make_model")
+    assert choices.factory_spec("nets/my_net.py:build") == ("nets/my_net.py", "build")
+    assert choices.factory_spec("C:/nets/my_net.py:build") == ("C:/nets/my_net.py", "build")
+    assert choices.factory_spec("pkg.mod:make_model") == ("pkg.mod", "make_model")
     for other in ("resnet50", "folder/x:1build", "my-net:build", "a/b:build", "pkg.mod:"):
-        assert factory.parse(other) is None, other
+        assert choices.factory_spec(other) is None, other

@@ -42,6 +42,7 @@ class GraphInfo:
     feature_size: tuple[int, int]
     head: str
     livecam_version: str
+    layout: str = ""  # the layer's output as the graph reads it: 'NCHW 7x7', 'tokens 14x14 + 1 prefix'
 
     @classmethod
     def from_metadata(cls, path: Path, meta: dict[str, str]) -> GraphInfo:
@@ -72,6 +73,7 @@ class GraphInfo:
                 feature_size=tuple(json.loads(meta.get("feature_size", "[0, 0]"))),
                 head=meta.get("head", ""),
                 livecam_version=meta.get("livecam_version", ""),
+                layout=meta.get("layout", ""),
             )
             if info.input not in (INPUT_TENSOR, INPUT_FRAMES) or info.topk < 1 or len(info.preprocess.mean) != 3:
                 raise ValueError(f"input '{info.input}', topk {info.topk}")
