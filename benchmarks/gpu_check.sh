@@ -9,7 +9,7 @@
 # Steps, in order of worth: the machine (torch, CUDA, the GPU, ONNX Runtime's providers); that every module the
 # check needs imports; the CUDA tests (graph replay against eager, GPU against CPU maps, steady memory over 200
 # frames); the PyTorch engine's benchmark, ResNet-50 fp16 (random weights) and EfficientNet-Lite0 fp16 with the
-# pytorch-grad-cam peer, both at 1080p; `livecam export` of Lite0; that graph on ONNX Runtime's CUDA provider (IO
+# pytorch-grad-cam peer, both at 1080p; torchvision's ViT-B/16 (tokens) fp16; `livecam export` of Lite0; that graph on ONNX Runtime's CUDA provider (IO
 # binding) and TensorRT provider (fp16, engine cache); a --compare table of the reports. The image's onnxruntime
 # is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry (64 MiB), so until an image has it
 # the two ONNX Runtime runs end with livecam's one-line error naming the missing provider, and that is expected.
@@ -177,6 +177,11 @@ step bench-torch-resnet50 cuda 150 "${BENCH[@]}" --device cuda --model resnet50 
     --precision fp16 --no-peer --label "H200 PyTorch ResNet-50 fp16" --json "$OUT/bench-gpu-torch-resnet50-fp16-1080p.json"
 step bench-torch-lite0 cuda 180 "${BENCH[@]}" --device cuda --model efficientnet_lite0 --precision fp16 --peer \
     --label "H200 PyTorch Lite0 fp16" --json "$OUT/bench-gpu-torch-lite0-fp16-1080p.json"
+# 2b. A vision transformer's tokens on the PyTorch engine's CUDA path (the layout hook inside the CUDA graph):
+#    torchvision's ViT-B/16 (random weights), Grad-CAM at its default layer encoder_layer_11.ln_1, fp16; no report
+#    file (the tool brings back 8), its table is in gpu-check.log.
+step bench-torch-vit cuda 120 "${BENCH[@]}" --frames 200 --startup 1 --device cuda --model vit_b_16 \
+    --weights random --precision fp16 --no-peer --label "H200 PyTorch ViT-B/16 fp16"
 # 3. ONNX Runtime: the exported Lite0 graph on the CUDA provider (IO binding) and on TensorRT (fp16, engine cache).
 step export-lite0 plain 150 python3 -m livecam export --output "$WORK/lite0.onnx"
 step bench-ort-cuda ortgpu 120 "${BENCH[@]}" --device cuda --model "$WORK/lite0.onnx" --label "H200 ORT CUDA Lite0" \
