@@ -20,7 +20,7 @@
 # exit, or a Python traceback or "internal error" in its output). On the device LIVECAM_DEBUG=1 turns an internal
 # error into its traceback, for the log. What comes back under $OUT (the tool brings back 8 files at most):
 #   gpu-check.log   every step's command and output      summary.txt   one line per step, and the verdicts
-#   bench-gpu-*.json  the four benchmark reports         compare-gpu.md  the --compare table
+#   bench-gpu-*.json  the five benchmark reports         compare-gpu.md  the --compare table
 # The exit code is 1 if any step's verdict is not the expected one, or $OUT would not come back whole.
 #
 # GPU_CHECK_DRY_RUN=1: the same steps on this machine, without a GPU, in a Python 3.12 virtual environment with
@@ -178,10 +178,10 @@ step bench-torch-resnet50 cuda 150 "${BENCH[@]}" --device cuda --model resnet50 
 step bench-torch-lite0 cuda 180 "${BENCH[@]}" --device cuda --model efficientnet_lite0 --precision fp16 --peer \
     --label "H200 PyTorch Lite0 fp16" --json "$OUT/bench-gpu-torch-lite0-fp16-1080p.json"
 # 2b. A vision transformer's tokens on the PyTorch engine's CUDA path (the layout hook inside the CUDA graph):
-#    torchvision's ViT-B/16 (random weights), Grad-CAM at its default layer encoder_layer_11.ln_1, fp16; no report
-#    file (the tool brings back 8), its table is in gpu-check.log.
+#    torchvision's ViT-B/16 (random weights), Grad-CAM at its default layer encoder_layer_11.ln_1, fp16.
 step bench-torch-vit cuda 120 "${BENCH[@]}" --frames 200 --startup 1 --device cuda --model vit_b_16 \
-    --weights random --precision fp16 --no-peer --label "H200 PyTorch ViT-B/16 fp16"
+    --weights random --precision fp16 --no-peer --label "H200 PyTorch ViT-B/16 fp16" \
+    --json "$OUT/bench-gpu-torch-vit-fp16-1080p.json"
 # 3. ONNX Runtime: the exported Lite0 graph on the CUDA provider (IO binding) and on TensorRT (fp16, engine cache).
 step export-lite0 plain 150 python3 -m livecam export --output "$WORK/lite0.onnx"
 step bench-ort-cuda ortgpu 120 "${BENCH[@]}" --device cuda --model "$WORK/lite0.onnx" --label "H200 ORT CUDA Lite0" \
