@@ -39,7 +39,10 @@ DOTTED = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 
 def factory_spec(spec: str) -> tuple[str, str] | None:
-    """(where, function) for ``file.py:function`` or ``package.module:function``; None for anything else."""
+    """(where, function) for ``file.py:function`` or ``package.module:function``; None for anything else
+    (``timm:NAME`` among them)."""
+    if spec.strip().lower().startswith(TIMM_PREFIX):
+        return None
     where, sep, function = spec.strip().rpartition(":")
     if not sep or not IDENTIFIER.fullmatch(function):
         return None

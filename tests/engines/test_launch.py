@@ -89,3 +89,59 @@ def test_heads_without_a_closed_form_fall_back_to_pytorch(tmp_path: Path, monkey
     assert open_engine(EngineOptions(model="mobilenet_v3_small", weights=str(weights), device="cpu",
                                      method="eigencam")).backend == "onnx"
     assert not list(tmp_path.rglob("*.partial*"))
+
+
+FACTORY = '''
+import torch
+from torch import nn
+
+
+def build():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(8, 3))
+
+
+build.class_names = ["red", "green", "blue"]
+build.input_size = 32
+'''
+
+
+def test_a_factory_model_is_cached_by_its_source_file_under_a_safe_name(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "nets" / "net.py"
+    source.parent.mkdir()
+    source.write_text(FACTORY)
+    spec = f"{source}:build"
+    from livecam import export
+
+    calls = []
+    real = export.export_explainer
+    monkeypatch.setattr(export, "export_explainer", lambda *a, **k: calls.append(k) or real(*a, **k))
+    first = open_engine(EngineOptions(model=spec, device="cpu"))
+    assert first.backend == "onnx" and len(calls) == 1
+    path = first.engine.path
+    assert path.parent == tmp_path / "cache" / "graphs" and "nets-net.py-build-gradcam-" in path.name
+    assert list(source.parent.iterdir()) == [source]  # nothing written beside the user's file
+    assert open_engine(EngineOptions(model=spec, device="cpu")).engine.path == path and len(calls) == 1
+    os.utime(source, ns=(1, 1))  # the source changed: a new graph
+    assert open_engine(EngineOptions(model=spec, device="cpu")).engine.path != path and len(calls) == 2
+
+
+def test_model_files_are_what_a_model_is_made_of(tmp_path: Path) -> None:
+    from livecam.paths import model_files
+
+    folder = tmp_path / "vit"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    assert model_files(str(folder), None) is None  # no weights in the folder: loading says what is wrong
+    (folder / "model.safetensors").write_bytes(b"x")
+    assert model_files(str(folder), None) == [(folder / "config.json").resolve(), (folder / "model.safetensors").resolve()]
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"y")
+    assert model_files(str(folder), str(weights)) == [(folder / "config.json").resolve(), weights.resolve()]
+    assert model_files("timm:resnet18", str(weights)) == [weights.resolve()]
+    assert model_files("timm:resnet18", None) is None and model_files("resnet18", None) is None
+    assert model_files("pkg.module:build", None) is None  # the package's file is known once imported
+    assert model_files(str(folder), "random") is None
