@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import copy
 import functools
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +197,8 @@ def test_a_class_token_vit_at_its_final_norm_refuses_gradients_and_draws_eigenca
 
 # --- GAP -> Linear heads: the closed-form gradient, and the exported graph --------------------------------------
 # Exports of full-size transformers take tens of seconds here, so these models are reduced in depth (one block for
-# the ViT, two stages of one block for Swin); what is tested is the head after the final norm, which depth does not change.
+# the ViT, two stages of one block for Swin): what is tested is the head after the final norm, which depth does not
+# change. Even so each export takes 5 to 10 s, so a worker process makes them while the parity tests run.
 
 FACTORY = '''\
 import timm
@@ -218,15 +221,39 @@ def swin_gap():
 '''
 
 
+EXPORTS = {"vit_gap": "gradcam", "swin_gap": "gradcam", "vit_fc_norm": "eigencam"}
+
+
 @pytest.fixture(scope="module")
-def factory(tmp_path_factory: pytest.TempPathFactory):
+def factory_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("factory") / "net.py"
     path.write_text(FACTORY)
-    return functools.cache(lambda name: livecam.load_model(f"{path}:{name}"))
+    return path
+
+
+@pytest.fixture(scope="module")
+def factory(factory_file: Path):
+    return functools.cache(lambda name: livecam.load_model(f"{factory_file}:{name}"))
+
+
+def _export_job(spec: str, method: str, path: str) -> str:
+    """In the worker: load the factory's model as load_model does and export it."""
+    torch.set_num_threads(1)
+    return str(export_explainer(livecam.load_model(spec), Path(path), method=method))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def exports(factory_file: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The three exports, started with the module's first test on one worker; a test waits for the file it reads."""
+    folder = tmp_path_factory.mktemp("exports")
+    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+    yield {name: pool.submit(_export_job, f"{factory_file}:{name}", method, str(folder / f"{name}.onnx"))
+           for name, method in EXPORTS.items()}
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @pytest.mark.parametrize(("name", "layout"), [("vit_gap", "tokens 14x14 + 1 prefix"), ("swin_gap", "NHWC 28x28")])
-def test_gap_heads_take_the_closed_form_gradient_and_export(name: str, layout: str, factory, tmp_path: Path) -> None:
+def test_gap_heads_take_the_closed_form_gradient_and_export(name: str, layout: str, factory, exports) -> None:
     loaded = factory(name)
     assert (loaded.target_layer, loaded.head.kind, loaded.info.layout.describe()) == ("norm", "gap_linear", layout)
     x = photos_for(loaded)
@@ -239,8 +266,7 @@ def test_gap_heads_take_the_closed_form_gradient_and_export(name: str, layout: s
         error = relative_error(raws["auto"].raw, raws["autograd"].raw)
         print(f"{name} {method}: closed form vs autograd, relative error {error:.2e}")
         assert error < 1e-5, (method, error)
-    path = export_explainer(loaded, tmp_path / f"{name}.onnx", method="gradcam")
-    logits, classes, _, cams = run(path, x)
+    logits, classes, _, cams = run(exports[name].result(), x)
     with livecam.Explainer(loaded, "gradcam") as explainer:
         ref = explainer(x, upsample=False)
     assert np.array_equal(classes[:, 0], ref.classes.numpy())
@@ -250,7 +276,7 @@ def test_gap_heads_take_the_closed_form_gradient_and_export(name: str, layout: s
     assert error < 1e-4
 
 
-def test_layernorm_heads_refuse_a_gradcam_export_and_export_eigencam(models, factory, tmp_path: Path) -> None:
+def test_layernorm_heads_refuse_a_gradcam_export_and_export_eigencam(models, factory, exports, tmp_path: Path) -> None:
     vit = factory("vit_fc_norm")
     assert vit.head.kind == "other" and "LayerNorm" in vit.head.chain  # the fc_norm after the pooling
     for loaded in (vit, models("convnext")[0]):
@@ -259,9 +285,8 @@ def test_layernorm_heads_refuse_a_gradcam_export_and_export_eigencam(models, fac
         message = str(refused.value)
         assert "\n" not in message and "can only be exported for a head of global average pooling and one Linear " \
             "layer" in message and "LayerNorm" in message and "eigencam" in message
-    path = export_explainer(vit, tmp_path / "eigen.onnx", method="eigencam")
     x = photos_for(vit)
-    cams = run(path, x)[3]
+    cams = run(exports["vit_fc_norm"].result(), x)[3]
     assert not (tmp_path / "refused.onnx").exists()
     with livecam.Explainer(vit, "eigencam") as explainer:
         ref = explainer(x, upsample=False).cams
