@@ -1,7 +1,7 @@
 """Vision transformers, Swin and ConvNeXt: livecam's maps against pytorch-grad-cam's with its own reshape_transform.
 
 Each model is seeded random weights, loaded through livecam's loaders (a .safetensors file for timm, a
-save_pretrained folder for Hugging Face), and explains two real photographs. pytorch-grad-cam gets its own copy of
+save_pretrained folder for Hugging Face), and explains a real photograph. pytorch-grad-cam gets its own copy of
 the module, made before livecam hooks anything, and the tutorial's reshape_transform (``tensor[:, prefix:]``
 reshaped to the grid, then channels first; a permute for channels-last maps).
 
