@@ -69,14 +69,25 @@ def _centred_rows(acts: torch.Tensor) -> torch.Tensor:
     return x - x.mean(dim=1, keepdim=True)
 
 
-def eigen_sign(projection: torch.Tensor, acts: torch.Tensor) -> torch.Tensor:
+def eigen_sign(projection: torch.Tensor, acts: torch.Tensor, flat: float = 1e-3) -> torch.Tensor:
     """Eigen-CAM's sign convention: flip each (N, hw) projection that correlates negatively with the
-    centred mean activation over channels (a singular vector's sign is arbitrary)."""
+    centred mean activation over channels (a singular vector's sign is arbitrary).
+
+    Where that mean hardly varies over the grid (its RMS under ``flat`` times the
+    activations' RMS: a LayerNorm's output, whose every token has the same channel
+    mean), its correlation is rounding noise and would flip the map from frame to
+    frame; the projection's largest-magnitude cell is made positive instead.
+    Written without data-dependent branches, so that it exports.
+    """
     n = acts.shape[0]
     mean_act = acts.mean(dim=1).reshape(n, -1)
     centred = mean_act - mean_act.mean(dim=1, keepdim=True)
-    sign = torch.where((projection * centred).sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
-    return projection * sign
+    by_mean = torch.where((projection * centred).sum(dim=1, keepdim=True) < 0, -1.0, 1.0)
+    peak = projection.gather(1, projection.abs().argmax(dim=1, keepdim=True))
+    by_peak = torch.where(peak < 0, -1.0, 1.0)
+    spread = centred.square().mean(dim=1, keepdim=True).sqrt()
+    scale = acts.reshape(n, -1).square().mean(dim=1, keepdim=True).sqrt()
+    return projection * torch.where(spread <= flat * scale, by_peak, by_mean)
 
 
 def _unit(t: torch.Tensor) -> torch.Tensor:
