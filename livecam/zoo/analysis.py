@@ -451,5 +451,5 @@ def _zero_grid_gradients(model: nn.Module, x: torch.Tensor, layouts: dict[str, L
         model.train(was_training)
         for h in handles:
             h.remove()
-    return {name for (name, _), grad in zip(kept.items(), grads)
+    return {name for (name, _), grad in zip(kept.items(), grads, strict=True)
             if grad is None or not bool(layouts[name].to_map(grad).abs().amax() > 0)}

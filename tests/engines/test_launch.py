@@ -137,7 +137,8 @@ def test_model_files_are_what_a_model_is_made_of(tmp_path: Path) -> None:
     (folder / "config.json").write_text("{}")
     assert model_files(str(folder), None) is None  # no weights in the folder: loading says what is wrong
     (folder / "model.safetensors").write_bytes(b"x")
-    assert model_files(str(folder), None) == [(folder / "config.json").resolve(), (folder / "model.safetensors").resolve()]
+    config, own = (folder / "config.json").resolve(), (folder / "model.safetensors").resolve()
+    assert model_files(str(folder), None) == [config, own]
     weights = tmp_path / "w.safetensors"
     weights.write_bytes(b"y")
     assert model_files(str(folder), str(weights)) == [(folder / "config.json").resolve(), weights.resolve()]

@@ -11,7 +11,6 @@ import torch
 import livecam
 from livecam.types import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from livecam import choices
-from livecam.zoo import factory
 from tests.conftest import assert_one_line_error, invoke
 
 NET = '''
