@@ -76,7 +76,7 @@ def table(rows: list[LayerSurvey], everything: bool) -> list[str]:
                short_help="The layers a model can be explained at, and which methods are exact there.")
 @opt.apply(
     opt.model("The model, as for livecam run: a zoo model, timm:NAME, a Hugging Face folder or "
-              "FILE.py:FUNCTION (the survey runs it in PyTorch).", metavar=None),
+              "FILE.py:FUNCTION (the survey runs it in PyTorch).", metavar="NAME"),
     opt.weights(),
 )
 @click.option("--all", "everything", is_flag=True,

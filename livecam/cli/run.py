@@ -73,6 +73,7 @@ Other commands (each with --help):
   livecam export     the model and its explanation as one ONNX file
   livecam bench      latency (p50/p90/p99), FPS and start-up; --compare
   livecam evaluate   how faithful each method's maps are
+  livecam layers     the layers of a model to explain at, and the default
 """
 
 _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows without importing the server
