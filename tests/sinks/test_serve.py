@@ -37,13 +37,6 @@ HANG_GUARD_S = 60.0  # waits end here only when something hangs; nothing is time
 
 
 @pytest.fixture(scope="module")
-def graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
-    from livecam.export import export_explainer
-
-    return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
-
-
-@pytest.fixture(scope="module")
 def engine(graph: Path) -> RuntimeEngine:
     return RuntimeEngine(graph, "cpu")
 

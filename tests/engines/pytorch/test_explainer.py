@@ -70,7 +70,7 @@ def test_explainer_named_layer_matches_reference() -> None:
     assert relative_error(result.raw, ref) < TOL
     with pytest.raises(livecam.LivecamError, match="no layer 'layer5'.*layer"):
         livecam.Explainer(module, "gradcam", layer="layer5")
-    with pytest.raises(livecam.LivecamError, match="not a \\(N, C, H, W\\) feature map"):
+    with pytest.raises(livecam.LivecamError, match="outputs \\(1, 1000\\), which has no spatial layout: 2 dimensions"):
         livecam.Explainer(module, "gradcam", layer="fc")
 
 
