@@ -392,7 +392,8 @@ def test_the_file_contract(exports, lite0) -> None:
     assert json.loads(meta["input_size"]) == [224, 224] and json.loads(meta["feature_size"]) == [7, 7]
     assert meta["head"].endswith("AdaptiveAvgPool2d -> Dropout -> Linear(1280 -> 1000)")
     assert list(json.loads(meta["outputs"])) == OUTPUTS and "(N, 3, 7, 7)" in json.loads(meta["outputs"])["cams"]
-    assert set(meta) == {*expected, "class_names", "mean", "std", "input_size", "feature_size", "layout", "head", "outputs"}
+    assert set(meta) == {*expected, "class_names", "mean", "std", "input_size", "feature_size", "layout", "head",
+                         "outputs"}
     assert meta["layout"] == "NCHW 7x7"
     # dynamic batch: each sample's outputs do not depend on the batch it is in
     x = photos_input()
