@@ -9,10 +9,11 @@
 # Steps, in order of worth: the machine (torch, CUDA, the GPU, ONNX Runtime's providers); that every module the
 # check needs imports; the CUDA tests (graph replay against eager, GPU against CPU maps, steady memory over 200
 # frames); the PyTorch engine's benchmark, ResNet-50 fp16 (random weights) and EfficientNet-Lite0 fp16 with the
-# pytorch-grad-cam peer, both at 1080p; torchvision's ViT-B/16 (tokens) fp16; `livecam export` of Lite0; that graph on ONNX Runtime's CUDA provider (IO
-# binding) and TensorRT provider (fp16, engine cache); a --compare table of the reports. The image's onnxruntime
-# is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry (64 MiB), so until an image has it
-# the two ONNX Runtime runs end with livecam's one-line error naming the missing provider, and that is expected.
+# pytorch-grad-cam peer, both at 1080p, and torchvision's ViT-B/16 (tokens) fp16; `livecam export` of Lite0; that
+# graph on ONNX Runtime's CUDA provider (IO binding) and TensorRT provider (fp16, engine cache); a --compare table
+# of the reports. The image's onnxruntime is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry
+# (64 MiB), so until an image has it the two ONNX Runtime runs end with livecam's one-line error naming the missing
+# provider, and that is expected.
 #
 # Each step runs whatever the others did (set -u and pipefail, not -e), within its own time limit and the
 # whole check's (GPU_CHECK_BUDGET_S, default 420 s, under the call's timeout_s so that the summary is written).

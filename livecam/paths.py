@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from livecam import choices
 from livecam.errors import LivecamError
 
 
@@ -40,8 +41,6 @@ def model_files(model: str, weights: str | None) -> list[Path] | None:
     an installed package, are known once the model is loaded
     (``LoadedModel.files``). ``weights="random"`` has no files.
     """
-    from livecam import choices
-
     if weights == "random":
         return None
     spec = model.strip()

@@ -232,7 +232,7 @@ def graph_cache_path(model: str, weights: Path | Sequence[Path], method: str, la
     made safe for a file name (a folder or ``net.py:build`` has slashes and colons).
     """
     files = [weights] if isinstance(weights, Path) else list(weights)
-    identity = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    identity = [[str(f), stat.st_size, stat.st_mtime_ns] for f, stat in ((f, f.stat()) for f in files)]
     fields = [FORMAT, __version__, _export_code(), choices.canonical_model(model), identity, method, layer or "",
               topk, (target_class or "").strip().lower(), precision]
     key = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]

@@ -25,6 +25,7 @@ from livecam.errors import LivecamError, option
 from livecam.types import Preprocess
 import livecam.zoo.torchvision_models as tvm
 
+
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {tvm.first_line(exc)[:160]}"
 

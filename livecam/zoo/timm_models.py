@@ -16,6 +16,7 @@ from torch import nn
 
 from livecam.choices import TIMM_PREFIX, suggest
 from livecam.errors import LivecamError, option
+from livecam.paths import HF_WEIGHTS_FILES
 from livecam.types import Preprocess
 import livecam.zoo.torchvision_models as tvm
 
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 PREFIX = TIMM_PREFIX
 SEED = 0  # of an untrained model's initialization
-HF_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def import_timm() -> ModuleType:
@@ -80,7 +80,7 @@ def cached_pretrained(cfg: dict[str, Any]) -> tuple[Path, bool] | None:
     if hub_id:
         from huggingface_hub import try_to_load_from_cache
 
-        files = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else HF_FILES
+        files = (cfg["hf_hub_filename"],) if cfg.get("hf_hub_filename") else HF_WEIGHTS_FILES
         for filename in files:
             found = try_to_load_from_cache(hub_id, filename)
             if isinstance(found, str):
