@@ -45,21 +45,36 @@ def has_display() -> bool:
         return False
 
 
-def qt_font_dir(given: Iterable[str | None], roots: Iterable[str] = FONT_ROOTS) -> str | None:
+def _any_font(names: Iterable[str]) -> bool:
+    return any(name.lower().endswith(FONT_SUFFIXES) for name in names)
+
+
+def holds_fonts(folder: str) -> bool:
+    """Does ``folder`` itself hold a font file Qt's own font database reads? (Qt does not look in subfolders.)"""
+    try:
+        return _any_font(os.listdir(folder))
+    except OSError:
+        return False
+
+
+def qt_font_dir(user: str | None, current: str | None, roots: Iterable[str] = FONT_ROOTS) -> str | None:
     """The folder OpenCV's Qt should read its fonts from (``QT_QPA_FONTDIR``), or None when there is none.
 
     opencv-python's wheels set ``QT_QPA_FONTDIR`` to their own ``cv2/qt/fonts``
-    when cv2 is imported, and recent ones ship no fonts there; Qt, built without
-    fontconfig, then prints a ``QFontDatabase: Cannot find font directory``
-    warning for each window and draws no text. The first of ``given`` (the
-    user's folder, the variable as it is now) that exists wins. Otherwise: the
-    first folder under ``roots`` holding DejaVuSans.ttf (the font Qt's warning
-    suggests), else the first holding any font Qt reads (it does not look in
-    subfolders), else the first root that exists (no fonts, but no warning).
+    when cv2 is imported (``current``); some releases ship fonts there
+    (5.1.0.95 ships DejaVu), others none, and Qt, built without fontconfig,
+    then prints a ``QFontDatabase: Cannot find font directory`` warning for
+    each window and draws no text. The ``user``'s folder (``QT_QPA_FONTDIR``
+    as set before cv2's import) wins when it exists; then ``current`` when it
+    holds fonts. Otherwise: the first folder under ``roots`` holding
+    DejaVuSans.ttf (the font Qt's warning suggests), else the first holding
+    any font Qt reads, else the first root that exists (no fonts, but no
+    warning).
     """
-    for folder in given:
-        if folder and os.path.isdir(folder):
-            return folder
+    if user and os.path.isdir(user):
+        return user
+    if current and holds_fonts(current):
+        return current
     existing = [root for root in map(os.path.expanduser, roots) if os.path.isdir(root)]
     any_fonts = None
     for root in existing:
@@ -67,7 +82,7 @@ def qt_font_dir(given: Iterable[str | None], roots: Iterable[str] = FONT_ROOTS) 
             subfolders.sort()
             if "DejaVuSans.ttf" in files:
                 return folder
-            if any_fonts is None and any(name.lower().endswith(FONT_SUFFIXES) for name in files):
+            if any_fonts is None and _any_font(files):
                 any_fonts = folder
     return any_fonts or (existing[0] if existing else None)
 
@@ -77,7 +92,7 @@ class WindowSink(Sink):
 
     ``font_dir``: the folder Qt should read its fonts from, when it exists
     (``QT_QPA_FONTDIR`` as the user set it, before cv2's import replaced it);
-    else one found by :func:`qt_font_dir`.
+    else cv2's own folder when it holds fonts, else one found by :func:`qt_font_dir`.
     """
 
     QUIT_KEYS = {ord("q"), ord("Q"), 27}
@@ -91,7 +106,7 @@ class WindowSink(Sink):
             )
         self.title = title
         self._shown = False
-        fonts = qt_font_dir([font_dir, os.environ.get("QT_QPA_FONTDIR")])
+        fonts = qt_font_dir(font_dir, os.environ.get("QT_QPA_FONTDIR"))
         if fonts:  # read by Qt when the first window opens
             os.environ["QT_QPA_FONTDIR"] = fonts
             log.debug("the window's Qt reads fonts from %s", fonts)
