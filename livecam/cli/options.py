@@ -82,8 +82,12 @@ RUN_MODEL_HELP = ("efficientnet_lite0 (real ImageNet weights, shipped), a torchv
                   "timm model (timm:vit_small_patch16_224, timm:convnext_tiny; pip install 'livecam[timm]'), "
                   "FOLDER, a Hugging Face image classifier saved there with save_pretrained (pip install "
                   "'livecam[hf]'; nothing is downloaded), FILE.py:FUNCTION or package.module:FUNCTION, a function "
-                  "that returns any torch.nn.Module, or FILE.onnx, a graph from 'livecam export', which runs on "
-                  "ONNX Runtime alone (no PyTorch needed) with the method, layer and classes it was exported with.")
+                  "that returns any torch.nn.Module, or FILE.onnx, which runs on ONNX Runtime alone (no PyTorch "
+                  "needed): a graph from 'livecam export', with the method, layer and classes it was exported "
+                  "with, or any ONNX classifier (torch.onnx.export, timm, tf2onnx, a vendor), explained once "
+                  "into the cache: the CAM family where its head is global average pooling and one Linear "
+                  "layer, else eigencam; --input-size, --mean, --std, --scale, --bgr and --labels say how it "
+                  "takes its input where the graph does not.")
 
 
 def model(help: str = AS_FOR_RUN, metavar: str | None = "NAME|FILE.onnx") -> Decorator:
@@ -176,8 +180,64 @@ def verbose() -> Decorator:
     return click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 
 
+GRAPH_INPUT_HELP = "A third-party ONNX classifier (--model FILE.onnx that livecam did not export): "
+
+
+def input_size(help: str = GRAPH_INPUT_HELP + "its input size, width x height (e.g. 320x240). Default: the "
+                           "graph's fixed input shape, else 224x224 (said in the header line).") -> Decorator:
+    return click.option("--input-size", metavar="WxH", help=help)
+
+
+def graph_input() -> Decorator:
+    """``--mean``, ``--std``, ``--scale``, ``--rgb/--bgr`` and ``--labels``: how a third-party graph takes its input
+    (what is not given is assumed, and the header line says so)."""
+    return apply(
+        click.option("--mean", metavar="M|M1,M2,M3",
+                     help=GRAPH_INPUT_HELP + "the mean subtracted from each channel, in the graph's channel order "
+                          "and in the units of --scale. Default: ImageNet's."),
+        click.option("--std", metavar="S|S1,S2,S3",
+                     help=GRAPH_INPUT_HELP + "the standard deviation each channel is divided by. Default: ImageNet's."),
+        click.option("--scale", type=click.Choice(["1", "255"]),
+                     help=GRAPH_INPUT_HELP + "the pixels' range before the mean: 1 for [0, 1] (the default), 255 "
+                          "for [0, 255]."),
+        click.option("--rgb/--bgr", "rgb", default=None,
+                     help=GRAPH_INPUT_HELP + "the channel order it takes. Default: RGB."),
+        click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
+                     help=GRAPH_INPUT_HELP + "its class names, one per line. Default: the graph's metadata, else "
+                          "ImageNet's for 1000 classes, else the indices."),
+    )
+
+
+def parse_channels(text: str | None, setting: str) -> tuple[float, float, float] | None:
+    """'0.5' or '0.485,0.456,0.406' -> three floats (one value is the same for each channel)."""
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.replace(" ", "").split(",")]
+    except ValueError:
+        values = []
+    if len(values) == 1:
+        values *= 3
+    if len(values) != 3:
+        raise LivecamError(f"{option(setting)} must be one number or three separated by commas (e.g. "
+                           f"0.485,0.456,0.406), not '{text}'")
+    return values[0], values[1], values[2]
+
+
+def graph_input_options(input_size: str | None = None, mean: str | None = None, std: str | None = None,
+                        scale: str | None = None, rgb: bool | None = None, labels: Path | None = None) -> Any:
+    """The graph-input options as :class:`livecam.graphs.options.InputOptions` (None when none was given)."""
+    from livecam.graphs.options import InputOptions
+
+    size = parse_size(input_size, "input_size", 8, 4096, example="320x240")
+    given = InputOptions(None if size is None else (size[1], size[0]), parse_channels(mean, "mean"),
+                         parse_channels(std, "std"), None if scale is None else float(scale), rgb, labels)
+    return given if given.given else None
+
+
 # The options whose parameter is named otherwise than the EngineOptions field it fills.
 _FIELDS = {"model_name": "model", "class_": "target_class", "fold": "fold_bn"}
+_GRAPH_INPUT = ("input_size", "mean", "std", "scale", "rgb", "labels")
 
 
 def engine_options(**params: Any) -> EngineOptions:
@@ -188,6 +248,9 @@ def engine_options(**params: Any) -> EngineOptions:
     from livecam.engines.launch import EngineOptions
 
     names = {field.name for field in dataclasses.fields(EngineOptions)}
+    graph_input = {name: params.pop(name) for name in _GRAPH_INPUT if name in params}
+    if graph_input:
+        params["graph_input"] = graph_input_options(**graph_input)
     given = {_FIELDS.get(name, name): value for name, value in params.items()}
     unknown = sorted(set(given) - names)
     if unknown:

@@ -88,11 +88,13 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
     opt.model(opt.RUN_MODEL_HELP),
     opt.weights(),
     opt.method(opt.RUN_METHOD_HELP),
-    opt.layer("The layer to explain, as a module path (e.g. layer4, features.7). "
-              "Default: the last feature map before the pooling head."),
+    opt.layer("The layer to explain, as a module path (e.g. layer4, features.7), or for an ONNX classifier "
+              "the name of a tensor in it. Default: the last feature map before the pooling head."),
     opt.target_class("Explain this ImageNet class in every frame, by name (case-insensitive, e.g. 'tabby') "
                      "or index. Default: each frame's most probable class."),
     opt.topk(),
+    opt.input_size(),
+    opt.graph_input(),
 )
 @click.option("--panels", is_flag=True,
               help="Explain each of the --topk most probable classes in its own labelled panel (one forward "

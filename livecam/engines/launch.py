@@ -35,6 +35,7 @@ from livecam import __version__, choices
 from livecam.engines.base import AnyEngine, check_combination
 from livecam.engines.runtime.graph import FORMAT
 from livecam.errors import GraphError, LivecamError, option, require_torch, torch_installed
+from livecam.graphs.options import InputOptions
 from livecam.paths import cache_dir, check_weights_file, model_files
 from livecam.render import Annotator
 
@@ -67,6 +68,7 @@ class EngineOptions:
     colormap: str = choices.DEFAULT_COLORMAP
     alpha: float = 0.5
     threads: int | None = None  # the model's CPU threads; None: the runtime's own choice (every core)
+    graph_input: InputOptions | None = None  # a third-party .onnx graph: its input's conventions, its labels
 
     @property
     def is_graph_file(self) -> bool:
@@ -89,6 +91,10 @@ def open_engine(options: EngineOptions) -> Launched:
     annotator = Annotator(options.colormap, options.alpha)
     if options.is_graph_file:
         return _graph_file(options, annotator)
+    if options.graph_input is not None and options.graph_input.given:
+        flags = ", ".join(option(name) for name in options.graph_input.given)
+        raise LivecamError(f"{flags} describe the input of an ONNX classifier that livecam did not export; "
+                           f"{options.model} knows its own")
     if options.weights not in (None, RANDOM):
         check_weights_file(Path(options.weights).expanduser())
     reason = runtime_refusal(options)
@@ -153,8 +159,10 @@ def _runtime_device(options: EngineOptions) -> str:
 
 
 def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
-    """A ``.onnx`` graph from ``livecam export``: ONNX Runtime alone, with the graph's own choices."""
+    """A ``.onnx`` graph: from ``livecam export``, ONNX Runtime alone with the graph's own choices; from anywhere
+    else, explained once into the cache (no PyTorch) and then the same."""
     from livecam.engines.runtime.engine import RuntimeEngine
+    from livecam.engines.runtime.graph import read_metadata
 
     path = Path(options.model).expanduser()
     if not path.is_file():
@@ -164,8 +172,13 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
                         (options.backend == "torch" or None, f"{option('backend')} torch"),
                         (options.view != "overlay" or None, f"{option('view')} guided")):
         if given:
-            raise LivecamError(f"{what} does not apply to an exported graph, which ONNX Runtime runs with its weights "
+            raise LivecamError(f"{what} does not apply to an ONNX graph, which ONNX Runtime runs with its weights "
                                "inside; pass a zoo model name instead")
+    if "livecam_format" not in read_metadata(path):
+        path = _explained_graph(options, path)
+    elif options.graph_input is not None and options.graph_input.given:
+        flags = ", ".join(option(name) for name in options.graph_input.given)
+        raise LivecamError(f"{path.name} is a livecam graph, which says how it takes its input; leave out {flags}")
     engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels, threads=options.threads)
     info = engine.info
     for given, own, what in ((options.method, info.method, "method"), (options.layer, info.layer, "layer")):
@@ -189,12 +202,37 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
     return Launched(engine, "onnx", _runtime_summary(engine), info.method)
 
 
+def _explained_graph(options: EngineOptions, path: Path) -> Path:
+    """A classifier graph livecam did not export, with its explanation inside: cached, made once without PyTorch."""
+    if options.precision not in ("auto", "fp32"):
+        raise LivecamError(f"{path.name} runs in its own precision; leave {option('precision')} out (for int8, "
+                           f"'livecam export --from-onnx {path.name} {option('precision')} int8')")
+    k = options.topk if options.panels else 1
+    given = options.graph_input or InputOptions()
+    cached = graph_cache_path(str(path), [path], options.method or "", options.layer, k, options.target_class,
+                              "fp32", extra=given.key())
+    if cached.is_file():
+        return cached
+    from livecam.graphs.third_party import explain_graph
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    explained = explain_graph(path, cached, method=options.method, layer=options.layer, topk=k,
+                              target_class=options.target_class, inputs=given)
+    log.info("explained %s with %s at %s, once (later runs start from %s)", path.name, explained.method,
+             explained.layer, cached.parent)
+    return cached
+
+
 def _runtime_summary(engine: RuntimeEngine) -> str:
     info = engine.info
     weights = f" ({info.weights})" if info.weights else ""
     layout = f" ({info.layout})" if info.layout else ""
+    why = ""
+    if info.source and info.method == "eigencam" and not info.head.startswith("global average pooling"):
+        why = f"; eigencam, as the head is {info.head}"
+    assumed = f"; assumed: {info.assumed}" if info.assumed else ""
     return (f"{info.model}{weights} on {engine.description}, {info.method} of {info.describe_class()} at layer "
-            f"{info.layer}{layout}")
+            f"{info.layer}{layout}{why}{assumed}")
 
 
 def weights_file(model: str, weights: str | None) -> Path | None:
@@ -204,7 +242,7 @@ def weights_file(model: str, weights: str | None) -> Path | None:
 
 
 # the code an exported graph is made of: a change to any of it makes new graphs
-_EXPORT_SOURCES = ("export", "engines/pytorch/device_step.py", "cams", "zoo")
+_EXPORT_SOURCES = ("export", "engines/pytorch/device_step.py", "cams", "zoo", "graphs")
 
 
 @functools.lru_cache(maxsize=1)
@@ -220,7 +258,7 @@ def _export_code() -> str:
 
 
 def graph_cache_path(model: str, weights: Path | Sequence[Path], method: str, layer: str | None, topk: int,
-                     target_class: str | None, precision: str) -> Path:
+                     target_class: str | None, precision: str, extra: Sequence[object] = ()) -> Path:
     """Where the exported graph for these options is cached: keyed by the model files' identity, not their bytes.
 
     Hashing the weights would need PyTorch and half a second; the path, size and
@@ -228,16 +266,17 @@ def graph_cache_path(model: str, weights: Path | Sequence[Path], method: str, la
     the weights file, or every file the model is made of
     (:func:`livecam.paths.model_files`: a Hugging Face folder's config, a
     factory's source). The key also holds livecam's version and a hash of the
-    exporter's and the methods' code. The file name starts with the model's name,
-    made safe for a file name (a folder or ``net.py:build`` has slashes and colons).
+    exporter's and the methods' code, and ``extra`` (a third-party graph's input
+    options). The file name starts with the model's name, made safe for a file
+    name (a folder or ``net.py:build`` has slashes and colons).
     """
     files = [weights] if isinstance(weights, Path) else list(weights)
     identity = [[str(f), stat.st_size, stat.st_mtime_ns] for f, stat in ((f, f.stat()) for f in files)]
     fields = [FORMAT, __version__, _export_code(), choices.canonical_model(model), identity, method, layer or "",
-              topk, (target_class or "").strip().lower(), precision]
+              topk, (target_class or "").strip().lower(), precision, list(extra)]
     key = hashlib.sha256(json.dumps(fields).encode()).hexdigest()[:20]
     slug = re.sub(r"[^a-z0-9_.-]+", "-", choices.canonical_model(model)).strip("-.")[-48:] or "model"
-    return cache_dir() / "graphs" / f"{slug}-{method}-{key}.onnx"
+    return cache_dir() / "graphs" / f"{slug}-{method or 'auto'}-{key}.onnx"
 
 
 def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | None:

@@ -42,14 +42,17 @@ class WithActivation(nn.Module):
         return logits, activation
 
 
-def export_onnx(module: nn.Module, layer: str, path: Path, input_size: tuple[int, int] = (224, 224)) -> Path:
-    """Write ``module`` (eval mode, fp32, on the CPU) with ``layer``'s activation as a second output.
+def export_onnx(module: nn.Module, layer: str | None, path: Path, input_size: tuple[int, int] = (224, 224)) -> Path:
+    """Write ``module`` (eval mode, fp32, on the CPU) with ``layer``'s activation as a second output; with
+    ``layer`` None, the plain classifier (input ``x``, output ``logits``), as a third party would export it.
 
     The batch size is dynamic. The caller's module is not changed (a copy is exported).
     """
     import copy
 
-    wrapped = WithActivation(copy.deepcopy(module).float().cpu().eval(), layer)
+    plain = copy.deepcopy(module).float().cpu().eval()
+    wrapped = plain if layer is None else WithActivation(plain, layer)
+    outputs = ["logits"] if layer is None else ["logits", "activation"]
     x = torch.zeros(2, 3, *input_size)
     batch = torch.export.Dim("batch", min=1, max=1024)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +61,7 @@ def export_onnx(module: nn.Module, layer: str, path: Path, input_size: tuple[int
         # the exporter reports its progress on stdout, and warns about things that do not concern the user
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
             warnings.simplefilter("ignore")
-            torch.onnx.export(wrapped, (x,), str(partial), input_names=["x"], output_names=["logits", "activation"],
+            torch.onnx.export(wrapped, (x,), str(partial), input_names=["x"], output_names=outputs,
                               dynamic_shapes=({0: batch},), opset_version=OPSET, dynamo=True, external_data=False,
                               verbose=False)
         partial.replace(path)

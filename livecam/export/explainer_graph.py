@@ -56,7 +56,7 @@ from livecam.cams import METHODS, Capture, CamMethod, normalize_maps
 from livecam.cams.activation import eigen_maps_power
 from livecam.engines.pytorch.device_step import preprocess_frames
 from livecam.choices import suggest
-from livecam.engines.runtime.graph import FORMAT
+from livecam.engines.runtime.graph import FORMAT, describe_outputs
 from livecam.errors import LivecamError, option
 from livecam.zoo import GAP_LINEAR, Head, LoadedModel, ModelInfo, Preprocess, inspect_model
 from livecam.zoo.layout import Layout
@@ -205,16 +205,8 @@ def metadata(model: LoadedModel, info: ModelInfo, method: str, k: int, target_cl
     """The file's ``metadata_props``: every value a string (lists and objects as JSON)."""
     from livecam import __version__
 
-    classes = info.num_classes
     h, w = info.feature_shape[-2:]
-    explained = "the fixed class" if target_class is not None else f"the {k} most probable classes, best first"
-    outputs = {
-        "logits": f"float32 (N, {classes}): the model's logits",
-        "classes": f"int64 (N, {k}): {explained}",
-        "scores": f"float32 (N, {k}): the softmax probability of each of those classes",
-        "cams": f"float32 (N, {k}, {h}, {w}) in [0, 1]: the {method} map of each of those classes at the target "
-                "layer's resolution, min-max normalized (a flat map is all zeros)",
-    }
+    outputs = describe_outputs(info.num_classes, k, (int(h), int(w)), method, target_class)
     return {
         "livecam_format": str(FORMAT),
         "livecam_version": __version__,

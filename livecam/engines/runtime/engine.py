@@ -100,7 +100,19 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         return np.ascontiguousarray(to_array(images, self.info.preprocess).transpose(0, 3, 1, 2))
 
     def run_prepared(self, x: np.ndarray) -> ArrayExplanation:
-        """One call of the graph on :meth:`prepare`'s input: all four outputs."""
+        """One call of the graph on :meth:`prepare`'s input: all four outputs (a call per sample for a graph
+        whose batch is fixed at 1; a fixed batch of B: calls of B, the last one padded)."""
+        fixed = self.session.input_shape[0]
+        if isinstance(fixed, int) and fixed > 0 and len(x) != fixed:
+            parts = []
+            for start in range(0, len(x), fixed):
+                chunk = x[start:start + fixed]
+                padded = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - len(chunk), axis=0)])
+                parts.append(self.run_prepared(padded))
+            whole = _concatenate(parts)
+            return ArrayExplanation(cams=whole.cams[:len(x)], classes=whole.classes[:len(x)],
+                                    scores=whole.scores[:len(x)], logits=whole.logits[:len(x)],
+                                    method=whole.method, layer=whole.layer)
         logits, classes, scores, cams = self.session.run(x, list(OUTPUTS))
         return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self.info.method,
                                 layer=self.info.layer)

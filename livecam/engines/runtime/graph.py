@@ -24,6 +24,20 @@ INPUT_FRAMES = "frames"  # uint8 (N, H, W, 3) BGR frames of any size
 OUTPUTS = ("logits", "classes", "scores", "cams")
 
 
+def describe_outputs(classes: int, k: int, grid: tuple[int, int], method: str, target_class: int | None
+                     ) -> dict[str, str]:
+    """The ``outputs`` metadata entry: what each output of an explainer graph holds, in words."""
+    h, w = grid
+    explained = "the fixed class" if target_class is not None else f"the {k} most probable classes, best first"
+    return {
+        "logits": f"float32 (N, {classes}): the model's logits",
+        "classes": f"int64 (N, {k}): {explained}",
+        "scores": f"float32 (N, {k}): the softmax probability of each of those classes",
+        "cams": f"float32 (N, {k}, {h}, {w}) in [0, 1]: the {method} map of each of those classes at the target "
+                "layer's resolution, min-max normalized (a flat map is all zeros)",
+    }
+
+
 @dataclass(frozen=True)
 class GraphInfo:
     """The metadata of a livecam explainer graph, parsed and checked."""
@@ -43,6 +57,8 @@ class GraphInfo:
     head: str
     livecam_version: str
     layout: str = ""  # the layer's output as the graph reads it: 'NCHW 7x7', 'tokens 14x14 + 1 prefix'
+    assumed: str = ""  # a third-party graph: what livecam guessed of its input ('ImageNet mean and std; ...')
+    source: str = ""  # a third-party graph: the file explained, its input's layout and channel order
 
     @classmethod
     def from_metadata(cls, path: Path, meta: dict[str, str]) -> GraphInfo:
@@ -74,6 +90,8 @@ class GraphInfo:
                 head=meta.get("head", ""),
                 livecam_version=meta.get("livecam_version", ""),
                 layout=meta.get("layout", ""),
+                assumed=meta.get("assumed", ""),
+                source=meta.get("source", ""),
             )
             if info.input not in (INPUT_TENSOR, INPUT_FRAMES) or info.topk < 1 or len(info.preprocess.mean) != 3:
                 raise ValueError(f"input '{info.input}', topk {info.topk}")
