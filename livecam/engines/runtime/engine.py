@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from livecam.engines.base import Engine, check_combination
-from livecam.engines.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo
+from livecam.engines.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo, read_metadata
 from livecam.engines.runtime.session import RuntimeSession
 from livecam.errors import LivecamError, option
 from livecam.paths import cache_dir
@@ -62,7 +62,8 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         session: RuntimeSession | None = None,
     ) -> None:
         self.path = Path(path)
-        self.session = session or RuntimeSession(self.path, device, threads=threads, cache_dir=cache_dir())
+        int8 = read_metadata(self.path).get("precision") == "int8" if session is None else False
+        self.session = session or RuntimeSession(self.path, device, threads=threads, cache_dir=cache_dir(), int8=int8)
         self.info = GraphInfo.from_metadata(self.path, self.session.metadata)
         self.info.check_graph(self.session.input_shape, self.session.output_shapes)
         check_combination(panels, topk)

@@ -136,11 +136,13 @@ def _check_gpu(request: DeviceRequest, provider: str, available: Sequence[str], 
                            f"cuda:{gpus - 1}; pick one of those, or use device cpu")
 
 
-def _tensorrt_options(device_id: int, cache_dir: Path, fp16: bool) -> dict[str, str]:
+def _tensorrt_options(device_id: int, cache_dir: Path, fp16: bool, int8: bool = False) -> dict[str, str]:
     folder = str(cache_dir / "trt")
     return {
         "device_id": str(device_id),
         "trt_fp16_enable": "True" if fp16 else "False",
+        # a QDQ graph's own scales decide where TensorRT runs int8 (explicit quantization: no calibration table)
+        "trt_int8_enable": "True" if int8 else "False",
         "trt_engine_cache_enable": "True",
         "trt_engine_cache_path": folder,
         "trt_timing_cache_enable": "True",
@@ -149,14 +151,15 @@ def _tensorrt_options(device_id: int, cache_dir: Path, fp16: bool) -> dict[str, 
 
 
 def plan_providers(request: DeviceRequest, available: Sequence[str], gpus: int, cache_dir: Path,
-                   fp16: bool = True) -> list[tuple[str, dict[str, str]]]:
+                   fp16: bool = True, int8: bool = False) -> list[tuple[str, dict[str, str]]]:
     """ONNX Runtime's ``providers`` list for ``request``, as (name, options) pairs, best first, the CPU last.
 
     ``available`` is ``onnxruntime.get_available_providers()`` and ``gpus`` is :func:`cuda_device_count`;
     this function only decides (it touches neither ONNX Runtime nor the disk). ``auto`` takes TensorRT, then
     CUDA, when the provider is there and the driver reports a GPU, and falls back to the CPU quietly; an
     explicit ``cuda`` or ``tensorrt`` that cannot be served raises :class:`LivecamError`.
-    ``cache_dir / "trt"`` holds TensorRT's engines and timing cache; ``fp16`` lets TensorRT run layers in fp16.
+    ``cache_dir / "trt"`` holds TensorRT's engines and timing cache; ``fp16`` lets TensorRT run layers in fp16;
+    ``int8``, a QDQ graph, its int8 path.
     """
     cpu: tuple[str, dict[str, str]] = (CPU, {})
     if request.kind == "cpu":
@@ -164,7 +167,7 @@ def plan_providers(request: DeviceRequest, available: Sequence[str], gpus: int, 
     if request.kind == "auto":
         plan: list[tuple[str, dict[str, str]]] = []
         if gpus > 0 and TENSORRT in available:
-            plan.append((TENSORRT, _tensorrt_options(0, cache_dir, fp16)))
+            plan.append((TENSORRT, _tensorrt_options(0, cache_dir, fp16, int8)))
         if gpus > 0 and CUDA in available:
             plan.append((CUDA, {"device_id": "0"}))
         return [*plan, cpu]
@@ -173,7 +176,7 @@ def plan_providers(request: DeviceRequest, available: Sequence[str], gpus: int, 
         return [(CUDA, {"device_id": str(request.index)}), cpu]
     if request.kind == "tensorrt":
         _check_gpu(request, TENSORRT, available, gpus)
-        plan = [(TENSORRT, _tensorrt_options(request.index, cache_dir, fp16))]
+        plan = [(TENSORRT, _tensorrt_options(request.index, cache_dir, fp16, int8))]
         if CUDA in available:  # the nodes TensorRT cannot run
             plan.append((CUDA, {"device_id": str(request.index)}))
         return [*plan, cpu]
@@ -239,7 +242,8 @@ class RuntimeSession:
     ``spinning`` lets them spin between runs, which costs CPU time that other work in the process could use.
     ``cache_dir`` holds TensorRT's engine cache under ``trt/`` (default: the model's folder). ``io_binding``
     keeps the input on the provider's device between runs; it is on by default on the GPU providers, and
-    ``True`` forces it on the CPU too. ``fp16`` lets TensorRT build fp16 engines.
+    ``True`` forces it on the CPU too. ``fp16`` lets TensorRT build fp16 engines; ``int8`` (a QDQ graph from
+    ``livecam export --precision int8``) its int8 ones.
 
     ``run`` with IO binding reuses one buffer per input shape, so one session must not be run from two threads
     at once.
@@ -247,7 +251,7 @@ class RuntimeSession:
 
     def __init__(self, path: Path | str, device: str | DeviceRequest = "auto", threads: int | None = None,
                  cache_dir: Path | None = None, io_binding: bool | None = None, spinning: bool = False,
-                 fp16: bool = True) -> None:
+                 fp16: bool = True, int8: bool = False) -> None:
         import onnxruntime as ort
 
         self._ort = ort
@@ -255,6 +259,7 @@ class RuntimeSession:
         self.request = device if isinstance(device, DeviceRequest) else parse_device(device)
         self.cache_dir = Path(cache_dir) if cache_dir is not None else self.path.parent
         self.fp16 = fp16
+        self.int8 = int8
         if threads is not None and threads < 0:
             raise LivecamError(f"threads must be 0 (ONNX Runtime's choice) or more, not {threads}")
         if not self.path.is_file():
@@ -269,7 +274,8 @@ class RuntimeSession:
         # does between runs (decoding, drawing): off unless asked for
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
 
-        plan = plan_providers(self.request, ort.get_available_providers(), cuda_device_count(), self.cache_dir, fp16)
+        plan = plan_providers(self.request, ort.get_available_providers(), cuda_device_count(), self.cache_dir, fp16,
+                              int8)
         self.plan = plan
         if plan[0][0] in GPU_PROVIDERS:
             _preload_gpu_libraries(ort)
@@ -346,7 +352,7 @@ class RuntimeSession:
     def description(self) -> str:
         """What runs, for people: "ONNX Runtime CPU", "ONNX Runtime CUDA (cuda:0)", ..."""
         if self.provider == TENSORRT:
-            precision = "fp16" if self.fp16 else "fp32"
+            precision = "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
             return f"ONNX Runtime TensorRT (cuda:{self.device_id}, {precision}, engine cache {self.cache_dir / 'trt'})"
         if self.provider == CUDA:
             return f"ONNX Runtime CUDA (cuda:{self.device_id})"

@@ -180,13 +180,14 @@ def test_cuda_names_its_gpu_then_the_cpu(index: int, gpus: int) -> None:
     assert plan == [(CUDA, {"device_id": str(index)}), (CPU, {})]
 
 
-@pytest.mark.parametrize("fp16", [True, False])
-def test_tensorrt_then_cuda_then_cpu_with_a_persistent_engine_cache(fp16: bool) -> None:
-    plan = plan_providers(DeviceRequest("tensorrt", 1), ALL, 2, CACHE, fp16=fp16)
+@pytest.mark.parametrize(("fp16", "int8"), [(True, False), (False, False), (True, True)])
+def test_tensorrt_then_cuda_then_cpu_with_a_persistent_engine_cache(fp16: bool, int8: bool) -> None:
+    plan = plan_providers(DeviceRequest("tensorrt", 1), ALL, 2, CACHE, fp16=fp16, int8=int8)
     assert names(plan) == [TENSORRT, CUDA, CPU]
     assert plan[0][1] == {
         "device_id": "1",
         "trt_fp16_enable": "True" if fp16 else "False",
+        "trt_int8_enable": "True" if int8 else "False",
         "trt_engine_cache_enable": "True",
         "trt_engine_cache_path": str(CACHE / "trt"),
         "trt_timing_cache_enable": "True",
