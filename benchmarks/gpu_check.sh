@@ -10,18 +10,18 @@
 # check needs imports; the CUDA tests (graph replay against eager, GPU against CPU maps, steady memory over 200
 # frames); the PyTorch engine's benchmark, ResNet-50 fp16 (random weights) and EfficientNet-Lite0 fp16 with the
 # pytorch-grad-cam peer, both at 1080p, and torchvision's ViT-B/16 (tokens) fp16; `livecam export` of Lite0; that
-# graph on ONNX Runtime's CUDA provider (IO binding) and TensorRT provider (fp16, engine cache); a --compare table
-# of the reports. The image's onnxruntime is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry
-# (64 MiB), so until an image has it the two ONNX Runtime runs end with livecam's one-line error naming the missing
+# graph on ONNX Runtime's CUDA provider (IO binding) and TensorRT provider (fp16, engine cache); Lite0 exported in
+# int8 (calibrated on the demo clip) on TensorRT's int8 path; a --compare table of the reports, in the log. The image's onnxruntime is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry
+# (64 MiB), so until an image has it the three ONNX Runtime runs end with livecam's one-line error naming the missing
 # provider, and that is expected.
 #
 # Each step runs whatever the others did (set -u and pipefail, not -e), within its own time limit and the
-# whole check's (GPU_CHECK_BUDGET_S, default 420 s, under the call's timeout_s so that the summary is written).
+# whole check's (GPU_CHECK_BUDGET_S, default 540 s, under the call's timeout_s so that the summary is written).
 # A step's verdict: ok (exit 0), refused (exit 2 with livecam's one-line error), timeout, or FAIL (any other
 # exit, or a Python traceback or "internal error" in its output). On the device LIVECAM_DEBUG=1 turns an internal
 # error into its traceback, for the log. What comes back under $OUT (the tool brings back 8 files at most):
 #   gpu-check.log   every step's command and output      summary.txt   one line per step, and the verdicts
-#   bench-gpu-*.json  the five benchmark reports         compare-gpu.md  the --compare table
+#   bench-gpu-*.json  the six benchmark reports (the --compare table is in the log)
 # The exit code is 1 if any step's verdict is not the expected one, or $OUT would not come back whole.
 #
 # GPU_CHECK_DRY_RUN=1: the same steps on this machine, without a GPU, in a Python 3.12 virtual environment with
@@ -38,7 +38,7 @@ ROOT=$PWD
 MODE=device
 [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ] && MODE=dry
 [ "${GPU_CHECK_LIST:-0}" = 1 ] && MODE=list
-BUDGET=${GPU_CHECK_BUDGET_S:-420}
+BUDGET=${GPU_CHECK_BUDGET_S:-540}
 RESERVE=15  # seconds kept for the summary
 MiB=$((1024 * 1024))
 
@@ -189,6 +189,11 @@ step bench-ort-cuda ortgpu 120 "${BENCH[@]}" --device cuda --model "$WORK/lite0.
     --json "$OUT/bench-gpu-ort-cuda-lite0-1080p.json"
 step bench-ort-tensorrt ortgpu 180 "${BENCH[@]}" --device tensorrt --model "$WORK/lite0.onnx" \
     --label "H200 ORT TensorRT Lite0" --json "$OUT/bench-gpu-ort-tensorrt-lite0-1080p.json"
+# 3b. int8: Lite0's model part quantized (QDQ) on the demo clip, the maps in fp32, on TensorRT's int8 path.
+step export-lite0-int8 plain 150 python3 -m livecam export --precision int8 --calibrate demo \
+    --output "$WORK/lite0-int8.onnx"
+step bench-ort-tensorrt-int8 ortgpu 150 "${BENCH[@]}" --device tensorrt --model "$WORK/lite0-int8.onnx" \
+    --label "H200 ORT TensorRT Lite0 int8" --json "$OUT/bench-gpu-ort-tensorrt-lite0-int8-1080p.json"
 # 4. The reports side by side. The dry run has none of its own (each benchmark ends at its first CUDA call), so it
 #    compares the committed CPU reports instead, to run the same command.
 REPORTS=()
@@ -196,7 +201,8 @@ REPORTS=()
 [ "$MODE" = device ] || REPORTS=(benchmarks/results/bench-epyc-2core-lite0-720p.json
                                  benchmarks/results/bench-epyc-2core-lite0-360p.json)
 if [ "${#REPORTS[@]}" -gt 0 ]; then
-    step compare plain 30 python3 -m livecam bench --compare "${REPORTS[@]}" --markdown "$OUT/compare-gpu.md"
+    # the table goes to the log (gpu-check.log), as the device tool brings back 8 files: rebuild it from the reports
+    step compare plain 30 python3 -m livecam bench --compare "${REPORTS[@]}" --markdown "$WORK/compare-gpu.md"
 else
     record compare plain skipped 0 "no benchmark wrote a report"
 fi

@@ -99,7 +99,7 @@ def test_every_livecam_command_of_the_check_parses(monkeypatch: pytest.MonkeyPat
     monkeypatch.chdir(ROOT)  # the compare step's reports are paths from the repository's root
     commands = [(name, livecam_args(argv)) for name, _, argv in steps() if livecam_args(argv)]
     assert {args[0] for _, args in commands} == {"bench", "export"}
-    assert len(commands) == 7
+    assert len(commands) == 9
     for name, args in commands:
         ctx = parse_livecam(args)  # unknown options, bad choices and ranges raise click's errors here
         params = ctx.params
@@ -111,7 +111,7 @@ def test_every_livecam_command_of_the_check_parses(monkeypatch: pytest.MonkeyPat
             assert params["label"], name
         if params.get("compare"):
             assert params["reports"] and all(Path(p).is_file() for p in params["reports"])
-            assert params["md_path"].as_posix() == "$OUT/compare-gpu.md"
+            assert params["md_path"].as_posix() == "$WORK/compare-gpu.md"
 
 
 def main_model_names() -> list[str]:
