@@ -270,6 +270,19 @@ def _pooling(model: onnx.ModelProto, name: str, made: dict[str, onnx.NodeProto])
     return None
 
 
+def _chain_back(model: onnx.ModelProto, name: str, made: dict[str, onnx.NodeProto], limit: int = 8) -> str:
+    """The operators that make ``name``, back to the last 4-D tensor (or ``limit`` of them), as 'A -> B'."""
+    shapes = tensor_shapes(model)
+    ops: list[str] = []
+    while name in made and len(ops) < limit:
+        node = made[name]
+        ops.insert(0, node.op_type)
+        name = node.input[0]
+        if len(shapes.get(name) or []) == 4 and node.op_type in ("ReduceMean", "GlobalAveragePool"):
+            break
+    return " -> ".join(ops) or "the input"
+
+
 def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
     """The GAP -> Linear head that makes ``logits``, or why there is none (what the head is instead)."""
     made = producers(model)
@@ -286,8 +299,7 @@ def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
     pooling = _pooling(model, flat, made)
     chain = " -> ".join([*flatten_ops, *linear_ops])
     if pooling is None:
-        before = made[flat].op_type if flat in made else "the input"
-        return f"{before} -> {chain}, not global average pooling and one Linear layer"
+        return f"{_chain_back(model, flat, made)} -> {chain}, not global average pooling and one Linear layer"
     feature, layout, pool_op = pooling
     shape = tensor_shapes(model).get(feature) or []
     channels = shape[1] if layout == NCHW else shape[3] if len(shape) == 4 else None
@@ -297,7 +309,7 @@ def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
 
 
 def last_map(model: onnx.ModelProto, logits: str) -> str | None:
-    """The last 4-D tensor (in the graph's order) that the logits depend on: Eigen-CAM's default."""
+    """The last 4-D tensor with a grid (in the graph's order) that the logits depend on: Eigen-CAM's default."""
     made = producers(model)
     needed, stack = set(), [logits]
     while stack:
@@ -310,9 +322,16 @@ def last_map(model: onnx.ModelProto, logits: str) -> str | None:
     found = None
     for node in model.graph.node:
         for output in node.output:
-            if output in needed and len(shapes.get(output) or []) == 4:
+            if output in needed and _has_grid(shapes.get(output)):
                 found = output
     return found
+
+
+def _has_grid(shape: list[int | str] | None) -> bool:
+    """A 4-D tensor with more than one cell, whichever its layout (a pooled (N, C, 1, 1) has none)."""
+    if shape is None or len(shape) != 4:
+        return False
+    return not (shape[2] == 1 and shape[3] == 1) and not (shape[1] == 1 and shape[2] == 1)
 
 
 def read_classifier(path: Path, size: tuple[int, int] | None = None) -> Classifier:

@@ -17,7 +17,8 @@ from livecam.errors import LivecamError, option
 
 CLI = Path(options.__file__).parent
 SHARED = ("--model", "--weights", "--method", "--layer", "--class", "--topk", "--precision", "--device", "--backend",
-          "--batch", "--colormap", "--alpha", "--codec", "--crf", "--verbose")
+          "--batch", "--colormap", "--alpha", "--codec", "--crf", "--verbose", "--input-size", "--mean", "--std",
+          "--scale", "--rgb/--bgr", "--labels")
 
 
 @pytest.mark.parametrize("flag", SHARED)
@@ -34,6 +35,23 @@ def test_engine_options_names_each_field_as_the_library_does() -> None:
                                  colormap="turbo")
     with pytest.raises(TypeError, match="takes no frames"):
         options.engine_options(model_name="x", frames=3)
+
+
+def test_a_graphs_input_options_become_one_record(tmp_path: Path) -> None:
+    """--input-size, --mean, --std, --scale, --bgr and --labels fill EngineOptions.graph_input (None: none given)."""
+    from livecam.graphs.options import InputOptions
+
+    labels = tmp_path / "labels.txt"
+    made = options.engine_options(model_name="their.onnx", input_size="320x240", mean="103.94,116.78,123.68",
+                                  std="1", scale="255", rgb=False, labels=labels)
+    assert made.graph_input == InputOptions((240, 320), (103.94, 116.78, 123.68), (1.0, 1.0, 1.0), 255.0, False,
+                                            labels)
+    assert made.graph_input.given == ["input_size", "mean", "std", "scale", "rgb", "labels"]
+    assert options.engine_options(model_name="their.onnx", input_size=None, mean=None, std=None, scale=None,
+                                  rgb=None, labels=None).graph_input is None
+    for bad in ("1,2", "a,b,c", "1,2,3,4", ""):
+        with pytest.raises(LivecamError, match=r"mean must be one number or three separated by commas"):
+            options.parse_channels(bad, "mean")
 
 
 def test_the_method_is_none_when_not_given_and_help_shows_the_librarys_default() -> None:
