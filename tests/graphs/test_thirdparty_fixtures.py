@@ -107,14 +107,12 @@ def test_the_two_exporters_write_their_own_heads(resnet18_ts13: ThirdParty, resn
     assert resnet18_ts13.chain == ("Relu", "GlobalAveragePool", "Flatten", "Gemm")
     assert resnet18_dynamo.chain == ("Relu", "ReduceMean", "Reshape", "Gemm")
     assert (resnet18_ts13.exporter, resnet18_dynamo.exporter) == ("torchscript", "dynamo")
-    # dynamo's ReduceMean takes its axes as an input (opset 18), over H and W, keeping them
-    nodes = computing_nodes(resnet18_dynamo.path)
-    mean = nodes[-3]
-    graph = onnx.load(str(resnet18_dynamo.path))
-    axes = {i.name: onnx.numpy_helper.to_array(i) for i in graph.graph.initializer}
-    axes.update({n.output[0]: onnx.numpy_helper.to_array(n.attribute[0].t) for n in graph.graph.node
-                 if n.op_type == "Constant"})
-    assert axes[mean.input[1]].tolist() == [-1, -2] or sorted(axes[mean.input[1]].tolist()) == [2, 3]
+    # dynamo's ReduceMean takes its axes as an input (opset 18): negative, [-1, -2], keeping them; then a fixed Reshape
+    mean, reshape = computing_nodes(resnet18_dynamo.path)[-3:-1]
+    values = {i.name: onnx.numpy_helper.to_array(i).tolist()
+              for i in onnx.load(str(resnet18_dynamo.path)).graph.initializer}
+    keepdims = {a.name: a.i for a in mean.attribute}["keepdims"]
+    assert (values[mean.input[1]], keepdims, values[reshape.input[1]]) == ([-1, -2], 1, [1, 512])
 
 
 def test_the_nhwc_input_graph_takes_channels_last(resnet18_nhwc: ThirdParty) -> None:
