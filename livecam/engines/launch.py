@@ -174,7 +174,11 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
         if given:
             raise LivecamError(f"{what} does not apply to an ONNX graph, which ONNX Runtime runs with its weights "
                                "inside; pass a zoo model name instead")
-    if "livecam_format" not in read_metadata(path):
+    try:
+        meta = read_metadata(path)
+    except GraphError:  # damaged: reading it as any classifier says how, in onnx's words
+        meta = {}
+    if "livecam_format" not in meta:
         path = _explained_graph(options, path)
     elif options.graph_input is not None and options.graph_input.given:
         flags = ", ".join(option(name) for name in options.graph_input.given)

@@ -283,6 +283,20 @@ def _chain_back(model: onnx.ModelProto, name: str, made: dict[str, onnx.NodeProt
     return " -> ".join(ops) or "the input"
 
 
+def _before_transpose(feature: str, layout: str, made: dict[str, onnx.NodeProto]) -> tuple[str, str]:
+    """The map as the network made it, when the head pools a transpose of it (tf2onnx: NCHW -> NHWC, then the
+    mean over axes 1 and 2): the same map in the other layout, named as the convolutions wrote it."""
+    node = made.get(feature)
+    if node is None or node.op_type != "Transpose":
+        return feature, layout
+    perm = next((list(onnx.helper.get_attribute_value(a)) for a in node.attribute if a.name == "perm"), None)
+    if layout == NHWC and perm == [0, 2, 3, 1]:
+        return node.input[0], NCHW
+    if layout == NCHW and perm == [0, 3, 1, 2]:
+        return node.input[0], NHWC
+    return feature, layout
+
+
 def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
     """The GAP -> Linear head that makes ``logits``, or why there is none (what the head is instead)."""
     made = producers(model)
@@ -301,6 +315,7 @@ def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
     if pooling is None:
         return f"{_chain_back(model, flat, made)} -> {chain}, not global average pooling and one Linear layer"
     feature, layout, pool_op = pooling
+    feature, layout = _before_transpose(feature, layout, made)
     shape = tensor_shapes(model).get(feature) or []
     channels = shape[1] if layout == NCHW else shape[3] if len(shape) == 4 else None
     if len(shape) != 4 or channels != weight.shape[1]:

@@ -100,7 +100,7 @@ def _class_names(graph: Classifier, labels: Path | None, known: Sequence[str] | 
         return found, None
     if graph.classes == 1000:
         return imagenet_classes(), "ImageNet class names (1000 outputs)"
-    return [str(i) for i in range(graph.classes)], f"class indices as names ({option('labels')} FILE names them)"
+    return [str(i) for i in range(graph.classes)], "class indices as names (no labels file)"
 
 
 def convention(graph: Classifier, given: InputOptions) -> InputConvention:
