@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
@@ -28,6 +29,9 @@ from livecam.errors import LivecamError, option
 from livecam.graphs.options import InputOptions
 from livecam.graphs.third_party import Explained, explain_graph, write_model
 from livecam.preprocess import to_array
+
+if TYPE_CHECKING:
+    from livecam.graphs.quantize import Fidelity
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ class EdgeGraph:
     """What was written: the explained graph, and for int8 its fidelity to fp32 (None in fp32)."""
 
     explained: Explained
-    fidelity: object | None  # livecam.graphs.quantize.Fidelity
+    fidelity: Fidelity | None
     warning: str | None  # the agreement is under WARN_AGREEMENT: what to try
 
 
@@ -131,9 +135,9 @@ def export_graph(source: Path, target: Path, method: str | None = None, layer: s
         calibrate_images, held_images = calibration_frames(settings.calibrate, count)
         batch = _fixed_batch(fp32)
         quantized = Path(tmp) / "int8.onnx"
-        keep = [explained.head_node] if explained.head_node and quantize.KEEP_HEAD_FP32 else []
-        quantize.quantize_graph(fp32, quantized, _batches(info, calibrate_images, batch), method=method_name,
-                                keep_fp32=keep)
+        # the head's Gemm stays as the quantizer leaves it: keeping it in fp32 changed no class (benchmarks/results/
+        # int8-calibration-epyc-2core.md); the logits are read from its float output either way
+        quantize.quantize_graph(fp32, quantized, _batches(info, calibrate_images, batch), method=method_name)
         fidelity = quantize.fidelity(fp32, quantized, _batches(info, held_images, batch))
         warning = None
         if min_agreement is not None and fidelity.agreement < min_agreement:

