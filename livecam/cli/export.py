@@ -62,7 +62,7 @@ def _input_size(text: str | None) -> tuple[int, int] | None:
 @click.command("export", cls=LivecamCommand, context_settings=CONTEXT_SETTINGS, epilog=EXPORT_EPILOG,
                short_help="The model and its explanation as one ONNX file (no PyTorch to run it).")
 @opt.apply(opt.model("The model, as for livecam run.", metavar=None), opt.weights())
-@click.option("--from-onnx", type=click.Path(path_type=Path), metavar="FILE.onnx",
+@click.option("--from-onnx", type=opt.InputPath(path_type=Path), metavar="FILE.onnx",
               help="Explain this ONNX classifier instead of --model: one livecam did not export (torch.onnx.export, "
                    "timm, tf2onnx, a vendor). No PyTorch needed. --layer is then a tensor name.")
 @click.option("--output", "-o", type=OutputPath(suffixes=(".onnx",)), metavar="FILE.onnx", required=True,

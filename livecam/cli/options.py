@@ -202,7 +202,7 @@ def graph_input() -> Decorator:
                           "for [0, 255]."),
         click.option("--rgb/--bgr", "rgb", default=None,
                      help=GRAPH_INPUT_HELP + "the channel order it takes. Default: RGB."),
-        click.option("--labels", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="FILE",
+        click.option("--labels", type=InputPath(path_type=Path), metavar="FILE",
                      help=GRAPH_INPUT_HELP + "its class names, one per line. Default: the graph's metadata, else "
                           "ImageNet's for 1000 classes, else the indices."),
     )

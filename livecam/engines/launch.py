@@ -210,7 +210,7 @@ def _explained_graph(options: EngineOptions, path: Path) -> Path:
     """A classifier graph livecam did not export, with its explanation inside: cached, made once without PyTorch."""
     if options.precision not in ("auto", "fp32"):
         raise LivecamError(f"{path.name} runs in its own precision; leave {option('precision')} out (for int8, "
-                           f"'livecam export --from-onnx {path.name} {option('precision')} int8')")
+                           f"'livecam export {option('from_onnx')} {path.name} {option('precision')} int8')")
     k = options.topk if options.panels else 1
     given = options.graph_input or InputOptions()
     cached = graph_cache_path(str(path), [path], options.method or "", options.layer, k, options.target_class,

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from livecam.errors import LivecamError
+
 
 @dataclass(frozen=True)
 class InputOptions:
@@ -29,6 +31,9 @@ class InputOptions:
         """The options as part of the graph cache's key (the labels file by its identity)."""
         labels: list[object] | None = None
         if self.labels is not None:
-            stat = Path(self.labels).expanduser().stat()
+            path = Path(self.labels).expanduser()
+            if not path.is_file():
+                raise LivecamError(f"there is no labels file {path}; give a text file with one class name per line")
+            stat = path.stat()
             labels = [str(self.labels), stat.st_size, stat.st_mtime_ns]
         return [self.size, self.mean, self.std, self.scale, self.rgb, labels]
