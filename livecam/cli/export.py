@@ -124,15 +124,15 @@ def export_command(model_name: str, weights: str | None, from_onnx: Path | None,
         raise LivecamError(f"{', '.join('--' + name.replace('_', '-') for name in int8.given)} are for "
                            "--precision int8")
     graph_input = opt.graph_input_options(input_size, mean, std, scale, rgb, labels)
+    if from_onnx is None and graph_input is not None and graph_input.given != ["input_size"]:
+        raise LivecamError("--mean, --std, --scale, --rgb/--bgr and --labels describe a graph given with --from-onnx; "
+                           f"{model_name} knows its own")
     if from_onnx is not None or precision == "int8":
         if from_frames:
             raise LivecamError("--from-frames is for livecam's own fp32 and fp16 exports; leave it out")
         _edge_graph(model_name, weights, from_onnx, output, layer, method, topk, class_, graph_input, precision, int8,
                     started)
         return
-    if graph_input is not None and graph_input.given != ["input_size"]:
-        raise LivecamError("--mean, --std, --scale, --rgb/--bgr and --labels describe a graph given with --from-onnx; "
-                           f"{model_name} knows its own")
     method = method or choices.DEFAULT_METHOD
     require_torch("livecam export")
     from livecam.export import export_explainer, exportable
@@ -163,9 +163,6 @@ def _edge_graph(model_name: str, weights: str | None, from_onnx: Path | None, ou
     identity, names = None, None
     with tempfile.TemporaryDirectory(prefix="livecam-export-") as tmp:
         if from_onnx is None:
-            if inputs is not None and inputs.given != ["input_size"]:
-                raise LivecamError("--mean, --std, --scale, --rgb/--bgr and --labels describe a graph given with "
-                                   f"--from-onnx; {model_name} knows its own")
             require_torch(f"livecam export --precision {precision} of {model_name}")
             from livecam.export import export_onnx
             from livecam.zoo import load_model
