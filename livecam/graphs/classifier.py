@@ -56,7 +56,6 @@ class Head:
     feature: str  # the 4-D tensor pooled
     layout: str  # NCHW or NHWC: the axes the pooling averages
     weight: np.ndarray  # (classes, channels) float32, alpha included: logit_c = weight[c] . mean(feature) + b_c
-    linear_node: str  # the Gemm or MatMul node's name
     chain: str  # the head's operators, e.g. "GlobalAveragePool -> Flatten -> Gemm"
 
 
@@ -72,9 +71,6 @@ class Classifier:
     head: Head | None  # None: not global average pooling and one Linear layer
     other_head: str  # when head is None: what the head is, for messages
     softmax_output: bool  # the graph's output is the softmax of ``logits``
-
-    def shape(self, name: str) -> list[int | str] | None:
-        return tensor_shapes(self.model).get(name)
 
 
 def load(path: Path) -> onnx.ModelProto:
@@ -105,14 +101,6 @@ def external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     for tensor in model.graph.initializer:
         if tensor.data_location == TensorProto.EXTERNAL:
             yield tensor
-
-
-def data_files(path: Path) -> list[Path]:
-    """The graph file and the external data files beside it: the files its explained graph is made of."""
-    model = onnx.load(str(path), load_external_data=False)
-    names = sorted({entry.value for tensor in external_tensors(model) for entry in tensor.external_data
-                    if entry.key == "location"})
-    return [Path(path)] + [Path(path).parent / name for name in names]
 
 
 def tensor_shapes(model: onnx.ModelProto) -> dict[str, list[int | str]]:
@@ -222,8 +210,8 @@ def _skip(model: onnx.ModelProto, name: str, made: dict[str, onnx.NodeProto], op
 
 
 def _linear(model: onnx.ModelProto, logits: str, made: dict[str, onnx.NodeProto]
-            ) -> tuple[str, np.ndarray, onnx.NodeProto, list[str]] | None:
-    """(the Linear layer's input, its weight (classes, channels), its node, the ops) when the logits are one."""
+            ) -> tuple[str, np.ndarray, list[str]] | None:
+    """(the Linear layer's input, its weight (classes, channels), the ops) when the logits are one."""
     node = made.get(logits)
     if node is None:
         return None
@@ -239,12 +227,12 @@ def _linear(model: onnx.ModelProto, logits: str, made: dict[str, onnx.NodeProto]
         if weight is None or attributes.get("transA", 0) or weight.ndim != 2:
             return None
         weight = weight if attributes.get("transB", 0) else weight.T
-        return node.input[0], float(attributes.get("alpha", 1.0)) * weight.astype(np.float32), node, ["Gemm"]
+        return node.input[0], float(attributes.get("alpha", 1.0)) * weight.astype(np.float32), ["Gemm"]
     if node.op_type == "MatMul":
         weight = constant_value(model, node.input[1])
         if weight is None or weight.ndim != 2:
             return None
-        return node.input[0], weight.T.astype(np.float32), node, ops or ["MatMul"]
+        return node.input[0], weight.T.astype(np.float32), ops or ["MatMul"]
     return None
 
 
@@ -304,7 +292,7 @@ def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
     if linear is None:
         node = made.get(logits)
         return f"a head ending in {node.op_type if node else 'the input'}, not Gemm or MatMul with a weight"
-    pooled_in, weight, linear_node, linear_ops = linear
+    pooled_in, weight, linear_ops = linear
     flat = _skip(model, pooled_in, made, PASS_THROUGH)
     flatten_ops = []
     if flat in made and made[flat].op_type in FLATTEN:
@@ -320,7 +308,7 @@ def find_head(model: onnx.ModelProto, logits: str) -> Head | str:
     channels = shape[1] if layout == NCHW else shape[3] if len(shape) == 4 else None
     if len(shape) != 4 or channels != weight.shape[1]:
         return f"{pool_op} -> {chain} whose weight does not match the pooled channels"
-    return Head(feature, layout, weight, linear_node.name, " -> ".join([pool_op, chain]))
+    return Head(feature, layout, weight, " -> ".join([pool_op, chain]))
 
 
 def last_map(model: onnx.ModelProto, logits: str) -> str | None:

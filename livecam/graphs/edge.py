@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -154,8 +154,7 @@ def export_graph(source: Path, target: Path, method: str | None = None, layer: s
         for key, value in props.items():
             model.metadata_props.add(key=key, value=value)
         write_model(model, Path(target))
-    return EdgeGraph(Explained(Path(target), explained.method, explained.layer, explained.notes,
-                               explained.head_node), fidelity, warning)
+    return EdgeGraph(replace(explained, path=Path(target)), fidelity, warning)
 
 
 def _advice(method: str, count: int) -> str:

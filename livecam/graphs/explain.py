@@ -40,7 +40,7 @@ from livecam import __version__, choices
 from livecam.engines.runtime.graph import FORMAT, describe_outputs
 from livecam.errors import GraphError, LivecamError, option
 from livecam.graphs.builder import MIN_OPSET, Builder, default_opset, float_output
-from livecam.graphs.classifier import NCHW, NHWC, Classifier, tensor_shapes
+from livecam.graphs.classifier import NCHW, NHWC, Classifier, last_map, tensor_shapes
 from livecam.types import Preprocess
 
 EIGEN = "eigencam"
@@ -75,8 +75,6 @@ def map_layout(shape: Sequence[int | str], size: tuple[int, int], prefer: str) -
 
 def choose_target(graph: Classifier, layer: str | None, method: str) -> Target:
     """The tensor to explain: ``layer``, else the head's pooled map, else the last 4-D tensor; the method checked."""
-    from livecam.graphs.classifier import last_map
-
     head = graph.head
     shapes = tensor_shapes(graph.model)
     name = layer or (head.feature if head is not None else last_map(graph.model, graph.logits))

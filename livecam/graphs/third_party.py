@@ -44,7 +44,6 @@ class Explained:
     method: str
     layer: str
     notes: tuple[str, ...]  # e.g. why eigencam runs, what was assumed
-    head_node: str | None = None  # the head's Linear node (Gemm or MatMul), when the head is GAP -> Linear
 
 
 def imagenet_classes() -> list[str]:
@@ -203,9 +202,4 @@ def explain_graph(source: Path, target: Path, method: str | None = None, layer: 
     write_model(model, Path(target))
     if assumed:
         notes.append("assumed: " + "; ".join(assumed))
-    return Explained(Path(target), chosen, explained.name, tuple(notes),
-                     graph.head.linear_node if graph.head is not None else None)
-
-
-def is_livecam_graph(meta: Sequence[str] | dict[str, str]) -> bool:
-    return "livecam_format" in meta
+    return Explained(Path(target), chosen, explained.name, tuple(notes))
