@@ -299,7 +299,7 @@ def test_a_flood_of_bad_requests_leaves_stderr_quiet_and_the_run_going(graph: Pa
         proc.wait()
     stderr = "".join(lines) + stderr
     assert proc.returncode == 0, stderr
-    assert "frames in" in stdout
+    assert re.search(r"livecam: \d+ frames? in ", stdout), stdout  # one frame, on a slow machine
     assert "Traceback" not in stderr and "aiohttp" not in stderr and "Error handling" not in stderr, stderr
     assert all(line.startswith("livecam: ") for line in stderr.splitlines()), stderr
     assert "livecam: the --serve server answered 100 bad requests" in stderr, stderr

@@ -281,6 +281,9 @@ def test_a_read_that_blocks_is_abandoned_to_a_new_connection(monkeypatch: pytest
                 return
 
     consumer = threading.Thread(target=consume, daemon=True)
+    deadline = time.monotonic() + 10  # the first connection's 3 frames are all read, before the iteration begins
+    while opened[0].reads <= 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
     try:
         consumer.start()
         consumer.join(timeout=20)
