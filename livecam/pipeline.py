@@ -10,6 +10,13 @@ engine depends on the source:
   had no time for is replaced by the next one and counted as dropped, so the
   picture never lags behind reality.
 
+A paced file (``pace``: what the CLI does for a file that is watched, in the
+window or a browser, and not recorded) plays at its own rate, as a video player
+does: the reader releases each frame no earlier than its time in the source,
+on a clock anchored at the first frame (:class:`PlayClock`), so a slow frame
+delays none after it, and an engine slower than the source simply goes as fast
+as it can. Live sources are never paced; they are real time already.
+
 Sinks that must run on the main thread (the window) get frames there; the
 others (the recorder) get them on the writer thread, in order, with none lost.
 Stopping (the source ends, ``max_frames``, q in the window, ``stop`` set by a
@@ -35,9 +42,11 @@ from dataclasses import dataclass
 from livecam.engines.base import AnyEngine
 from livecam.errors import LivecamError, ModelError, option
 from livecam.sinks import Sink
-from livecam.types import STAGES, Annotated, Frame, RunReport
+from livecam.timing import PlayClock
+from livecam.types import STAGES, Annotated, Frame, RunReport, Speed
 
-__all__ = ["ON_ERROR", "STAGES", "LatestSlot", "ModelError", "Readout", "RunReport", "failure_message", "run"]
+__all__ = ["ON_ERROR", "STAGES", "LatestSlot", "ModelError", "PlayClock", "Readout", "RunReport", "default_pace",
+           "failure_message", "run"]
 
 ON_ERROR = ("stop", "skip")
 log = logging.getLogger(__name__)
@@ -70,24 +79,39 @@ def failure_message(frames: list[Frame], exc: BaseException, limit: int = 300) -
     return f"the model failed on {where}: {detail}"
 
 
+def default_pace(live: bool, watched: bool, recorded: bool) -> bool:
+    """Whether a run plays at the source's own rate when the user did not say: a file (not ``live``) that is
+    ``watched`` (a window, a browser) and not ``recorded`` (a recording goes as fast as it can)."""
+    return watched and not live and not recorded
+
+
 class Readout:
-    """The live speed readout: an exponential moving average of frame time and latency."""
+    """The live speed readout: exponential moving averages of the frame interval, the engine's time per frame
+    and the latency, given as one :class:`~livecam.types.Speed` (drawn on the frame, and served by ``/status``)."""
 
     def __init__(self, smoothing: float = 0.1) -> None:
         self.smoothing = smoothing
         self.frame_s: float | None = None
+        self.engine_s: float | None = None
         self.latency_s: float | None = None
 
-    def update(self, frame_s: float, latency_s: float) -> None:
-        a = self.smoothing
-        self.frame_s = frame_s if self.frame_s is None else (1 - a) * self.frame_s + a * frame_s
-        self.latency_s = latency_s if self.latency_s is None else (1 - a) * self.latency_s + a * latency_s
+    def _average(self, old: float | None, new: float) -> float:
+        return new if old is None else (1 - self.smoothing) * old + self.smoothing * new
+
+    def update(self, frame_s: float, engine_s: float, latency_s: float) -> None:
+        self.frame_s = self._average(self.frame_s, frame_s)
+        self.engine_s = self._average(self.engine_s, engine_s)
+        self.latency_s = self._average(self.latency_s, latency_s)
+
+    def speed(self, dropped: int = 0) -> Speed | None:
+        """The figures so far; None before the first frame is done."""
+        if not self.frame_s or self.engine_s is None or self.latency_s is None:
+            return None
+        return Speed(1.0 / self.frame_s, self.engine_s * 1000.0, self.latency_s * 1000.0, dropped)
 
     def text(self, dropped: int = 0) -> str | None:
-        if not self.frame_s or self.latency_s is None:
-            return None
-        text = f"{1.0 / self.frame_s:.1f} FPS  {self.latency_s * 1000:.0f} ms"
-        return f"{text}  {dropped} dropped" if dropped else text
+        speed = self.speed(dropped)
+        return None if speed is None else speed.text()
 
 
 class LatestSlot:
@@ -143,12 +167,14 @@ class _FrameQueue:
 
 
 class _Reader(threading.Thread):
-    def __init__(self, frames: Iterable[Frame], live: bool, depth: int, stop: threading.Event) -> None:
+    def __init__(self, frames: Iterable[Frame], live: bool, depth: int, stop: threading.Event,
+                 clock: PlayClock | None = None) -> None:
         super().__init__(name="livecam-reader", daemon=True)
         self.frames = frames
         self.live = live
         self.box: LatestSlot | _FrameQueue = LatestSlot() if live else _FrameQueue(depth)
         self.stop = stop
+        self.clock = clock  # paced playback: each frame is released at its time
         self.decode_times: list[float] = []
         self.error: BaseException | None = None
 
@@ -160,20 +186,34 @@ class _Reader(threading.Thread):
 
     def run(self) -> None:
         iterator: Iterator[Frame] = iter(self.frames)
+        last: Frame | None = None
         try:
             while not self.stop.is_set():
                 start = time.perf_counter()
                 frame = next(iterator, None)
                 if frame is None:
+                    if self.clock is not None and last is not None:  # the last frame shows for its duration
+                        self._until(last.timestamp + (last.duration or 0.0))
                     break
                 frame.received = time.perf_counter()
                 frame.decode = frame.received - start
                 self.decode_times.append(frame.decode)
+                if self.clock is not None:
+                    self._until(frame.timestamp)
+                    frame.received = time.perf_counter()  # its latency counts from its release
                 self._put(frame)
+                last = frame
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             self.error = exc
         finally:
             self._put(_END)
+
+    def _until(self, timestamp: float) -> None:
+        """Paced: wait (unless stopped) until the source's ``timestamp`` is due."""
+        assert self.clock is not None
+        wait = self.clock.wait(timestamp, time.perf_counter())
+        if wait > 0:
+            self.stop.wait(wait)
 
 
 class _Writer(threading.Thread):
@@ -218,6 +258,7 @@ def run(
     on_frame: Callable[[Annotated], None] | None = None,
     on_error: str = "stop",
     readout: bool = True,
+    pace: bool | PlayClock = False,
 ) -> RunReport:
     """Explain frames and hand them to every sink until the source ends, ``max_frames`` are done, a sink asks
     to stop, or ``stop`` is set.
@@ -238,7 +279,11 @@ def run(
             :class:`~livecam.errors.LivecamError`, which say the run must end). ``"stop"``: the frames before
             are written, then :class:`~livecam.errors.ModelError` names the failed frames. ``"skip"``: a
             warning, the frames are counted in ``report.skipped``, and the run goes on.
-        readout: draw the live speed readout on the frames (False for archives, whose reruns must match).
+        readout: draw the live speed readout on the frames (False for archives, whose reruns must match). Its
+            figures (:class:`~livecam.types.Speed`) are in each annotated frame's ``speed`` either way.
+        pace: play a file at its own rate: each frame released no earlier than its timestamp, on a clock anchored
+            at the first frame (a :class:`PlayClock` given here can be reset from outside: a pause). Ignored for
+            live sources. :func:`default_pace` says when the CLI paces.
 
     Returns:
         The :class:`~livecam.types.RunReport`: frames, wall time, per-stage times, drops, how it ended.
@@ -253,11 +298,12 @@ def run(
         raise LivecamError(f"{option('on_error')} must be one of {', '.join(ON_ERROR)}, not {on_error!r}")
     live = bool(getattr(frames, "is_live", False)) if live is None else live
     batch = 1 if live else max(1, batch)
+    clock = None if live or pace is False else pace if isinstance(pace, PlayClock) else PlayClock()
     stop = stop or threading.Event()
     halt = threading.Event()  # tells the reader to stop, whatever the reason
     report = RunReport()
     speed = Readout()
-    reader = _Reader(frames, live, depth=2 * batch + 2, stop=halt)
+    reader = _Reader(frames, live, depth=2 * batch + 2, stop=halt, clock=clock)
     writer = _Writer([s for s in sinks if not s.main_thread])
     main_sinks = [s for s in sinks if s.main_thread]
     start = last = time.perf_counter()
@@ -269,17 +315,20 @@ def run(
             want = batch if max_frames is None else min(batch, max_frames - report.frames - report.skipped)
             chunk: list[Frame] = []
             while len(chunk) < want and not stop.is_set():
-                item = reader.box.get(timeout=0.1)
+                item = reader.box.get(timeout=0.0 if chunk and clock is not None else 0.1)
                 if isinstance(item, _End):
                     ended = True
                     break
                 if item is not None:
                     chunk.append(item)
+                elif clock is not None and chunk:
+                    break  # paced: a batch of the frames that are due, not a wait for later ones
             if not chunk:
                 continue
+            figures = speed.speed(reader.box.dropped)
             step_start = time.perf_counter()
             try:
-                annotated = engine.process_batch(chunk, speed.text(reader.box.dropped) if readout else None)
+                annotated = engine.process_batch(chunk, figures.text() if readout and figures else None)
             except (LivecamError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - out of memory and the like: named, then on_error decides
@@ -293,6 +342,7 @@ def run(
                 continue
             step_s = time.perf_counter() - step_start
             for out in annotated:
+                out.speed = figures
                 for sink in main_sinks:
                     sink.write(out)
                 out.frame.latency = time.perf_counter() - out.frame.received
@@ -304,7 +354,8 @@ def run(
                     on_frame(out)
             report.frames += len(chunk)
             now = time.perf_counter()
-            speed.update((now - last) / len(chunk), step_s / len(chunk))
+            speed.update((now - last) / len(chunk), step_s / len(chunk),
+                         sum(out.frame.latency for out in annotated) / max(1, len(annotated)))
             last = now
             if writer.error is not None or any(s.stop_requested for s in sinks):
                 report.stopped_by_user = writer.error is None

@@ -92,6 +92,27 @@ class ArrayExplanation:
     layer: str
 
 
+@dataclass(frozen=True)
+class Speed:
+    """The run's speed as the frame's readout says it, and ``/status`` repeats it: one set of figures.
+
+    ``fps``: frames delivered to the sinks per second; ``engine_ms``: the
+    engine's time per frame (its step, divided by the frames in it);
+    ``latency_ms``: from the decoded frame (for paced playback, from its
+    release at its time) to the sinks; ``dropped``: live frames the engine had
+    no time for. Each is a moving average over the frames before this one.
+    """
+
+    fps: float
+    engine_ms: float
+    latency_ms: float
+    dropped: int = 0
+
+    def text(self) -> str:
+        text = f"{self.fps:.1f} FPS  engine {self.engine_ms:.0f} ms  latency {self.latency_ms:.0f} ms"
+        return f"{text}  {self.dropped} dropped" if self.dropped else text
+
+
 @dataclass
 class Annotated:
     """An output frame: the annotated image, the explanation and where the time went.
@@ -110,6 +131,7 @@ class Annotated:
     labels: list[Label] = field(default_factory=list)  # the frame's most probable classes, best first
     maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
     map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``
+    speed: Speed | None = None  # the figures of the readout drawn on it (set by the pipeline; None: none yet)
 
 
 @dataclass

@@ -250,6 +250,32 @@ def long_video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_video(tmp_path_factory.mktemp("video") / "walk.avi", moving_photos(120), fps=25.0)
 
 
+# --- paced playback: small clips at 24 fps, and an engine so fast that only the pacing sets a run's speed
+
+PACED_FPS = 24.0
+
+
+def small_clip(path: Path, seconds: float, fps: float = PACED_FPS) -> Path:
+    """``seconds`` of real photographs panning at ``fps``, 64x48, so that decoding costs next to nothing."""
+    return make_video(path, moving_photos(round(seconds * fps), (64, 48)), fps=fps)
+
+
+class InstantEngine:
+    """The engine contract's ``process_batch`` at no cost (each frame as it came), keeping the readouts given."""
+
+    def __init__(self) -> None:
+        self.readouts: list[str | None] = []
+
+    def process_batch(self, frames: list, readout: str | None = None) -> list:
+        from livecam.types import Annotated
+
+        self.readouts.extend([readout] * len(frames))
+        return [Annotated(frame.image, None, frame) for frame in frames]
+
+    def close(self) -> None:
+        pass
+
+
 # --- the CLI: in this process (click's runner), or as a user runs it, in a new one; a fresh interpreter without PyTorch
 
 def livecam_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -1,5 +1,5 @@
 """The loop (livecam.pipeline.run): max frames, sinks that stop it, batches, live drops, stopping, source errors;
-and its errors: a bad on_error, ModelError as a RunError carrying the report."""
+its errors: a bad on_error, ModelError as a RunError carrying the report; paced playback and the speed readout."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ import torch
 from livecam import errors
 from livecam.engines.pytorch.engine import Engine
 from livecam.errors import LivecamError, RunError
-from livecam.pipeline import ModelError, RunReport, run
+from livecam.pipeline import ModelError, Readout, RunReport, default_pace, run
 from livecam.sinks import Sink, VideoFileSink
-from livecam.sources import Frame
-from tests.conftest import read_video
+from livecam.sources import Frame, open_source
+from livecam.types import Speed
+from tests.conftest import PACED_FPS, InstantEngine, read_video, small_clip
 
 
 class _StopAfter(Sink):
@@ -127,3 +128,88 @@ def test_a_model_failure_is_a_run_error_that_carries_the_report(lite0) -> None:
     assert isinstance(error.report, RunReport) and error.report.frames == 2
     assert str(error) == error.report.error == "the model failed on frame 2 (0.20 s): RuntimeError: out of memory"
     assert ModelError is errors.ModelError  # the CLI imports it from the pipeline
+
+
+# -- paced playback ------------------------------------------------------------------------------------------------
+
+
+class _Watcher(Sink):
+    """A window-like sink (on the main thread) that notes when each frame reached it."""
+
+    main_thread = True
+
+    def __init__(self) -> None:
+        self.shown: list[tuple[float, float, int]] = []  # (time.perf_counter(), timestamp, index)
+
+    def write(self, annotated) -> None:
+        self.shown.append((time.perf_counter(), annotated.frame.timestamp, annotated.frame.index))
+
+
+def test_pacing_is_for_watched_files_that_are_not_recorded() -> None:
+    assert default_pace(live=False, watched=True, recorded=False)
+    assert not default_pace(live=False, watched=True, recorded=True)  # a recording goes as fast as it can
+    assert not default_pace(live=False, watched=False, recorded=False)  # nothing to watch (a log, say)
+    assert not default_pace(live=True, watched=True, recorded=False)  # real time already
+
+
+@pytest.mark.parametrize("batch", [1, 4])
+def test_a_paced_file_plays_in_its_own_duration_and_no_frame_early(tmp_path: Path, batch: int) -> None:
+    clip = small_clip(tmp_path / "two_seconds.mp4", 2.0)
+    watcher = _Watcher()
+    with open_source(str(clip)) as src:
+        started = time.perf_counter()
+        report = run(src, InstantEngine(), [watcher], batch=batch, pace=True)
+        wall = time.perf_counter() - started
+    duration = 48 / PACED_FPS  # the last frame shows for its 1/24 s too, as in a player
+    assert report.frames == 48 and [index for *_, index in watcher.shown] == list(range(48))
+    assert 0.9 * duration <= wall <= 1.1 * duration, wall
+    first_at, first_time, _ = watcher.shown[0]
+    early = [(index, at - first_at, ts - first_time) for at, ts, index in watcher.shown
+             if at - first_at < ts - first_time - 0.005]
+    assert not early, early  # each frame at its time after the first, or later
+    assert report.fps == pytest.approx(PACED_FPS, rel=0.1)
+
+
+def test_an_unpaced_recording_is_not_slowed(tmp_path: Path) -> None:
+    clip = small_clip(tmp_path / "four_seconds.mp4", 4.0)
+    out = tmp_path / "out.mp4"
+    with open_source(str(clip)) as src, VideoFileSink(out, fps=PACED_FPS) as sink:
+        started = time.perf_counter()
+        report = run(src, InstantEngine(), [sink, _Watcher()])
+        wall = time.perf_counter() - started
+    assert report.frames == 96 and len(read_video(out)[0]) == 96
+    assert wall < 0.5 * 96 / PACED_FPS, wall
+
+
+def test_live_sources_are_never_paced() -> None:
+    frames = [Frame(np.zeros((48, 64, 3), np.uint8), i, 100.0 * i) for i in range(3)]  # 100 s apart
+    started = time.perf_counter()
+    report = run(frames, InstantEngine(), [], live=True, pace=True)
+    assert report.frames + report.dropped == 3 and time.perf_counter() - started < 30.0  # paced: 200 s
+
+
+def test_the_readout_names_the_figures_each_frame_carries(lite0) -> None:
+    readout = Readout(smoothing=0.5)
+    assert readout.speed() is None and readout.text() is None  # nothing before the first frame is done
+    readout.update(0.05, 0.02, 0.03)
+    readout.update(0.03, 0.01, 0.02)  # halfway: 0.04 s a frame, 15 ms in the engine, 25 ms latency
+    assert readout.speed(2) == Speed(pytest.approx(25.0), pytest.approx(15.0), pytest.approx(25.0), 2)
+    assert readout.text(2) == "25.0 FPS  engine 15 ms  latency 25 ms  2 dropped"
+    assert readout.text() == "25.0 FPS  engine 15 ms  latency 25 ms"
+
+    class Recording(Engine):
+        readouts: list[str | None] = []
+
+        def process_batch(self, frames, readout=None):  # noqa: ANN001, ANN201 - the engine's own signature
+            self.readouts.append(readout)
+            return super().process_batch(frames, readout)
+
+    seen = []
+    with Recording(lite0, "gradcam") as engine:
+        report = run(_frames(6), engine, [], on_frame=seen.append)
+    assert report.frames == 6 and seen[0].speed is None and engine.readouts[0] is None
+    for out, drawn in zip(seen[1:], engine.readouts[1:], strict=True):
+        assert out.speed is not None and drawn == out.speed.text()  # the figures drawn are the ones it carries
+        assert 0 < out.speed.engine_ms <= out.speed.latency_ms  # a frame's latency spans its engine step
+    latencies = [out.frame.latency * 1000 for out in seen]
+    assert seen[1].speed.latency_ms == pytest.approx(latencies[0])  # the first average is the first frame's own

@@ -176,6 +176,15 @@ def crf() -> Decorator:
                         help="The h264/hevc quality: lower is better and bigger (default 23 for h264, 28 for hevc).")
 
 
+def pace() -> Decorator:
+    return click.option(
+        "--pace/--no-pace", default=None,
+        help="Play a file, image folder or the demo clip at its own frame rate, each frame at its time, as a video "
+             "player does (an engine slower than that goes as fast as it can). Default: paced when it is shown "
+             "in the window or served (--serve) and not recorded (--output); recordings go as fast as they can. "
+             "Cameras and streams are real time already.")
+
+
 def verbose() -> Decorator:
     return click.option("-v", "--verbose", count=True, help="Say more (-vv for debug messages).")
 

@@ -22,7 +22,7 @@ import livecam.cli.options as opt
 from livecam.cli.options import InputPath, OutputPath
 from livecam.cli.shell import (CONTEXT_SETTINGS, EXIT_INTERRUPTED, USER_QT_FONTDIR, LivecamCommand, fail,
                                progress_bar, run_summary, say, setup_logging)
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.text import plural
 
 if TYPE_CHECKING:
@@ -124,9 +124,10 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
                    "recorded and exit code 1, or skip the frame with a warning and go on (the log marks it).")
 @click.option("--show/--no-show", default=None,
               help="Show the annotated frames in a window. Default: show when a display exists.")
+@opt.pace()
 @click.option("--serve", metavar="[HOST:]PORT",
-              help="Watch the run in a browser at http://HOST:PORT/: the annotated video (MJPEG), the most "
-                   "probable classes as bars, FPS, latency and dropped frames. HOST defaults to 127.0.0.1 (this "
+              help="Watch the run in a browser at http://HOST:PORT/: the annotated video (MJPEG, with its speed "
+                   "readout) and the most probable classes as bars. HOST defaults to 127.0.0.1 (this "
                    "machine only; 0.0.0.0 for every network interface); port 0 picks a free port. Works with "
                    "--no-show on headless boxes, and with --output. The server stops when the run ends.")
 @click.option("--max-viewers", type=click.IntRange(1, 64), cls=opt.LibraryDefault, implied=str(_MAX_VIEWERS),
@@ -157,7 +158,8 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
                    "never reopened.")
 @opt.verbose()
 def run_command(source: str, output: Path | None, codec: str | None, crf: int | None, overwrite: bool,
-                log_path: Path | None, save_maps: Path | None, on_error: str, show: bool | None, serve: str | None,
+                log_path: Path | None, save_maps: Path | None, on_error: str, show: bool | None, pace: bool | None,
+                serve: str | None,
                 max_viewers: int | None, max_frames: int | None, batch: int, fps: float | None,
                 reconnect: float | None, verbose: int, **engine: Any) -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or another --method.
@@ -169,7 +171,7 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
     setup_logging(verbose)
     address = _serve_address(serve, max_viewers)
     from livecam.engines.launch import open_engine
-    from livecam.pipeline import ModelError, run
+    from livecam.pipeline import ModelError, default_pace, run
     from livecam.sinks import has_display
     from livecam.sources import open_source
 
@@ -180,6 +182,11 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
         if src.is_live and batch > 1:
             raise LivecamError(f"--batch {batch} is for files and images; a camera or stream is explained one latest "
                                "frame at a time (leave --batch out)")
+        if src.is_live and pace:
+            raise LivecamError(f"{option('pace')} is for files and images; a camera or stream is real time already "
+                               f"(leave {option('pace')} out)")
+        paced = default_pace(src.is_live, show_window or address is not None, output is not None) if pace is None \
+            else pace
         sinks: list[Sink] = []
         recorder = None
         if output is not None:
@@ -204,7 +211,7 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
         with progress_bar(total, stop) as bar:
             try:
                 report = run(src, launched.engine, sinks, max_frames=max_frames, batch=batch, stop=stop,
-                             on_frame=_on_frame(bar), on_error=on_error)
+                             on_frame=_on_frame(bar), on_error=on_error, pace=paced)
             except ModelError as exc:
                 report = exc.report
     run_summary(report, recorder)

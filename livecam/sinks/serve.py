@@ -3,7 +3,10 @@
 The server offers three things and nothing else: the page (``/``), the
 annotated video as MJPEG (``/stream.mjpg``, multipart/x-mixed-replace, shown
 by a plain ``<img>``) and the run's state as JSON (``/status``: frame index,
-top-K labels, FPS, latency, dropped frames, source, viewers). Any other path is
+top-K labels, the speed, dropped frames, source, viewers). The speed is the
+latest frame's own readout (:class:`~livecam.types.Speed`: FPS, the engine's
+milliseconds per frame, the latency), the very figures drawn on the video, so
+the page does not repeat them. Any other path is
 404 and any other method 405; no file is ever read from disk at a client's
 request. The page, with its inline style and script, is one file shipped in
 the package (``serve_page.html``, read once at import), so it can be read and
@@ -39,8 +42,6 @@ import re
 import socket
 import sys
 import threading
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -55,7 +56,7 @@ from aiohttp.http import HttpProcessingError
 from livecam.errors import LivecamError, option
 from livecam.sinks.base import Sink
 from livecam.text import plural
-from livecam.types import Annotated, Label
+from livecam.types import Annotated, Label, Speed
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +68,6 @@ STREAM_PATH = "/stream.mjpg"
 STATUS_PATH = "/status"
 ROUTES = ("/", STREAM_PATH, STATUS_PATH)
 PAGE_FILE = "serve_page.html"  # package data: the page, with its inline style and script
-FPS_WINDOW_S = 2.0  # the FPS is counted over the frames of the last two seconds
-LATENCY_FRAMES = 30  # the latency is the median over the last 30 frames
 NOT_SENT_LOW = 16 * 1024  # a stream socket takes more only when less than this waits unsent in the kernel
 CLOSE_GRACE_S = 1.0  # on close, streams get this long to end before they are cut
 
@@ -109,7 +108,8 @@ class Status(TypedDict):
     frame: int | None
     frames: int
     labels: list[LabelStatus]
-    fps: float
+    fps: float  # the figures of the latest frame's readout (0 and None before there are any)
+    engine_ms: float | None
     latency_ms: float | None
     dropped: int
     source: str
@@ -127,6 +127,7 @@ class _Latest:
     image: np.ndarray | None = None
     labels: tuple[Label, ...] = ()
     index: int | None = None
+    speed: Speed | None = None
 
 
 class ServeSink(Sink):
@@ -152,8 +153,6 @@ class ServeSink(Sink):
         self.bad_requests = 0  # requests that were not HTTP, answered 400; changed only on the server's loop
         self._lock = threading.Lock()
         self._latest = _Latest()
-        self._arrivals: deque[float] = deque()
-        self._latencies: deque[float] = deque(maxlen=LATENCY_FRAMES)
         self._dropped = 0
         self._closing = False
         self._closed = False
@@ -174,17 +173,12 @@ class ServeSink(Sink):
     # -- the pipeline's side (writer thread): cheap, never blocks on a viewer ---------------------------------
 
     def write(self, annotated: Annotated) -> None:
-        now = time.perf_counter()
         frame = annotated.frame
         with self._lock:
             latest = self._latest
-            self._latest = _Latest(latest.seq + 1, annotated.image, tuple(annotated.labels), frame.index)
+            self._latest = _Latest(latest.seq + 1, annotated.image, tuple(annotated.labels), frame.index,
+                                   annotated.speed)
             self.frames += 1
-            self._arrivals.append(now)
-            while now - self._arrivals[0] > FPS_WINDOW_S:
-                self._arrivals.popleft()
-            if frame.received:
-                self._latencies.append(now - frame.received)
             self._dropped = frame.dropped  # stamped by the pipeline: live frames replaced before the engine took them
         if self.viewers and not self._closing:
             try:
@@ -194,21 +188,18 @@ class ServeSink(Sink):
 
     def status(self) -> Status:
         """The run as the page sees it (the JSON of ``/status``)."""
-        now = time.perf_counter()
         with self._lock:
             latest = self._latest
-            recent = [t for t in self._arrivals if now - t <= FPS_WINDOW_S]
-            latencies = sorted(self._latencies)
             frames, dropped = self.frames, self._dropped
-        fps = (len(recent) - 1) / (recent[-1] - recent[0]) if len(recent) > 1 and recent[-1] > recent[0] else 0.0
-        latency = latencies[len(latencies) // 2] * 1000.0 if latencies else None
+        speed = latest.speed
         return {
             "frame": latest.index,
             "frames": frames,
             "labels": [{"name": x.name, "score": round(float(x.score), 6), "explained": bool(x.explained),
                         "index": int(x.index)} for x in latest.labels],
-            "fps": round(fps, 2),
-            "latency_ms": None if latency is None else round(latency, 2),
+            "fps": 0.0 if speed is None else round(speed.fps, 2),
+            "engine_ms": None if speed is None else round(speed.engine_ms, 2),
+            "latency_ms": None if speed is None else round(speed.latency_ms, 2),
             "dropped": dropped,
             "source": self.source,
             "viewers": self.viewers,

@@ -1,4 +1,4 @@
-"""livecam run, end to end: real videos in, real videos out, every method and view, Ctrl-C."""
+"""livecam run, end to end: real videos in, real videos out, every method and view, Ctrl-C; when it paces."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import pytest
 
 import livecam
 from livecam.render import blend, heatmap
-from tests.conftest import assert_one_line_error, invoke, livecam_process, read_video
+from tests.conftest import (PACED_FPS, FlakyCamera, InstantEngine, assert_one_line_error, invoke, livecam_process,
+                            read_video, small_clip)
 
 
 @pytest.mark.slow
@@ -119,3 +120,59 @@ def test_panels_and_the_guided_view_tile_across_the_frame(args: list[str], cat_v
     assert len(frames) == 3 and frames[0].shape == (120, 320, 3)  # two half-size panels of the 320x240 video
     left, right = frames[0][:, :160].astype(int), frames[0][:, 160:].astype(int)
     assert np.abs(left - right).mean() > 5  # two different pictures
+
+
+# -- when a run is paced: through the real command, its sources and sinks, on an engine that costs nothing ---------
+
+SUMMARY = re.compile(r"livecam: (\d+) frames in ([0-9.]+) s, ([0-9.]+) FPS end to end")
+
+
+@pytest.fixture
+def instant(monkeypatch: pytest.MonkeyPatch) -> InstantEngine:
+    """The command's engine, whatever --model says, is an InstantEngine: only the pacing sets the run's speed."""
+    from livecam.engines import launch
+
+    engine = InstantEngine()
+    monkeypatch.setattr(launch, "open_engine",
+                        lambda _options: launch.Launched(engine, "onnx", "an instant engine", "gradcam"))
+    return engine
+
+
+def _run_seconds(args: list[str]) -> tuple[int, float]:
+    """The command's frames and its run's seconds, as its summary says them."""
+    result = invoke(args)
+    assert result.exit_code == 0, result.output
+    found = SUMMARY.search(result.output)
+    assert found, result.output
+    return int(found[1]), float(found[2])
+
+
+def test_a_served_file_is_paced_and_a_recorded_one_is_not(instant: InstantEngine, tmp_path: Path) -> None:
+    two = small_clip(tmp_path / "two_seconds.mp4", 2.0)
+    four = small_clip(tmp_path / "four_seconds.mp4", 4.0)
+    frames, seconds = _run_seconds(["--source", str(two), "--no-show", "--serve", "0"])
+    assert frames == 48 and 0.9 * 48 / PACED_FPS <= seconds <= 1.1 * 48 / PACED_FPS  # at its own rate
+    out = tmp_path / "out.mp4"
+    frames, seconds = _run_seconds(["--source", str(four), "--no-show", "--serve", "0", "--output", str(out)])
+    assert frames == 96 and len(read_video(out)[0]) == 96
+    assert seconds < 0.5 * 96 / PACED_FPS  # recorded while served: as fast as it goes
+    frames, seconds = _run_seconds(["--source", str(four), "--no-show", "--serve", "0", "--no-pace"])
+    assert frames == 96 and seconds < 0.5 * 96 / PACED_FPS
+    frames, seconds = _run_seconds(["--source", str(two), "--no-show", "--output", str(out), "--overwrite",
+                                    "--pace"])
+    assert frames == 48 and 0.9 * 48 / PACED_FPS <= seconds  # --pace: a recording at the source's rate, if asked
+
+
+def test_pace_is_for_files(instant: InstantEngine) -> None:
+    camera = FlakyCamera()
+    try:
+        assert_one_line_error(invoke(["--source", camera.url, "--no-show", "--pace"]),
+                              "--pace is for files and images; a camera or stream is real time already")
+    finally:
+        camera.close()
+
+
+def test_help_says_when_it_paces() -> None:
+    text = " ".join(invoke(["--help"]).output.split())
+    assert "--pace / --no-pace Play a file, image folder or the demo clip at its own frame rate" in text
+    assert "Default: paced when it is shown in the window or served (--serve) and not recorded (--output)" in text

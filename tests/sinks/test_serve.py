@@ -30,7 +30,8 @@ from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.sinks.serve import ServeSink, parse_address
 from livecam.sources import open_source
 from livecam.types import Frame
-from tests.conftest import FlakyCamera, cat_on_background, chromium_page, make_video, read_video, wait_until
+from tests.conftest import (PACED_FPS, FlakyCamera, InstantEngine, cat_on_background, chromium_page, make_video,
+                            read_video, small_clip, wait_until)
 
 FRAMES = 120
 HANG_GUARD_S = 60.0  # waits end here only when something hangs; nothing is timed
@@ -406,13 +407,42 @@ def test_dropped_frames_of_a_live_source_are_counted(engine: RuntimeEngine, clip
     assert state["frame"] == processed[-1] == 59
 
 
+def test_status_gives_the_figures_drawn_on_the_latest_frame(engine: RuntimeEngine,
+                                                            clip_frames: list[np.ndarray]) -> None:
+    frames = [Frame(image, i, i / 24) for i, image in enumerate(clip_frames[:12])]
+    seen: list = []
+    with ServeSink("127.0.0.1", 0) as sink:
+        run(frames[:1], engine, [sink])
+        first = status(sink)  # one frame: no figures yet, none drawn
+        run(frames, engine, [sink], on_frame=seen.append)
+        state = status(sink)
+    assert (first["fps"], first["engine_ms"], first["latency_ms"]) == (0.0, None, None)
+    speed = seen[-1].speed
+    assert state["frame"] == seen[-1].frame.index == 11
+    assert (state["fps"], state["engine_ms"], state["latency_ms"], state["dropped"]) == \
+        (round(speed.fps, 2), round(speed.engine_ms, 2), round(speed.latency_ms, 2), speed.dropped)
+    assert speed.fps > 0 and 0 < speed.engine_ms <= speed.latency_ms
+
+
+def test_a_served_file_plays_at_its_own_rate(tmp_path: Path) -> None:
+    clip = small_clip(tmp_path / "two_seconds.mp4", 2.0)
+    with open_source(str(clip)) as src, ServeSink("127.0.0.1", 0) as sink:
+        started = time.perf_counter()
+        report = run(src, InstantEngine(), [sink], pace=True)
+        wall = time.perf_counter() - started
+        state = status(sink)
+    assert report.frames == state["frames"] == 48
+    assert 0.9 * 2.0 <= wall <= 1.1 * 2.0, wall
+    assert state["fps"] == pytest.approx(PACED_FPS, rel=0.1)  # what the readout says, the clip's own rate
+
+
 def test_the_page_in_a_real_browser(engine: RuntimeEngine, clip_frames: list[np.ndarray]) -> None:
     names = set(engine.info.class_names)
     with served_run(engine, clip_frames) as sink, chromium_page() as page:
         page.goto(sink.url, wait_until="domcontentloaded")  # an endless <img> never fires 'load'
         wait_until(page, "document.getElementById('video').naturalWidth > 0")
         wait_until(page, "document.querySelectorAll('#bars .bar .name').length > 0")  # the page's script runs
-        wait_until(page, "document.getElementById('fps').textContent !== '-'")
+        wait_until(page, "document.getElementById('frame').textContent !== '-'")
         size = page.evaluate("[document.getElementById('video').naturalWidth, "
                              "document.getElementById('video').naturalHeight]")
         assert size == [clip_frames[0].shape[1], clip_frames[0].shape[0]]
@@ -426,8 +456,11 @@ def test_the_page_in_a_real_browser(engine: RuntimeEngine, clip_frames: list[np.
         assert np.abs(shots[0].astype(int) - shots[1].astype(int)).mean() > 2.0, "the picture did not change"
         bars = page.locator("#bars .bar .name").all_inner_texts()
         assert bars and all(name in names for name in bars), bars
-        assert float(page.inner_text("#fps")) > 0
-        assert status(sink)["viewers"] == 1
+        assert int(page.inner_text("#frame")) > 0
+        assert page.inner_text("#viewers") == f"1 of {sink.max_viewers}" and status(sink)["viewers"] == 1
+        # the speed is drawn on the video (the frame's readout): the page does not repeat it
+        assert page.locator("#fps, #latency, #dropped").count() == 0
+        assert not re.search(r"\d\s*(FPS|ms)", page.inner_text("#side")), page.inner_text("#side")
 
 
 # -- the command line ----------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
-"""The window: none without a display, Qt given fonts, and on a virtual X display frames are shown and q or Esc
-ends the run cleanly.
+"""The window: none without a display, Qt given fonts, and on a virtual X display frames are shown at the file's
+own rate, and q or Esc ends the run cleanly.
 
 The X display tests need Xvfb and xdotool (Debian's xvfb and xdotool packages; .ci/run installs them).
 """
@@ -21,7 +21,7 @@ import pytest
 from livecam.errors import LivecamError
 from livecam.sinks import WindowSink, has_display, qt_font_dir
 from livecam.sinks.window import holds_fonts
-from tests.conftest import make_video, read_video
+from tests.conftest import make_video, read_video, small_clip
 
 needs_x = pytest.mark.skipif(not (shutil.which("Xvfb") and shutil.which("xdotool")), reason="needs Xvfb and xdotool")
 
@@ -144,3 +144,23 @@ def test_the_window_says_nothing_of_fonts(display: str, users_fonts: bool, tmp_p
     else:
         assert Path(used[1]).is_dir()  # cv2's own folder only when its wheel ships fonts there (5.1.0.95 does)
         assert holds_fonts(used[1]) or not used[1].endswith(os.path.join("cv2", "qt", "fonts")), used[1]
+
+
+@needs_x
+@pytest.mark.slow
+def test_a_file_in_the_window_plays_at_its_own_rate(display: str, graph: Path, tmp_path: Path) -> None:
+    """Shown and not recorded, a file is paced: 2 s at 10 fps take 2 s (the real engine is far faster than 10 fps);
+    --no-pace runs it as fast as it goes."""
+    video = small_clip(tmp_path / "ten_fps.mp4", 2.0, fps=10.0)
+    env = {**os.environ, "DISPLAY": display}
+    runs = {}
+    for flags in ((), ("--no-pace",)):
+        args = ["--model", str(graph), "--source", str(video), "--show", *flags]
+        result = subprocess.run([sys.executable, "-m", "livecam", *args], env=env, capture_output=True, text=True,
+                                timeout=180)
+        assert result.returncode == 0, result.stderr
+        found = re.search(r"livecam: 20 frames in ([0-9.]+) s, ([0-9.]+) FPS end to end", result.stdout)
+        assert found, result.stdout
+        runs[flags] = float(found[1])
+    assert 0.9 * 2.0 <= runs[()] <= 1.1 * 2.0, runs  # the default, with --show and no --output
+    assert runs[("--no-pace",)] < 0.5 * 2.0, runs
