@@ -302,7 +302,7 @@ def run(
     stop = stop or threading.Event()
     halt = threading.Event()  # tells the reader to stop, whatever the reason
     report = RunReport()
-    speed = Readout()
+    meter = Readout()  # the speed readout's figures
     reader = _Reader(frames, live, depth=2 * batch + 2, stop=halt, clock=clock)
     writer = _Writer([s for s in sinks if not s.main_thread])
     main_sinks = [s for s in sinks if s.main_thread]
@@ -325,7 +325,7 @@ def run(
                     break  # paced: a batch of the frames that are due, not a wait for later ones
             if not chunk:
                 continue
-            figures = speed.speed(reader.box.dropped)
+            figures = meter.speed(chunk[-1].dropped)  # the drops so far, as the frame itself counts them
             step_start = time.perf_counter()
             try:
                 annotated = engine.process_batch(chunk, figures.text() if readout and figures else None)
@@ -354,7 +354,7 @@ def run(
                     on_frame(out)
             report.frames += len(chunk)
             now = time.perf_counter()
-            speed.update((now - last) / len(chunk), step_s / len(chunk),
+            meter.update((now - last) / len(chunk), step_s / len(chunk),
                          sum(out.frame.latency for out in annotated) / max(1, len(annotated)))
             last = now
             if writer.error is not None or any(s.stop_requested for s in sinks):
