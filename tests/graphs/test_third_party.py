@@ -85,7 +85,8 @@ def test_a_gap_linear_graphs_gradcam_is_livecams_own(name: str, request: pytest.
     assert ours["cams"].max() == pytest.approx(1.0) and ours["cams"].min() == 0.0
 
 
-@pytest.mark.parametrize("method", ["cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam"])
+@pytest.mark.parametrize("method", ["cam", "gradcampp", "xgradcam", "layercam", "hirescam", "counterfactual",
+                                    "finercam", "eigencam"])
 def test_every_method_in_the_graph_is_livecams_own(method: str, resnet18_ts13: ThirdParty, tmp_path: Path) -> None:
     """Each method's closed form against the PyTorch Explainer on the same weights (which livecam's own export
     equals by construction, tests/export/test_explainer_graph.py)."""
