@@ -13,13 +13,15 @@ import re
 from livecam.errors import LivecamError
 
 # Every explanation method, in the order --help lists them.
-METHODS = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam", "scorecam", "guided",
-           "guidedgradcam")
+METHODS = ("gradcam", "cam", "gradcampp", "xgradcam", "layercam", "hirescam", "counterfactual", "finercam", "eigencam",
+           "scorecam", "guided", "guidedgradcam")
 DEFAULT_METHOD = "gradcam"
 # Methods whose whole explanation fits in one exported graph: the gradient methods for heads of global
 # average pooling and one Linear layer (their gradient has a closed form), and Eigen-CAM for any head.
-GAP_LINEAR_EXPORT_METHODS = ("cam", "gradcam", "gradcampp", "xgradcam", "layercam", "hirescam")
+GAP_LINEAR_EXPORT_METHODS = ("cam", "gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "counterfactual",
+                             "finercam")
 ANY_HEAD_EXPORT_METHODS = ("eigencam",)
+FINER_REFERENCES = 3  # Finer-CAM compares the class with this many classes whose logits lie nearest its own
 EXPORT_METHODS = GAP_LINEAR_EXPORT_METHODS + ANY_HEAD_EXPORT_METHODS
 
 COLORMAPS = ("jet", "turbo", "inferno", "magma", "plasma", "viridis", "hot", "parula", "bone")

@@ -136,8 +136,8 @@ def gradcam_reference(module: torch.nn.Module, layer: str, x: torch.Tensor, clas
     return cam.detach(), classes, store["A"].detach(), logits.detach()
 
 
-def capture64(module: torch.nn.Module, layer: str, x: torch.Tensor):
-    """A, g = d y^c / d A (top-1 class), in float64 with autograd, independently of livecam."""
+def forward64(module: torch.nn.Module, layer: str, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A at ``layer`` and the logits, in float64 and in one autograd graph, independently of livecam."""
     ref = copy.deepcopy(module).double().eval()
     store = {}
 
@@ -150,9 +150,15 @@ def capture64(module: torch.nn.Module, layer: str, x: torch.Tensor):
         logits = ref(x.double().requires_grad_(True))
     finally:
         handle.remove()
+    return store["A"], logits
+
+
+def capture64(module: torch.nn.Module, layer: str, x: torch.Tensor):
+    """A, g = d y^c / d A (top-1 class), in float64 with autograd, independently of livecam."""
+    a, logits = forward64(module, layer, x)
     classes = logits.argmax(1)
-    (g,) = torch.autograd.grad(logits[torch.arange(len(classes)), classes].sum(), store["A"])
-    return store["A"].detach(), g
+    (g,) = torch.autograd.grad(logits[torch.arange(len(classes)), classes].sum(), a)
+    return a.detach(), g
 
 
 def normalize_reference(maps: torch.Tensor, size: tuple[int, int] | None = None) -> torch.Tensor:

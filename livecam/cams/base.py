@@ -71,10 +71,13 @@ class Capture:
     """One forward pass as a method sees it: A, the logits and the explained classes.
 
     ``head_weight`` is the weight of a GAP -> Linear head, when the explainer
-    uses its closed-form gradient instead of a backward pass. ``module`` and
-    ``inputs`` are there for methods that run the model again (Score-CAM's
-    masked inputs, the guided pass to the input); such methods may leave an
-    input-space map (N, 3, H, W) in ``detail``.
+    uses its closed-form gradient instead of a backward pass. ``contrast``
+    (N, classes), set from the method's :meth:`CamMethod.contrast`, makes the
+    explained score the combination of logits ``contrast . y`` instead of y^c
+    (Finer-CAM's comparison with similar classes). ``module`` and ``inputs``
+    are there for methods that run the model again (Score-CAM's masked inputs,
+    the guided pass to the input); such methods may leave an input-space map
+    (N, 3, H, W) in ``detail``.
     """
 
     activation: torch.Tensor  # A: (N, K, h, w), as the model computed it
@@ -84,25 +87,38 @@ class Capture:
     module: nn.Module | None = None
     inputs: torch.Tensor | None = None  # (N, 3, H, W), as the model took them
     detail: torch.Tensor | None = None
+    contrast: torch.Tensor | None = None  # (N, classes): the explained score is contrast . logits, not y^c
     _grads: torch.Tensor | None = field(default=None, repr=False)
 
     def class_scores(self) -> torch.Tensor:
-        """y^c: the pre-softmax score of each sample's explained class, (N,)."""
+        """The explained score of each sample, (N,): y^c, the pre-softmax score of its explained class, or
+        ``contrast . y`` where the method sets a contrast."""
+        if self.contrast is not None:
+            return (self.logits * self.contrast.detach().to(self.logits.dtype)).sum(dim=1)
         return self.logits.gather(1, self.classes[:, None]).squeeze(1)
 
+    def head_rows(self) -> torch.Tensor:
+        """d y^c / d GAP(A) for a GAP -> Linear head: W_c, or ``contrast @ W`` with a contrast; (N, K) float32."""
+        assert self.head_weight is not None, "only for a GAP -> Linear head"
+        weight = self.head_weight.detach()
+        if self.contrast is not None:
+            return self.contrast.detach().float() @ weight.float()
+        return weight[self.classes].float()
+
     def gradients(self) -> torch.Tensor:
-        """d y^c / d A, (N, K, h, w).
+        """d y^c / d A, (N, K, h, w), y^c the explained score (:meth:`class_scores`).
 
         For a GAP -> Linear head, y^c = W_c . mean_ij(A_ij) + b_c, so the
         gradient is W_c,k / (h w) at every pixel (Selvaraju et al. 2017,
-        section 3.1), in float32 and with no backward pass. Otherwise one
+        section 3.1), in float32 and with no backward pass; for a contrast
+        of the logits, that of the same contrast of W's rows. Otherwise one
         backward pass of the summed scores, stopping at A, gives every
         sample's gradient (samples are independent in eval mode).
         """
         if self._grads is None:
             if self.head_weight is not None:
                 h, w = self.activation.shape[-2:]
-                per_channel = self.head_weight.detach()[self.classes].float() / (h * w)
+                per_channel = self.head_rows() / (h * w)
                 self._grads = per_channel[:, :, None, None].expand(self.activation.shape)
             elif self.activation.requires_grad:
                 (self._grads,) = torch.autograd.grad(self.class_scores().sum(), self.activation)
@@ -119,7 +135,7 @@ class Capture:
         """
         if self._grads is None and self.head_weight is not None:
             h, w = self.activation.shape[-2:]
-            return (self.head_weight.detach()[self.classes].float() / (h * w))[:, :, None, None]
+            return (self.head_rows() / (h * w))[:, :, None, None]
         return self.gradients().float().mean(dim=(2, 3), keepdim=True)
 
     def rerun(self) -> tuple[nn.Module, torch.Tensor]:
@@ -143,6 +159,11 @@ class CamMethod:
 
     def __init__(self, head: Head) -> None:
         """Methods that need the classifier head (CAM) check and keep it here."""
+
+    def contrast(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor | None:
+        """The combination of logits (N, classes) whose gradient the method takes, from the logits (N, classes)
+        and the explained classes (N,); None (every method but Finer-CAM): the class score y^c itself."""
+        return None
 
     def compute(self, cap: Capture) -> torch.Tensor:
         raise NotImplementedError

@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from livecam.cams.base import Capture, CamMethod, safe_divide
+from livecam.choices import FINER_REFERENCES
 
 
 def _grads_and_acts(cap: Capture) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,10 +27,14 @@ class GradCAM(CamMethod):
     needs_grad = True
 
     def compute(self, cap: Capture) -> torch.Tensor:
-        alpha = cap.gradient_means()  # (N, K, 1, 1)
-        acts = cap.activation.detach().float()
-        # sum_k alpha_k A^k as one (1 x K) @ (K x hw) product per sample
-        return F.relu(torch.matmul(alpha.flatten(1)[:, None], acts.flatten(2)).reshape(acts.shape[0], *acts.shape[2:]))
+        return F.relu(channel_sum(cap.gradient_means(), cap.activation))
+
+
+def channel_sum(alpha: torch.Tensor, activation: torch.Tensor) -> torch.Tensor:
+    """sum_k alpha_k A^k, (N, h, w) float32, for channel weights (N, K, 1, 1): one (1 x K) @ (K x hw) product per
+    sample."""
+    acts = activation.detach().float()
+    return torch.matmul(alpha.flatten(1)[:, None], acts.flatten(2)).reshape(acts.shape[0], *acts.shape[2:])
 
 
 class GradCAMPlusPlus(CamMethod):
@@ -103,3 +108,65 @@ class HiResCAM(CamMethod):
     def compute(self, cap: Capture) -> torch.Tensor:
         g, acts = _grads_and_acts(cap)
         return F.relu((g * acts).sum(dim=1))
+
+
+class CounterfactualGradCAM(CamMethod):
+    """Counterfactual Grad-CAM (Selvaraju et al. 2017, section 3.3): the regions that speak against the class.
+
+    Grad-CAM with the gradient negated, the evidence that would raise the class score if it were removed:
+    alpha_k^c = (1/Z) sum_ij -d y^c / d A_ij^k
+    L^c = ReLU(sum_k alpha_k^c A^k)
+
+    It is the ReLU of minus Grad-CAM's map before its ReLU, so where one is positive the other is zero.
+
+    Paper: https://arxiv.org/abs/1610.02391
+    """
+
+    name = "counterfactual"
+    needs_grad = True
+
+    def compute(self, cap: Capture) -> torch.Tensor:
+        return F.relu(channel_sum(-cap.gradient_means(), cap.activation))
+
+
+def finer_contrast(logits: torch.Tensor, classes: torch.Tensor, references: int = FINER_REFERENCES) -> torch.Tensor:
+    """Finer-CAM's target as coefficients on the logits, (N, classes) float32: 1 on the class c, -q_j on each of
+    its reference classes j, 0 elsewhere.
+
+    The references are the ``references`` classes whose logits lie nearest y^c (for the top-1 class, the 2nd
+    to the 4th by logit), fewer where the model has fewer other classes. q_j = p_j / sum_i p_i, p the softmax
+    probabilities, which is the softmax over the references' own logits (so no probability underflows to 0/0).
+    Taken as constants: the explained score is sum_j q_j (y^c - y^j) = y^c - sum_j q_j y^j. Written without
+    data-dependent branches, so that it exports.
+    """
+    y = logits.detach().float()
+    onehot = torch.zeros_like(y).scatter(1, classes[:, None], 1.0)
+    count = min(references, y.shape[1] - 1)
+    if count <= 0:
+        return onehot
+    distance = torch.where(onehot > 0, torch.full_like(y, float("inf")), (y - y.gather(1, classes[:, None])).abs())
+    nearest = distance.topk(count, dim=1, largest=False).indices  # (N, count)
+    q = torch.softmax(y.gather(1, nearest), dim=1)
+    return onehot.scatter(1, nearest, -q)
+
+
+class FinerCAM(GradCAM):
+    """Finer-CAM (Zhang et al. 2025): Grad-CAM of the class against its most similar classes.
+
+    With R the 3 classes whose logits lie nearest y^c and q_j = p_j / sum_{i in R} p_i (p: the softmax
+    probabilities), the explained score is
+    s = sum_{j in R} q_j (y^c - y^j) = y^c - sum_{j in R} q_j y^j   (comparison strength alpha = 1)
+    alpha_k = (1/Z) sum_ij d s / d A_ij^k,   L = ReLU(sum_k alpha_k A^k)
+    so what the class shares with its look-alikes cancels and what sets it apart remains. This is the
+    authors' default target (their ``FinerWeightedTarget``, references ranked 1 to 3 by |y^j - y^c|); their
+    code also differentiates through the weights q, livecam holds them constant, so that the gradient is
+    that of a fixed comparison: for a GAP -> Linear head, (W_c - sum_j q_j W_j) / (h w).
+
+    Paper: https://arxiv.org/abs/2501.11309
+    """
+
+    name = "finercam"
+    needs_grad = True
+
+    def contrast(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor | None:
+        return finer_contrast(logits, classes)

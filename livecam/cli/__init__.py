@@ -51,11 +51,12 @@ def main() -> None:
     """livecam: see what an image classifier looks at, live.
 
     It reads a webcam, a video, a stream or a folder of images, explains every
-    frame with one of ten methods (Grad-CAM, CAM, Grad-CAM++, XGrad-CAM,
-    LayerCAM, HiResCAM, Eigen-CAM, Score-CAM, guided backpropagation, Guided
-    Grad-CAM), blends the map over the frame with the most probable classes,
-    and shows, records or serves the result. 'run' is the default command:
-    'livecam --source 0' is 'livecam run --source 0'.
+    frame with one of twelve methods (Grad-CAM, CAM, Grad-CAM++, XGrad-CAM,
+    LayerCAM, HiResCAM, counterfactual Grad-CAM, Finer-CAM, Eigen-CAM,
+    Score-CAM, guided backpropagation, Guided Grad-CAM), blends the map over
+    the frame with the most probable classes, and shows, records or serves
+    the result. 'run' is the default command: 'livecam --source 0' is
+    'livecam run --source 0'.
     """
 
 

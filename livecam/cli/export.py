@@ -69,9 +69,10 @@ def _input_size(text: str | None) -> tuple[int, int] | None:
               help="The ONNX file to write.")
 @opt.apply(
     opt.layer(),
-    opt.method("The map computed inside the graph. cam, gradcam, hirescam, xgradcam, gradcampp and layercam "
-               "need a head of global average pooling and one Linear layer (their gradient then has a closed "
-               "form); eigencam works for any head. scorecam and the guided methods cannot be exported.",
+    opt.method("The map computed inside the graph. cam, gradcam, hirescam, xgradcam, gradcampp, layercam, "
+               "counterfactual and finercam need a head of global average pooling and one Linear layer (their "
+               "gradient then has a closed form); eigencam works for any head. scorecam and the guided methods "
+               "cannot be exported.",
                names=EXPORT_METHODS),
     opt.topk("Explain each image's K most probable classes: K maps per image.", default=1),
     opt.target_class("Explain this class in every image instead (K = 1), by name or index."),

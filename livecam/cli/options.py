@@ -108,8 +108,10 @@ def weights() -> Decorator:
 RUN_METHOD_HELP = ("gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et al. 2016), for heads of "
                    "global average pooling and one Linear layer. gradcampp: Grad-CAM++. xgradcam: XGrad-CAM. "
                    "layercam: LayerCAM (per-pixel weights; good on earlier layers). hirescam: HiResCAM. "
-                   "eigencam: Eigen-CAM (class-agnostic, no gradients). scorecam: Score-CAM (one forward pass "
-                   "per channel: seconds to a minute per frame, not live). guided: Guided Backpropagation "
+                   "counterfactual: counterfactual Grad-CAM (what speaks against the class). finercam: Finer-CAM "
+                   "(what sets the class apart from its 3 most similar classes). eigencam: Eigen-CAM "
+                   "(class-agnostic, no gradients). scorecam: Score-CAM (one forward pass per channel: seconds to "
+                   "a minute per frame, not live). guided: Guided Backpropagation "
                    "(input-resolution edges, weakly class-specific). guidedgradcam: Guided Grad-CAM.")
 
 

@@ -168,7 +168,8 @@ class ExplanationGraph(nn.Module):
             rows = acts[:, None].expand(n, self.k, channels, h, w).reshape(-1, channels, h, w)
             logit_rows = logits[:, None].expand(n, self.k, logits.shape[1]).reshape(-1, logits.shape[1])
             weight = self.linear.weight if self.linear is not None else None
-            capture = Capture(rows, logit_rows, classes.reshape(-1), weight)
+            capture = Capture(rows, logit_rows, classes.reshape(-1), weight,
+                              contrast=self.method.contrast(logit_rows, classes.reshape(-1)))
             cams = normalize_maps(self.method.compute(capture)).reshape(-1, self.k, h, w)
         return logits, classes, scores, cams
 

@@ -6,7 +6,7 @@ changed over the opsets are written here for the one the graph declares:
 ``Unsqueeze``, ``Squeeze`` and ``ReduceSum`` take their axes as an input from
 opset 13 and as an attribute before; ``ReduceMean``, ``ReduceMax``,
 ``ReduceMin`` likewise from opset 18. Every other operator used (``MatMul``,
-``TopK``, ``GatherElements``, ``Where``, ``Softmax`` on a 2-D tensor, ...) means
+``TopK``, ``GatherElements``, ``Where``, ``Softmax`` over the last axis, ...) means
 the same from opset 11 on.
 
 Every node and constant is named under ``livecam/``, so that the explanation

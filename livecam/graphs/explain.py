@@ -16,7 +16,9 @@ onnxruntime-only example take it unchanged.
   CAM family is one weight per channel, so the map is one matrix product
   relu(V @ A) per class, V given by the method's paper formula with that g:
   CAM V = W_c; Grad-CAM and HiResCAM V = g_c; XGrad-CAM V = g_c where sum_ij A^k != 0;
-  LayerCAM V = relu(g_c); Grad-CAM++ V = h w g^2 / (2 g^2 + sum_ij A^k g^3) relu(g).
+  LayerCAM V = relu(g_c); Grad-CAM++ V = h w g^2 / (2 g^2 + sum_ij A^k g^3) relu(g);
+  counterfactual Grad-CAM V = -g_c; Finer-CAM V = g_c - sum_j q_j g_j, over the
+  classes j whose logits lie nearest y^c, q their softmax among themselves.
   These are what :mod:`livecam.cams.gradient` computes from the same closed form,
   so the maps equal livecam's own export of the same weights.
 - **Eigen-CAM** (any head) is the power method of
@@ -167,8 +169,10 @@ def _method_weights(b: Builder, method: str, rows: str, flat: str, cells: int) -
     if method == "cam":
         return rows
     g = b.op("Div", rows, b.scalar(float(cells)), name="gradient")
-    if method in ("gradcam", "hirescam"):
+    if method in ("gradcam", "hirescam", "finercam"):  # Finer-CAM's rows are already its contrast
         return g
+    if method == "counterfactual":
+        return b.op("Neg", g)
     if method == "layercam":
         return b.op("Relu", g)
     total = b.op("Transpose", b.reduce("ReduceSum", flat, [2]), perm=[0, 2, 1])  # (N, 1, C): sum_ij A^k
@@ -180,6 +184,26 @@ def _method_weights(b: Builder, method: str, rows: str, flat: str, cells: int) -
         alpha = b.safe_divide(g2, den)
         return b.op("Mul", b.op("Mul", alpha, b.op("Relu", g)), b.scalar(float(cells)))
     raise LivecamError(f"unknown method '{method}'")
+
+
+def _finer_rows(b: Builder, weight: str, rows: str, logits: str, classes: str, total: int) -> str:
+    """W_c - sum_j q_j W_j, (N, K, C): Finer-CAM's contrast of the head's rows, as
+    :func:`livecam.cams.gradient.finer_contrast` (j: the classes whose logits lie nearest y^c; q: their softmax
+    among themselves)."""
+    count = min(choices.FINER_REFERENCES, total - 1)
+    if count <= 0:
+        return rows
+    y = b.unsqueeze(logits, [1])  # (N, 1, classes)
+    target = b.unsqueeze(b.op("GatherElements", logits, classes, axis=1), [2])  # (N, K, 1): y^c
+    distance = b.op("Abs", b.op("Sub", y, target))  # (N, K, classes)
+    own = b.op("Equal", b.const(np.arange(total, dtype=np.int64).reshape(1, 1, total), "class_range"),
+               b.unsqueeze(classes, [2]))
+    distance = b.op("Where", own, b.scalar(float("inf")), distance)
+    nearest = b.op_many("TopK", distance, b.const(np.array([count], np.int64), "references"), outputs=2, axis=2,
+                        largest=0)[1]  # (N, K, count)
+    q = b.op("Softmax", b.op("GatherElements", b.op("Expand", y, b.op("Shape", distance)), nearest, axis=2), axis=2)
+    mixed = b.op("Mul", b.op("Gather", weight, nearest, axis=0), b.unsqueeze(q, [3]))  # (N, K, count, C)
+    return b.op("Sub", rows, b.reduce("ReduceSum", mixed, [2], keepdims=False), name="finer_rows")
 
 
 def _normalize(b: Builder, maps: str) -> str:
@@ -268,7 +292,10 @@ def add_explanation(graph: Classifier, target: Target, method: str, topk: int, t
         maps = b.op("Expand", maps, b.concat(b.shape_of(classes, 0, 2), b.const(np.array([h * w], np.int64), "hw")))
     else:
         assert graph.head is not None
-        rows = b.op("Gather", b.const(graph.head.weight.astype(np.float32), "head_weight"), classes, axis=0)
+        weight = b.const(graph.head.weight.astype(np.float32), "head_weight")
+        rows = b.op("Gather", weight, classes, axis=0)
+        if method == "finercam":
+            rows = _finer_rows(b, weight, rows, logits, classes, graph.classes)
         weights = _method_weights(b, method, rows, flat, h * w)
         maps = _normalize(b, b.op("Relu", b.op("MatMul", weights, flat)))
     b.op("Reshape", maps, b.const(np.array([0, topk, h, w], np.int64), "maps"), output="cams")

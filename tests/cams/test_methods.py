@@ -40,6 +40,11 @@ def ref_hirescam(a, g):
     return torch.clamp((g * a).sum(1), min=0)
 
 
+def ref_counterfactual(a, g):
+    """Selvaraju et al. 2017, section 3.3: Grad-CAM with the gradient negated."""
+    return torch.clamp((-g.mean(dim=(2, 3), keepdim=True) * a).sum(1), min=0)
+
+
 def ref_eigencam(a, _g):
     n, k, h, w = a.shape
     out = []
@@ -60,6 +65,7 @@ REFERENCES = {
     "xgradcam": ref_xgradcam,
     "layercam": ref_layercam,
     "hirescam": ref_hirescam,
+    "counterfactual": ref_counterfactual,
     "eigencam": ref_eigencam,
 }
 
@@ -89,7 +95,7 @@ def test_each_method_matches_its_paper(method: str, lite0) -> None:
         explainer.remove()
 
 
-@pytest.mark.parametrize("method", ["gradcampp", "xgradcam", "layercam", "hirescam"])
+@pytest.mark.parametrize("method", ["gradcampp", "xgradcam", "layercam", "hirescam", "counterfactual", "finercam"])
 def test_closed_form_and_backward_agree_for_every_gradient_method(method: str, lite0) -> None:
     x = livecam.to_input(photo_bgr("astronaut"), lite0.preprocess)
     fast = livecam.Explainer(lite0, method)

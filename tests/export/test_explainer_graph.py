@@ -61,9 +61,12 @@ SPECS = {
     "lite0-eigencam-top2": Spec("lite0", "eigencam", {"topk": 2}),
     "lite0-gradcam-fp16-top2": Spec("lite0", "gradcam", {"topk": 2, "precision": "fp16"}),
     "lite0-gradcam-frames": Spec("lite0", "gradcam", {"from_frames": True}),
+    "lite0-counterfactual-top3": Spec("lite0", "counterfactual", {"topk": 3}),
+    "lite0-finercam-top2": Spec("lite0", "finercam", {"topk": 2}),
     # seeded random torchvision models (resnet18 gradcam at 160x192 is exported in this process, below)
     "resnet18-cam-fp16-top2": Spec("resnet18", "cam", {"topk": 2, "precision": "fp16"}),
     "resnet50-gradcam-top3": Spec("resnet50", "gradcam", {"topk": 3}),
+    "resnet18-counterfactual-top2": Spec("resnet18", "counterfactual", {"topk": 2}),
     # (not fp16: a random MobileNetV2's logits are about 1e-9, below fp16's smallest number)
     "mobilenet_v2-cam-top2": Spec("mobilenet_v2", "cam", {"topk": 2}),
     "mobilenet_v3_small-eigencam": Spec("mobilenet_v3_small", "eigencam"),  # not a GAP -> Linear head
@@ -422,6 +425,18 @@ def test_the_real_model_matches_pytorch_on_photographs(spec_id: str, exports, li
     else:
         assert result["classes"][:, 0].tolist() == [285, 967, 422, 657]  # Egyptian cat, espresso, barbershop, missile
     print(f"{spec_id}: logits rel. error {result['logits']:.2e}, maps abs. error {result['maps']:.2e}")
+
+
+def test_counterfactual_and_finercam_graphs_draw_their_own_maps(exports) -> None:
+    """The parity above is not of blank maps: the counterfactual maps of the photographs' 2nd and 3rd classes are
+    drawn (the top class's may be blank: every cell of chelsea adds to the cat), and Finer-CAM's differ from
+    Grad-CAM's."""
+    x = photos_input()
+    counter = run(exported(exports, "lite0-counterfactual-top3"), x)[3]
+    assert (counter[:, 1:].max(axis=(2, 3)) == 1.0).mean() >= 0.5
+    finer = run(exported(exports, "lite0-finercam-top2"), x)[3]
+    grad = run(exported(exports, "lite0-gradcam-top3"), x)[3][:, :2]
+    assert np.allclose(finer.max(axis=(2, 3)), 1.0) and np.abs(finer - grad).max(axis=(2, 3)).min() > 0.05
 
 
 @pytest.mark.parametrize("spec_id", [s for s in SPECS if not s.startswith("lite0") and "eigencam" not in s])

@@ -85,7 +85,8 @@ def test_a_gap_linear_graphs_gradcam_is_livecams_own(name: str, request: pytest.
     assert ours["cams"].max() == pytest.approx(1.0) and ours["cams"].min() == 0.0
 
 
-@pytest.mark.parametrize("method", ["cam", "gradcampp", "xgradcam", "layercam", "hirescam", "eigencam"])
+@pytest.mark.parametrize("method", ["cam", "gradcampp", "xgradcam", "layercam", "hirescam", "counterfactual",
+                                    "finercam", "eigencam"])
 def test_every_method_in_the_graph_is_livecams_own(method: str, resnet18_ts13: ThirdParty, tmp_path: Path) -> None:
     """Each method's closed form against the PyTorch Explainer on the same weights (which livecam's own export
     equals by construction, tests/export/test_explainer_graph.py)."""
@@ -99,6 +100,31 @@ def test_every_method_in_the_graph_is_livecams_own(method: str, resnet18_ts13: T
         ref = Explainer(resnet18_ts13.reference(), method=method)(torch.from_numpy(x), topk=2, upsample=False)
     np.testing.assert_array_equal(ours["classes"], ref.classes.reshape(2, 2).numpy())
     np.testing.assert_allclose(ours["cams"], ref.cams.reshape(2, 2, 7, 7).numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize(("method", "fixed"), [("counterfactual", 0), ("finercam", None)])
+def test_the_real_mobilenet_v2s_counterfactual_and_finercam_are_livecams_own(method: str, fixed: int | None,
+                                                                            mobilenet_v2_ts17: ThirdParty,
+                                                                            tmp_path: Path) -> None:
+    """On real weights and photographs (opset 17): the maps equal livecam's own export of the same weights (1e-4),
+    and are drawn. Finer-CAM explains the top 2 classes against their real look-alikes; the counterfactual map
+    explains tench (class 0), which the photographs are not (for their own top classes every cell of the pooled
+    map adds to the class, and the counterfactual map is blank)."""
+    from livecam.export import export_explainer
+
+    graph = mobilenet_v2_ts17
+    topk = 1 if fixed is not None else 2
+    label = None if fixed is None else str(fixed)
+    explained = explain_graph(graph.path, tmp_path / "m.onnx", method=method, topk=topk, target_class=label,
+                              inputs=_inputs(graph))
+    assert GraphInfo.read(explained.path).method == method
+    own = export_explainer(graph.reference(), tmp_path / "own.onnx", method=method, topk=topk, target_class=fixed,
+                           input_size=graph.size)
+    x = _x(graph, 2)
+    ours, theirs = _batched(explained.path, x), _batched(own, x)
+    np.testing.assert_array_equal(ours["classes"], theirs["classes"])
+    np.testing.assert_allclose(ours["cams"], theirs["cams"], atol=1e-4)
+    assert np.allclose(ours["cams"].max(axis=(2, 3)), 1.0)
 
 
 def test_a_head_that_is_not_gap_linear_gets_eigencam_and_says_why(convnext_ts13: ThirdParty, own_export,

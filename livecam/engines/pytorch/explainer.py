@@ -196,7 +196,8 @@ class Explainer(Closing):
             capture = self._topk_capture(x, activation, logits, min(topk, logits.shape[1]), timer)
         else:
             chosen = self._classes(classes, logits, check)
-            capture = Capture(activation, logits, chosen, self._head_weight, module=self.module, inputs=x)
+            capture = Capture(activation, logits, chosen, self._head_weight, module=self.module, inputs=x,
+                              contrast=self.method.contrast(logits.detach(), chosen))
         if self.method.needs_grad:
             with timer("backward"):
                 capture.gradients()
@@ -209,14 +210,19 @@ class Explainer(Closing):
         """Each sample's k best classes as N * k rows; their gradients from one batched backward pass."""
         n = logits.shape[0]
         top = logits.detach().topk(k, dim=1).indices  # (N, k)
-        capture = Capture(activation.detach().repeat_interleave(k, 0), logits.detach().repeat_interleave(k, 0),
-                          top.reshape(-1), self._head_weight, module=self.module, inputs=x.repeat_interleave(k, 0))
+        rows = logits.detach().repeat_interleave(k, 0)
+        capture = Capture(activation.detach().repeat_interleave(k, 0), rows, top.reshape(-1), self._head_weight,
+                          module=self.module, inputs=x.repeat_interleave(k, 0),
+                          contrast=self.method.contrast(rows, top.reshape(-1)))
         if self.method.needs_grad and self._head_weight is None:
             with timer("backward"):
-                # one-hot cotangents (k, N, classes): row j asks for every sample's j-th class
-                onehot = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
-                onehot.scatter_(2, top.T[..., None], 1.0)
-                (grads,) = torch.autograd.grad(logits, activation, grad_outputs=onehot, is_grads_batched=True)
+                # cotangents (k, N, classes): row j asks for every sample's j-th class (one-hot), or its contrast
+                if capture.contrast is None:
+                    cotangents = torch.zeros(k, *logits.shape, dtype=logits.dtype, device=logits.device)
+                    cotangents.scatter_(2, top.T[..., None], 1.0)
+                else:
+                    cotangents = capture.contrast.to(logits.dtype).reshape(n, k, -1).transpose(0, 1)
+                (grads,) = torch.autograd.grad(logits, activation, grad_outputs=cotangents, is_grads_batched=True)
                 capture._grads = grads.transpose(0, 1).reshape(n * k, *activation.shape[1:])
         return capture
 
