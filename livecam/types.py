@@ -121,6 +121,12 @@ class Annotated:
     tensors) from the PyTorch engine, :class:`ArrayExplanation` from the ONNX
     Runtime engine. Sinks and the pipeline read only the image, the frame and
     the timings, and, whatever the engine, ``labels`` and ``maps``.
+
+    With ``--smooth`` (:mod:`livecam.smooth`) ``labels``, ``maps`` and ``map_classes``
+    are the smoothed ones, as drawn, and ``raw_labels``, ``raw_maps`` and
+    ``raw_map_classes`` the frame's own, as explained. Without smoothing the raw
+    ones are the same objects (left out, they are set so), not copies:
+    :attr:`smoothed` tells the two cases apart.
     """
 
     image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
@@ -132,6 +138,23 @@ class Annotated:
     maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
     map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``
     speed: Speed | None = None  # the figures of the readout drawn on it (set by the pipeline; None: none yet)
+    raw_labels: list[Label] = field(default_factory=list)  # the frame's own labels, before smoothing
+    raw_maps: np.ndarray | None = None  # its own maps, before smoothing
+    raw_map_classes: list[int] = field(default_factory=list)  # the class of each of ``raw_maps``
+
+    def __post_init__(self) -> None:
+        """Raw ones left out are the drawn ones (no smoothing): the same objects."""
+        if not self.raw_labels:
+            self.raw_labels = self.labels
+        if self.raw_maps is None:
+            self.raw_maps = self.maps
+        if not self.raw_map_classes:
+            self.raw_map_classes = self.map_classes
+
+    @property
+    def smoothed(self) -> bool:
+        """Whether the drawn maps are smoothed ones, not the frame's own (``raw_maps``)."""
+        return self.raw_maps is not self.maps
 
 
 @dataclass

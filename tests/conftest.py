@@ -480,6 +480,59 @@ def panned(photo: str, count: int) -> list[np.ndarray]:
     return [np.roll(image, 3 * i, axis=1) for i in range(count)]
 
 
+# --- --smooth: two shots spliced, and the smoothing worked out by hand
+
+SPLICE = 4  # frames of each shot
+
+
+def spliced_clip() -> list:
+    """Two shots spliced, as frames 0.1 s apart: SPLICE panning across the cat, then SPLICE across the coffee."""
+    from livecam.types import Frame
+
+    return [Frame(image, i, 0.1 * i) for i, image in enumerate(panned("chelsea", SPLICE) + panned("coffee", SPLICE))]
+
+
+def assert_smoothed(outs: list, raw_probs: Any, tau: float, names: list[str], topk: int, panels: bool = False,
+                    every_map: Any = None, cuts: tuple[int, ...] = (0, SPLICE)) -> None:
+    """``outs``, the annotated frames of :func:`spliced_clip` (its shots start at ``cuts``), against --smooth's
+    definition, worked out here from each frame's raw probabilities (``raw_probs(out)``) and maps
+    (``every_map(out)``: (maps, classes), default its ``raw_maps`` and ``raw_map_classes``): on the first frame of
+    each shot the frame's own;
+    after it each class's map and the probabilities move towards the frame's by 1 - exp(-dt / tau), and a map
+    that is missing keeps its average. The labels are the smoothed probabilities' top ``topk``, the drawn marked."""
+    from livecam.render import top_labels
+
+    averages: dict[int, tuple[np.ndarray, float]] = {}
+    probs = np.zeros(0)
+    held: list[int] = []
+    last = 0.0
+    for out in outs:
+        t, p = out.frame.timestamp, np.asarray(raw_probs(out), np.float64)
+        maps, classes = every_map(out) if every_map is not None else (out.raw_maps, out.raw_map_classes)
+        if out.frame.index in cuts:  # the frame as it was explained
+            np.testing.assert_array_equal(out.maps, out.raw_maps)
+            assert out.map_classes == out.raw_map_classes[:len(out.map_classes)]
+            averages, probs = {}, p
+        else:
+            probs = probs + (1 - np.exp(-(t - last) / tau)) * (p - probs)
+        last = t
+        if not panels and out.map_classes != held:
+            averages = {}  # a new explained class starts its own average
+        held = out.map_classes
+        for j, c in enumerate(out.map_classes):
+            if c in classes:
+                x = maps[classes.index(c)]
+                if c in averages:
+                    m, since = averages[c]
+                    x = m + (1 - np.exp(-(t - since) / tau)) * (x - m)
+                    assert np.abs(x - maps[classes.index(c)]).max() > 1e-3  # smoothed: not the frame's own
+                averages[c] = (x, t)
+            np.testing.assert_allclose(out.maps[j], averages[c][0], atol=1e-5)
+        want = top_labels(probs, names, topk, out.map_classes)
+        assert [(x.index, x.explained) for x in out.labels] == [(x.index, x.explained) for x in want]
+        np.testing.assert_allclose([x.score for x in out.labels], [x.score for x in want], atol=1e-5)
+
+
 def clip_archive(root: Path, clips: dict[str, tuple[str, int]] = ARCHIVE_CLIPS, broken: bool = True) -> Path:
     """A folder of real clips in subfolders (``clips``: name -> photograph, frames), and a file that is no video."""
     for name, (photo, count) in clips.items():

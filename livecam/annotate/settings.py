@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, TypedDict
 
@@ -44,6 +45,7 @@ class Settings(TypedDict, total=False):
     precision: str
     colormap: str
     alpha: float
+    smooth: float  # --smooth's seconds; normalized: 0.0 where missing (older manifests: no smoothing)
     codec: str
     crf: int | None
     model_mtime_ns: int  # a graph file's
@@ -71,7 +73,7 @@ def settings_of(options: EngineOptions, codec: str | None = None, crf: int | Non
         "model": model, "weights": options.weights, "method": options.method, "layer": options.layer,
         "target_class": options.target_class, "topk": options.topk, "panels": options.panels,
         "precision": options.precision, "colormap": options.colormap, "alpha": options.alpha,
-        "codec": chosen, "crf": crf if crf is not None else DEFAULT_CRF.get(chosen)}
+        "smooth": float(options.smooth), "codec": chosen, "crf": crf if crf is not None else DEFAULT_CRF.get(chosen)}
     if graph_file is not None and graph_file.is_file():
         settings["model_mtime_ns"] = graph_file.stat().st_mtime_ns
     settings.update(Defaults(settings).normalized(settings))
@@ -105,6 +107,16 @@ def same_settings(earlier: Settings | None, current: Settings, defaults: Default
         return before["layer"] == now["layer"]
     layer_before, layer_now = (side["layer"] if side["layer"] is not None else defaults.layer for side in (before, now))
     return layer_before is not None and layer_before == layer_now
+
+
+def _seconds(value: object) -> float:
+    """A line's ``smooth``: 0.0 where missing (no smoothing); NaN, which equals nothing, where it is not a number."""
+    if value is None:
+        return 0.0
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def _layer_left(settings: Settings) -> bool:
@@ -147,7 +159,8 @@ class Defaults:
         if layer is None and self.graph is not None:
             layer = self.graph.layer
         return {**settings, "method": method, "codec": codec, "crf": crf if crf is not None else DEFAULT_CRF.get(codec),
-                "layer": layer, "target_class": self.class_key(settings.get("target_class"))}
+                "layer": layer, "target_class": self.class_key(settings.get("target_class")),
+                "smooth": _seconds(settings.get("smooth"))}
 
     def class_key(self, value: object, names: tuple[str, ...] | None = None) -> int | str | None:
         """A class as one value: its index where the class names are known (a graph's), else an index given

@@ -61,6 +61,7 @@ recorded; the ones in progress leave no output).
     opt.topk(),
 )
 @click.option("--panels", is_flag=True, help="Explain each of the --topk classes in its own labelled panel.")
+@opt.smooth()
 @opt.apply(
     opt.precision("The model's arithmetic: auto is fp16 on CUDA and fp32 on the CPU."),
     opt.device("auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N, as for livecam run."),

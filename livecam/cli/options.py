@@ -156,6 +156,25 @@ def batch(help: str) -> Decorator:
     return click.option("--batch", type=click.IntRange(1, 256), default=1, show_default=True, help=help)
 
 
+SMOOTH_HELP = ("Steady the explanation over time: the maps and the class probabilities are moving averages "
+               "with this time constant in seconds (weighted by the frames' timestamps, so it means the same at "
+               "any frame rate), and the explained class changes only after another has led for that long; a "
+               "scene cut starts afresh. The log and --save-maps hold the smoothed values and the raw ones beside "
+               "them. 0 (the default) is off; about 0.5 is a good start.")
+
+
+def smooth(help: str = SMOOTH_HELP) -> Decorator:
+    """``--smooth SECONDS`` (:mod:`livecam.smooth`), checked by :func:`livecam.smooth.check_seconds`."""
+
+    def check(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+        from livecam.smooth import check_seconds
+
+        return check_seconds(value)
+
+    return click.option("--smooth", type=float, default=0.0, show_default=True, metavar="SECONDS",
+                        callback=check, help=help)
+
+
 def alpha() -> Decorator:
     return click.option("--alpha", type=click.FloatRange(0.0, 1.0), default=0.5, show_default=True,
                         help="Opacity of the heatmap over the frame.")

@@ -102,6 +102,7 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
 @click.option("--view", type=click.Choice(choices.VIEWS), default="overlay", show_default=True,
               help="guided: show beside the overlay the guided detail map of the explained class (Guided "
                    "Grad-CAM for gradcam: the guided backprop gradient times the map), at input resolution.")
+@opt.smooth()
 @opt.device("auto, cpu, cuda, cuda:N, tensorrt or tensorrt:N. auto: on a CPU, ONNX Runtime; with an "
             "NVIDIA GPU, PyTorch's CUDA path for zoo models and, for a .onnx graph, ONNX Runtime's "
             "TensorRT, then CUDA provider, whichever loads. tensorrt runs graphs on ONNX Runtime's "

@@ -22,6 +22,7 @@ import numpy as np
 
 from livecam.closing import Closing
 from livecam.errors import LivecamError, option
+from livecam.smooth import Smoother, Steady, check_seconds
 from livecam.types import Annotated, Frame, FrameTime, Label
 
 InputT = TypeVar("InputT")  # what prepare makes: a torch tensor, or a NumPy array
@@ -34,7 +35,34 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
     A ``with`` block closes it (:class:`~livecam.closing.Closing`). The pipeline calls
     :meth:`process_batch`; the benchmark times :meth:`prepare`, :meth:`run_prepared`
     and :meth:`render` apart.
+
+    ``--smooth`` (:mod:`livecam.smooth`): each engine keeps a :class:`~livecam.smooth.Smoother`
+    and calls :meth:`steady` on each frame, in order, between explaining and drawing.
     """
+
+    smoother: Smoother  # made by each engine's __init__, of its panels and fixed class
+
+    @property
+    def smooth_s(self) -> float:
+        """The smoothing time constant in seconds (0: off); it may change between frames (live controls)."""
+        return self.smoother.seconds
+
+    @smooth_s.setter
+    def smooth_s(self, value: float) -> None:
+        self.smoother.seconds = self._check_smooth(check_seconds(value))
+
+    def _check_smooth(self, seconds: float) -> float:
+        """An engine that cannot smooth the way it draws refuses a time constant above 0 here."""
+        return seconds
+
+    def steady(self, frame: Frame, probs: np.ndarray, maps: np.ndarray, classes: Sequence[int]) -> Steady | None:
+        """Frame ``frame``'s smoothed probabilities, maps and explained classes (its (C,) probabilities, its
+        (K, h, w) maps of ``classes``); None when smoothing is off, the smoother then forgetting the past so that
+        turning it on starts afresh."""
+        if self.smoother.seconds == 0:
+            self.smoother.reset()
+            return None
+        return self.smoother.step(frame.timestamp, probs, maps, classes, frame.image)
 
     @property
     @abstractmethod

@@ -38,6 +38,7 @@ from livecam.errors import GraphError, LivecamError, option, require_torch, torc
 from livecam.graphs.options import InputOptions
 from livecam.paths import cache_dir, check_weights_file, model_files
 from livecam.render import Annotator
+from livecam.smooth import check_seconds
 
 if TYPE_CHECKING:
     from livecam.engines.runtime.engine import RuntimeEngine
@@ -69,6 +70,7 @@ class EngineOptions:
     alpha: float = 0.5
     threads: int | None = None  # the model's CPU threads; None: the runtime's own choice (every core)
     graph_input: InputOptions | None = None  # a third-party .onnx graph: its input's conventions, its labels
+    smooth: float = 0.0  # seconds: the time constant of the maps' and scores' smoothing over time; 0: off
 
     @property
     def is_graph_file(self) -> bool:
@@ -88,6 +90,14 @@ class Launched:
 def open_engine(options: EngineOptions) -> Launched:
     """Build the engine ``options`` ask for; bad options are one-line :class:`LivecamError`."""
     _check_names(options)
+    launched = _open(options)
+    if launched.engine.smooth_s > 0:
+        launched.summary += f"; smoothed over time, time constant {launched.engine.smooth_s:g} s"
+    return launched
+
+
+def _open(options: EngineOptions) -> Launched:
+    """The engine: a graph file's, a zoo model's on ONNX Runtime where it can run, else PyTorch's."""
     annotator = Annotator(options.colormap, options.alpha)
     if options.is_graph_file:
         return _graph_file(options, annotator)
@@ -120,6 +130,7 @@ def _check_names(options: EngineOptions) -> None:
             raise LivecamError(f"unknown {what} '{value}'{choices.suggest(value, list(allowed))}; "
                                f"choose one of {', '.join(allowed)}")
     check_combination(options.panels, options.topk, options.view, options.target_class)
+    check_seconds(options.smooth)
 
 
 def runtime_refusal(options: EngineOptions, gpus: int | None = None) -> str | None:
@@ -183,7 +194,8 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
     elif options.graph_input is not None and options.graph_input.given:
         flags = ", ".join(option(name) for name in options.graph_input.given)
         raise LivecamError(f"{path.name} is a livecam graph, which says how it takes its input; leave out {flags}")
-    engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels, threads=options.threads)
+    engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels, threads=options.threads,
+                           smooth=options.smooth)
     info = engine.info
     for given, own, what in ((options.method, info.method, "method"), (options.layer, info.layer, "layer")):
         if given is not None and given != own:
@@ -299,7 +311,7 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
                             precision) if known else None
     def start(graph: Path) -> RuntimeEngine:
         return RuntimeEngine(graph, _runtime_device(options), annotator, options.topk, options.panels,
-                             threads=options.threads)
+                             threads=options.threads, smooth=options.smooth)
 
     if path is not None and path.is_file():
         try:
@@ -373,7 +385,7 @@ def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
                                                                              loaded.class_names)
     engine = TorchEngine(loaded, method=method, layer=options.layer, target_class=target, topk=options.topk,
                     annotator=annotator, precision=options.precision, graph=options.graph, panels=options.panels,
-                    view=options.view, fold_bn=options.fold_bn, renderer=options.renderer)
+                    view=options.view, fold_bn=options.fold_bn, renderer=options.renderer, smooth=options.smooth)
     what = f"class '{loaded.class_names[target]}'" if target is not None else "the top class"
     summary = (f"{loaded.title} ({loaded.weights}) on {engine.description}, {method} of {what} at layer "
                f"{engine.layer} ({engine.explainer.info.layout.describe()})")

@@ -10,6 +10,11 @@ The log (:class:`JsonlLog`) has one JSON object per line, per frame, in order::
     {"frame": 0, "time": 0.0, "labels": [{"index": 281, "name": "tabby", "score": 0.78, "explained": true}],
      "ms": {"decode": 1.2, "preprocess": 0.9, "explain": 9.8, "render": 1.1}, "latency_ms": 14.0, "dropped": 0}
 
+With ``--smooth`` the labels are the smoothed ones, as drawn, and ``"raw"`` beside
+them is the frame's own top class (``{"index": 282, "name": "tiger cat", "score": 0.51}``);
+the saved maps add ``raw_maps`` and ``raw_map_classes``. Without smoothing a line and a
+file are as they always were.
+
 A frame the engine failed on is a line with ``"error"`` instead of labels and
 timings. Each line is written with one system call, so a killed process leaves
 only whole lines.
@@ -44,15 +49,27 @@ class LabelRecord(TypedDict):
     explained: bool
 
 
-class FrameRecord(TypedDict):
-    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN)."""
+class RawRecord(TypedDict):
+    """With ``--smooth``: the frame's own top class, before smoothing."""
 
+    index: int
+    name: str
+    score: float | None
+
+
+class _FrameFields(TypedDict):
     frame: int
     time: float | None
-    labels: list[LabelRecord]
+    labels: list[LabelRecord]  # with --smooth: the smoothed ones, as drawn
     ms: dict[str, float | None]
     latency_ms: float | None
     dropped: int
+
+
+class FrameRecord(_FrameFields, total=False):
+    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN)."""
+
+    raw: RawRecord  # only with --smooth: the frame's own top class
 
 
 class FailureRecord(TypedDict):
@@ -78,7 +95,7 @@ def frame_record(annotated: Annotated) -> FrameRecord:
     frame = annotated.frame
     ms = {"decode": frame.decode * 1000.0}
     ms.update({stage: seconds * 1000.0 for stage, seconds in annotated.timings.items()})
-    return {
+    record: FrameRecord = {
         "frame": frame.index,
         "time": _number(frame.timestamp, 6),
         "labels": [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
@@ -87,6 +104,10 @@ def frame_record(annotated: Annotated) -> FrameRecord:
         "latency_ms": _number(frame.latency * 1000.0, 3),
         "dropped": frame.dropped,
     }
+    if annotated.smoothed and annotated.raw_labels:
+        top = annotated.raw_labels[0]
+        record["raw"] = {"index": top.index, "name": top.name, "score": _number(top.score, 6)}
+    return record
 
 
 def failure_record(frame: Frame, message: str) -> FailureRecord:
@@ -153,7 +174,8 @@ class MapsSaver(Sink):
     Each file holds ``maps`` (K, h, w) float32 in [0, 1] at the layer's
     resolution, ``map_classes`` (K,) the class of each map, ``classes`` and
     ``scores`` (the labels' class indices and probabilities, best first),
-    ``frame`` and ``timestamp``. A file is written beside its name and moved
+    ``frame`` and ``timestamp``; with ``--smooth``, ``maps`` and the labels are the smoothed ones, as
+    drawn, and ``raw_maps`` and ``raw_map_classes`` the frame's own. A file is written beside its name and moved
     into place, so a killed run leaves no half-written file; without
     ``overwrite`` an existing file is never replaced.
     """
@@ -176,15 +198,20 @@ class MapsSaver(Sink):
         if not self.overwrite and path.exists():
             raise LivecamError(f"{path} already exists; pass {option('overwrite')} to replace it, or choose another "
                                f"{option('save_maps')}")
-        maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
+        empty = np.zeros((0, 0, 0), np.float32)
+        maps = annotated.maps if annotated.maps is not None else empty
+        arrays = {"maps": np.asarray(maps, np.float32), "map_classes": np.asarray(annotated.map_classes, np.int64),
+                  "classes": np.asarray([label.index for label in annotated.labels], np.int64),
+                  "scores": np.asarray([label.score for label in annotated.labels], np.float32),
+                  "frame": np.int64(frame.index), "timestamp": np.float64(frame.timestamp)}
+        if annotated.smoothed:
+            raw = annotated.raw_maps if annotated.raw_maps is not None else empty
+            arrays.update(raw_maps=np.asarray(raw, np.float32),
+                          raw_map_classes=np.asarray(annotated.raw_map_classes, np.int64))
         partial = path.with_name(f".{path.name}.partial")
         try:
             with open(partial, "wb") as file:
-                np.savez(file, maps=np.asarray(maps, np.float32),
-                         map_classes=np.asarray(annotated.map_classes, np.int64),
-                         classes=np.asarray([label.index for label in annotated.labels], np.int64),
-                         scores=np.asarray([label.score for label in annotated.labels], np.float32),
-                         frame=np.int64(frame.index), timestamp=np.float64(frame.timestamp))
+                np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stubs hold them to allow_pickle too
             os.replace(partial, path)
         except OSError as exc:
             partial.unlink(missing_ok=True)

@@ -120,3 +120,28 @@ def test_a_zoo_models_default_layer_is_found_only_when_the_comparison_needs_it(
         worker.close()
     cached.unlink()
     assert not _skipped(root, out, _zoo(target_class="281"), _zoo(target_class="tabby"))  # no names: not known
+
+
+def test_smooth_is_a_setting_and_older_manifests_had_none(graph: Path, tmp_path: Path) -> None:
+    root = clip_archive(tmp_path / "archive", {"cat.mp4": ("chelsea", 6)}, broken=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cat.mp4").write_bytes(b"livecam's output")
+    default = _zoo()
+    assert default["smooth"] == 0.0 and _zoo(smooth=0.5)["smooth"] == 0.5
+    older = {key: value for key, value in default.items() if key != "smooth"}  # before --smooth
+    assert _skipped(root, out, older, default)
+    assert not _skipped(root, out, older, _zoo(smooth=0.5))
+    assert not _skipped(root, out, _zoo(smooth=0.5), _zoo(smooth=0.25))
+    assert not _skipped(root, out, {**default, "smooth": "fast"}, default)  # not a number: equals nothing
+    (out / "manifest.jsonl").unlink()
+    (out / "cat.mp4").unlink()
+    first = annotate_cli(root, "--out-dir", out, "--model", graph, "--smooth", "0.5")
+    assert first.returncode == 0, first.stderr
+    assert "smoothed over time, time constant 0.5 s" in first.stderr
+    assert manifest_lines(out)[-1]["status"] == "done" and manifest_lines(out)[-1]["settings"]["smooth"] == 0.5
+    again = annotate_cli(root, "--out-dir", out, "--model", graph, "--smooth", "0.5")
+    assert again.returncode == 0 and manifest_lines(out)[-1]["status"] == "skipped", again.stderr
+    bad = annotate_cli(root, "--out-dir", out, "--model", graph, "--smooth", "-1")
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and "--smooth is a time constant in seconds" in lines[0], bad.stderr

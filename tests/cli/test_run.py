@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
@@ -80,6 +81,26 @@ def test_demo_and_image_folder_through_the_cli(tmp_path: Path, chelsea_bgr, coff
     frames, fps = read_video(out)
     assert len(frames) == 2 and fps == pytest.approx(2.0)
     assert frames[0].shape == (300, 450, 3)  # 451 wide: codecs need even sizes, the odd column is dropped
+
+
+def test_smooth_on_the_demo_clip(lite0_graph: Path, tmp_path: Path) -> None:
+    log, maps = tmp_path / "log.jsonl", tmp_path / "maps"
+    result = invoke(["--source", "demo", "--model", str(lite0_graph), "--smooth", "0.5", "--no-show",
+                     "--max-frames", "6", "--log", str(log), "--save-maps", str(maps)])
+    assert result.exit_code == 0, result.output
+    assert "smoothed over time, time constant 0.5 s" in result.stderr
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(lines) == 6 and all(set(line["raw"]) == {"index", "name", "score"} for line in lines)
+    assert all(line["labels"][0]["explained"] for line in lines)
+    first, last = (np.load(maps / f"frame_{i:06d}.npz") for i in (0, 5))
+    assert np.array_equal(first["maps"], first["raw_maps"])  # the first frame starts the averages
+    assert last["maps"].shape == last["raw_maps"].shape == (1, 7, 7)
+    assert np.abs(last["maps"] - last["raw_maps"]).max() > 1e-3
+    for bad in ("-1", "nan"):
+        assert_one_line_error(invoke(["--source", "demo", "--model", str(lite0_graph), "--smooth", bad, "--no-show"]),
+                              "--smooth is a time constant in seconds")
+    plain = invoke(["--source", "demo", "--model", str(lite0_graph), "--no-show", "--max-frames", "1"])
+    assert plain.exit_code == 0 and "smoothed" not in plain.stderr, plain.output
 
 
 def test_cam_on_a_head_it_cannot_explain(cat_video: Path) -> None:

@@ -23,8 +23,8 @@ from livecam.sinks.records import JsonlLog, MapsSaver
 from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.sinks import VideoFileSink
 from livecam.sources import open_source
-from livecam.types import Frame
-from tests.conftest import cat_on_background, make_video, read_video
+from livecam.types import Annotated, Frame, Label
+from tests.conftest import SPLICE, cat_on_background, make_video, read_video, spliced_clip
 
 
 @pytest.fixture(scope="module")
@@ -75,17 +75,21 @@ def _run(video: Path, engine, tmp_path: Path, **kwargs):  # noqa: ANN001, ANN202
     return report, read_video(out)[0] if out.exists() else [], _lines(log), maps
 
 
+class Spy:
+    """An engine that keeps what it hands on, in ``seen``."""
+
+    def __init__(self, engine: RuntimeEngine, seen: list[Annotated]) -> None:
+        self.engine, self.seen = engine, seen
+
+    def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
+        out = self.engine.process_batch(frames, readout)
+        self.seen.extend(out)
+        return out
+
+
 def test_the_log_and_maps_hold_every_frame_as_the_engine_saw_it(graph: Path, cat_video: Path, tmp_path: Path) -> None:
-    engine = RuntimeEngine(graph, "cpu", topk=2)
-    seen = []
-
-    class Spy:
-        def process_batch(self, frames, readout=None):  # noqa: ANN001, ANN201
-            out = engine.process_batch(frames, readout)
-            seen.extend(out)
-            return out
-
-    report, recorded, lines, maps = _run(cat_video, Spy(), tmp_path, batch=3)
+    seen: list[Annotated] = []
+    report, recorded, lines, maps = _run(cat_video, Spy(RuntimeEngine(graph, "cpu", topk=2), seen), tmp_path, batch=3)
     assert report.frames == len(recorded) == len(lines) == len(seen) == 24
     assert [line["frame"] for line in lines] == list(range(24))
     for line, annotated in zip(lines, seen, strict=True):
@@ -112,6 +116,48 @@ def test_the_log_and_maps_hold_every_frame_as_the_engine_saw_it(graph: Path, cat
     assert sorted(p.name for p in maps.iterdir()) == [f"frame_{i:06d}.npz" for i in range(24)]  # no partial files
     cats = sum(line["labels"][0]["name"] in {"tabby", "tiger cat", "Egyptian cat"} for line in lines)
     assert cats >= 20, [line["labels"][0]["name"] for line in lines]  # the log says what the model saw
+
+
+def test_without_smoothing_a_line_and_a_maps_file_are_as_before(tmp_path: Path) -> None:
+    frame = Frame(np.zeros((8, 8, 3), np.uint8), 3, 0.25)
+    maps = np.full((1, 7, 7), 0.5, np.float32)
+    out = Annotated(frame.image, None, frame, {"explain": 0.01}, 0, [Label("tabby", 0.7, True, 281)], maps, [281])
+    assert out.raw_maps is out.maps and out.raw_labels is out.labels and not out.smoothed
+    with JsonlLog(tmp_path / "log.jsonl") as log, MapsSaver(tmp_path / "maps") as saver:
+        log.write(out)
+        saver.write(out)
+    line = json.loads((tmp_path / "log.jsonl").read_text())
+    assert set(line) == {"frame", "time", "labels", "ms", "latency_ms", "dropped"}
+    saved = np.load(tmp_path / "maps" / "frame_000003.npz")
+    assert set(saved.files) == {"maps", "map_classes", "classes", "scores", "frame", "timestamp"}
+
+
+def test_smoothed_frames_log_the_drawn_labels_and_the_raw_top_class(graph: Path, tmp_path: Path) -> None:
+    """Lite0's top 2 maps a frame, smoothed over two spliced shots: the log and the maps hold what was drawn, and
+    the frame's own beside it."""
+    seen: list[Annotated] = []
+    log, maps = tmp_path / "log.jsonl", tmp_path / "maps"
+    with JsonlLog(log) as jl, MapsSaver(maps) as ms:
+        report = run(spliced_clip(), Spy(RuntimeEngine(graph, "cpu", topk=2, smooth=0.5), seen), [jl, ms], batch=2)
+    assert report.frames == len(seen) == 2 * SPLICE
+    lines = _lines(log)
+    for line, annotated in zip(lines, seen, strict=True):
+        assert annotated.smoothed
+        assert [(x["index"], x["name"], x["explained"]) for x in line["labels"]] == \
+            [(x.index, x.name, x.explained) for x in annotated.labels]
+        assert [x["score"] for x in line["labels"]] == pytest.approx([x.score for x in annotated.labels], abs=1e-6)
+        top = annotated.raw_labels[0]
+        assert line["raw"] == {"index": top.index, "name": top.name, "score": pytest.approx(top.score, abs=1e-6)}
+        assert top.index == int(annotated.explanation.classes[annotated.index, 0])  # the frame's own top class
+        saved = np.load(maps / f"frame_{line['frame']:06d}.npz")
+        assert np.array_equal(saved["maps"], annotated.maps) and np.array_equal(saved["raw_maps"], annotated.raw_maps)
+        assert saved["map_classes"].tolist() == annotated.map_classes
+        assert saved["raw_map_classes"].tolist() == annotated.raw_map_classes
+        assert saved["classes"].tolist() == [x["index"] for x in line["labels"]]
+        same = np.array_equal(saved["maps"], saved["raw_maps"])
+        assert same == (line["frame"] % SPLICE == 0)  # the first frame of each shot is its own; the rest smoothed
+    # the smoothed scores are not the frame's own: the log tells them apart
+    assert any(abs(line["labels"][0]["score"] - line["raw"]["score"]) > 1e-3 for line in lines)
 
 
 @pytest.mark.parametrize("error", [RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"), MemoryError()])

@@ -29,10 +29,11 @@ from livecam.engines import base
 from livecam.engines.base import check_combination
 from livecam.engines.pytorch.device_step import DeviceStep, HostTransfer
 from livecam.engines.pytorch.explainer import ClassSpec, Explainer
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.preprocess import downscale, to_array
 from livecam.render import Annotator, detail_image, panel_size, panels_image, tile
 from livecam.render import top_labels as labels_of
+from livecam.smooth import Smoother, Steady, check_seconds
 from livecam.timing import StageTimer, Timer, no_timer
 from livecam.types import Annotated, Frame, FrameTime, Label, Preprocess
 from livecam.zoo import LoadedModel
@@ -113,6 +114,11 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
     the convolution before it (checked numerically; see ``zoo.fusion``). It then
     works on its own copy of the model, so the caller's stays as it was. The map
     arithmetic is float32 whatever the model runs in.
+
+    With ``smooth`` above 0 (``--smooth SECONDS``, :mod:`livecam.smooth`) the maps, the probabilities and
+    the explained class are steadied over time between explaining and drawing. That runs on the host, so
+    the frames are drawn with OpenCV (``renderer`` auto; the device renderer cannot smooth). In the
+    guided view the Grad-CAM overlay is smoothed and the guided detail map beside it is each frame's own.
     """
 
     def __init__(
@@ -130,9 +136,12 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         fold_bn: bool = True,
         panels: bool = False,
         view: str = "overlay",
+        smooth: float = 0.0,
     ) -> None:
         if renderer not in ("auto", "opencv", "device"):
             raise LivecamError(f"unknown renderer '{renderer}'; use auto, opencv or device")
+        self.renderer = renderer
+        smooth = self._check_smooth(check_seconds(smooth))
         if view not in VIEWS:
             raise LivecamError(f"unknown view '{view}'; use {' or '.join(VIEWS)}")
         check_combination(panels, topk, view, target_class)
@@ -162,10 +171,19 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         if renderer == "device" and not plain:
             raise LivecamError(f"the device renderer draws the plain overlay only, not {method} panels or "
                                "guided views; use the opencv renderer")
-        on_device = plain and (renderer == "device" or (renderer == "auto" and model.device.type == "cuda"))
+        on_device = plain and (renderer == "device" or (renderer == "auto" and model.device.type == "cuda"
+                                                        and smooth == 0))
         self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap,
                                       self.annotator.alpha, target_class, channels_last, graph) if on_device else None
         self.transfer = HostTransfer(model.device) if on_device and model.device.type == "cuda" else None
+        self.smoother = Smoother(smooth, panels=panels, fixed=target_class is not None)
+
+    def _check_smooth(self, seconds: float) -> float:
+        """The device renderer draws on the device, where nothing is smoothed: it refuses a time constant."""
+        if seconds > 0 and self.renderer == "device":
+            raise LivecamError(f"the device renderer cannot smooth ({option('smooth')} {seconds:g}); use the "
+                               "opencv renderer, or leave the renderer to auto")
+        return seconds
 
     @property
     def description(self) -> str:
@@ -240,7 +258,7 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
 
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
         """Explain and annotate frames in one batch; timings are per frame."""
-        step = self.device_step
+        step = self.device_step if self.smoother.seconds == 0 else None  # smoothing draws on the host
         if step is not None:
             if len({f.image.shape for f in frames}) > 1:  # a batch on the device needs one frame size
                 return [out for f in frames for out in self._process_on_device(step, [f], readout)]
@@ -262,11 +280,35 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         return results
 
     def _drawn(self, explanation: Explanation, frame: Frame, i: int, rows: int, readout: str | None) -> Annotated:
-        """Sample ``i``'s output frame, drawn from its labels, with its ``rows`` rows of the explanation."""
+        """Sample ``i``'s output frame, drawn from its labels, with its ``rows`` rows of the explanation; smoothed
+        where ``smooth_s`` is on (then the frame's own labels and maps are the raw ones)."""
         row = i * rows
-        labels = top_labels(explanation, self.model.class_names, self.topk, row, rows)
-        image = self.render(frame, explanation, i, readout, labels)
-        return self._annotated(image, explanation, frame, row, rows, labels)
+        if self.smoother.seconds == 0:
+            self.smoother.reset()
+            labels = top_labels(explanation, self.model.class_names, self.topk, row, rows)
+            image = self.render(frame, explanation, i, readout, labels)
+            return self._annotated(image, explanation, frame, row, rows, labels)
+        probs = torch.softmax(explanation.logits[row].float(), dim=0).cpu().numpy()
+        maps = explanation.cams[row:row + rows].float().cpu().numpy()
+        classes = [int(c) for c in explanation.classes[row:row + rows]]
+        labels = labels_of(probs, self.model.class_names, self.topk, classes)
+        steady = self.steady(frame, probs, maps, classes)
+        assert steady is not None, "smoothing is on"
+        shown = labels_of(steady.probs, self.model.class_names, self.topk, steady.classes)
+        image = self._render_steady(frame, explanation, i, steady, shown, readout)
+        return Annotated(image, explanation, frame, {}, row, shown, steady.maps, steady.classes, labels, maps,
+                         classes)
+
+    def _render_steady(self, frame: Frame, explanation: Explanation, i: int, steady: Steady, labels: list[Label],
+                       readout: str | None) -> np.ndarray:
+        """Frame ``frame`` drawn with its smoothed maps and ``labels`` (the guided view: its own detail map)."""
+        if self.panels:
+            return panels_image(self.annotator, frame.image, steady.maps,
+                                [self.model.class_names[c] for c in steady.classes],
+                                [float(steady.probs[c]) for c in steady.classes], readout)
+        if self.view == "guided":
+            return self._render_guided(frame, explanation, steady.maps[0], labels, i, readout)
+        return self.annotator.annotate(frame.image, steady.maps[0], labels, readout)
 
     def _annotated(self, image: np.ndarray, explanation: Explanation, frame: Frame, row: int, rows: int = 1,
                    labels: list[Label] | None = None) -> Annotated:

@@ -22,6 +22,7 @@ from livecam.errors import LivecamError, option
 from livecam.paths import cache_dir
 from livecam.preprocess import to_array
 from livecam.render import Annotator, panels_image, softmax, top_labels
+from livecam.smooth import Smoother
 from livecam.types import Annotated, ArrayExplanation, Frame, Label
 
 
@@ -40,6 +41,8 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         panels: show each of the ``topk`` best classes in its own panel, as many as the graph explains (K).
         threads: ONNX Runtime's CPU threads; None: its own choice.
         session: an open :class:`RuntimeSession` on ``path`` to reuse (default: one is opened).
+        smooth: ``--smooth``'s time constant in seconds (0: off; see :mod:`livecam.smooth`): the maps, the
+            probabilities and the explained class are steadied over time before they are drawn and logged.
 
     Returns from :meth:`process`: an :class:`~livecam.types.Annotated` frame whose ``explanation`` is an
     :class:`~livecam.types.ArrayExplanation`.
@@ -60,6 +63,7 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         panels: bool = False,
         threads: int | None = None,
         session: RuntimeSession | None = None,
+        smooth: float = 0.0,
     ) -> None:
         self.path = Path(path)
         int8 = read_metadata(self.path).get("precision") == "int8" if session is None else False
@@ -73,6 +77,7 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         self.annotator = annotator or Annotator()
         self.topk = topk
         self.panels = panels
+        self.smoother = Smoother(smooth, panels=panels, fixed=self.info.target_class is not None)
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -122,15 +127,19 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
                labels: list[Label] | None = None) -> np.ndarray:
         """Frame ``frame`` (sample ``i`` of the batch) annotated with its row of ``explanation``
         (and ``labels``, its top classes, when the caller has them already)."""
-        names = self.info.class_names
-        if self.panels:
-            k = self.panel_count
-            return panels_image(self.annotator, frame.image, explanation.cams[i, :k],
-                                [names[int(c)] for c in explanation.classes[i, :k]],
-                                explanation.scores[i, :k].tolist(), readout)
+        k = self.panel_count
         if labels is None:
             labels = self._labels(explanation, i)
-        return self.annotator.annotate(frame.image, explanation.cams[i, 0], labels, readout)
+        return self._draw(frame, explanation.cams[i, :k], [int(c) for c in explanation.classes[i, :k]],
+                          explanation.scores[i, :k].tolist(), labels, readout)
+
+    def _draw(self, frame: Frame, maps: np.ndarray, classes: list[int], scores: list[float], labels: list[Label],
+              readout: str | None) -> np.ndarray:
+        """The frame with ``maps`` (a panel each, of ``classes`` with ``scores``; else the first) and ``labels``."""
+        if self.panels:
+            return panels_image(self.annotator, frame.image, maps, [self.info.class_names[c] for c in classes],
+                                scores, readout)
+        return self.annotator.annotate(frame.image, maps[0], labels, readout)
 
     @property
     def panel_count(self) -> int:
@@ -162,13 +171,22 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         return results
 
     def _annotated(self, explanation: ArrayExplanation, frame: Frame, i: int, readout: str | None) -> Annotated:
-        """Sample ``i``'s output frame, drawn, with its labels and maps (all K of the graph's with panels, else
-        the first)."""
+        """Sample ``i``'s output frame, drawn, with its labels and maps (the panels' with panels, else the first),
+        smoothed where ``smooth_s`` is on (then the frame's own are the raw ones)."""
         k = self.panel_count
-        labels = self._labels(explanation, i)
-        image = self.render(frame, explanation, i, readout, labels)
-        return Annotated(image, explanation, frame, {}, i, labels, explanation.cams[i, :k],
-                         [int(c) for c in explanation.classes[i, :k]])
+        probs = softmax(explanation.logits[i])
+        maps, classes = explanation.cams[i, :k], [int(c) for c in explanation.classes[i, :k]]
+        labels = top_labels(probs, list(self.info.class_names), self.topk, classes)
+        # without panels or a fixed class, every map the graph has: the class held on screen is often among them
+        every = k if self.panels or self.smoother.fixed else explanation.cams.shape[1]
+        steady = self.steady(frame, probs, explanation.cams[i, :every], explanation.classes[i, :every].tolist())
+        if steady is None:
+            image = self._draw(frame, maps, classes, explanation.scores[i, :k].tolist(), labels, readout)
+            return Annotated(image, explanation, frame, {}, i, labels, maps, classes)
+        shown = top_labels(steady.probs, list(self.info.class_names), self.topk, steady.classes)
+        image = self._draw(frame, steady.maps, steady.classes, [float(steady.probs[c]) for c in steady.classes],
+                           shown, readout)
+        return Annotated(image, explanation, frame, {}, i, shown, steady.maps, steady.classes, labels, maps, classes)
 
     def expected_frame_time(self) -> None:
         """None: every method an exported graph holds takes one pass, so none is slow enough to warn about."""

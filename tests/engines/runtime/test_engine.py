@@ -15,8 +15,10 @@ from livecam.engines.pytorch.engine import Engine
 from livecam.errors import GraphError, LivecamError
 from livecam.engines.launch import EngineOptions, open_engine
 from livecam.engines.runtime.engine import RuntimeEngine
-from livecam.types import Frame
-from tests.conftest import CAT_CLASSES, photo_bgr, read_video, run_without_torch
+from livecam.render import softmax, top_labels
+from livecam.types import ArrayExplanation, Frame
+from tests.conftest import (CAT_CLASSES, SPLICE, assert_smoothed, panned, photo_bgr, read_video, run_without_torch,
+                            spliced_clip)
 
 PHOTOS = ("chelsea", "coffee", "astronaut", "rocket")
 
@@ -231,3 +233,76 @@ def test_onnx_runtime_on_cuda_matches_the_cpu(graphs) -> None:
         assert np.array_equal(a[0].explanation.classes, b[0].explanation.classes)
         assert np.abs(a[0].explanation.cams - b[0].explanation.cams).max() < 1e-3
         assert np.abs(a[0].explanation.logits - b[0].explanation.logits).max() < 1e-2
+
+
+# --- --smooth
+
+def _all_maps(out) -> tuple[np.ndarray, list[int]]:  # noqa: ANN001 - every map the graph gave the frame
+    return out.explanation.cams[out.index], out.explanation.classes[out.index].tolist()
+
+
+def test_smooth_zero_draws_each_frame_as_explained(lite0_graph: Path) -> None:
+    engine = RuntimeEngine(lite0_graph, "cpu", smooth=0.0)
+    assert engine.smooth_s == 0.0
+    names = list(engine.class_names)
+    for out in engine.process_batch(spliced_clip()):
+        e, i = out.explanation, out.index
+        assert not out.smoothed and out.raw_maps is out.maps and out.raw_labels is out.labels
+        assert np.array_equal(out.maps, e.cams[i, :1]) and out.map_classes == [int(e.classes[i, 0])]
+        want = top_labels(softmax(e.logits[i]), names, 3, [int(e.classes[i, 0])])
+        assert out.labels == want
+        assert np.array_equal(out.image, engine.annotator.annotate(out.frame.image, e.cams[i, 0], want))
+
+
+def test_smoothing_restarts_at_a_cut_and_steadies_a_shot(lite0_graph: Path) -> None:
+    engine = RuntimeEngine(lite0_graph, "cpu", smooth=0.5)
+    frames = spliced_clip()
+    outs = [out for start in range(0, len(frames), 3) for out in engine.process_batch(frames[start:start + 3])]
+    names = list(engine.class_names)
+    assert_smoothed(outs, lambda o: softmax(o.explanation.logits[o.index]), 0.5, names, 3, every_map=_all_maps)
+    for out in outs[1:SPLICE] + outs[SPLICE + 1:]:  # within a shot: smoothed
+        assert np.abs(out.maps - out.raw_maps).max() > 1e-3
+    for out in outs:  # what is drawn is the smoothed map and labels
+        assert np.array_equal(out.image, engine.annotator.annotate(out.frame.image, out.maps[0], out.labels))
+        assert out.raw_labels == top_labels(softmax(out.explanation.logits[out.index]), names, 3, out.raw_map_classes)
+    # turned off, each frame is its own again; turned on, the next frame starts afresh
+    engine.smooth_s = 0
+    off = engine.process(frames[-1])
+    assert not off.smoothed and np.array_equal(off.maps, off.explanation.cams[0, :1])
+    engine.smooth_s = 2.0
+    again = engine.process(Frame(frames[-1].image, 99, 9.9))
+    assert again.smoothed and np.array_equal(again.maps, again.raw_maps)
+    with pytest.raises(LivecamError, match="smooth"):
+        engine.smooth_s = -1
+
+
+def test_smoothing_keeps_the_held_class_from_any_of_the_graphs_maps(lite0_graph: Path) -> None:
+    """A graph with two maps a frame: when the other class leads one frame, the held class's map is the second."""
+    engine = RuntimeEngine(lite0_graph, "cpu", smooth=0.5)
+    tabby, tiger = 281, 282
+    leads = [tabby, tabby, tiger, tabby] + [tiger] * 8
+
+    def explained(x: np.ndarray) -> ArrayExplanation:
+        i = engine.calls
+        engine.calls += 1
+        first, second = (tabby, tiger) if leads[i] == tabby else (tiger, tabby)
+        logits = np.full((1, 1000), -20.0, np.float32)
+        logits[0, [first, second]] = np.log([0.7, 0.3])
+        rng = np.random.default_rng(i)
+        return ArrayExplanation(cams=rng.random((1, 2, 7, 7), dtype=np.float32),
+                                classes=np.array([[first, second]]), scores=np.array([[0.7, 0.3]], np.float32),
+                                logits=logits, method="gradcam", layer="_head_act")
+
+    engine.calls = 0
+    engine.run_prepared = explained
+    frames = [Frame(image, i, 0.125 * i) for i, image in enumerate(panned("chelsea", len(leads)))]
+    outs = [engine.process(frame) for frame in frames]
+    held = [out.map_classes[0] for out in outs]
+    # tabby's smoothed score: 0.7, 0.7, 0.612, 0.631, 0.558, 0.501, 0.457: tiger leads from frame 6, and is
+    # explained 0.5 s later
+    assert held == [tabby] * 10 + [tiger] * 2
+    assert outs[2].raw_map_classes == [tiger] and outs[2].map_classes == [tabby]
+    np.testing.assert_allclose(outs[2].maps[0], outs[1].maps[0] + (1 - np.exp(-0.25)) *
+                               (outs[2].explanation.cams[0, 1] - outs[1].maps[0]), atol=1e-6)  # tabby's map, second
+    names = list(engine.class_names)
+    assert_smoothed(outs, lambda o: softmax(o.explanation.logits[0]), 0.5, names, 3, every_map=_all_maps, cuts=(0,))
