@@ -67,7 +67,7 @@ def evaluate_command(source: str, methods: str | None, frames: int, steps: int, 
     """
     setup_logging(verbose)
     if not stability:
-        given = [name for name, value in (("smooth", smooth_values), ("method", method), ("max-frames", max_frames))
+        given = [name for name, value in (("smooth", smooth_values), ("method", method), ("max_frames", max_frames))
                  if value is not None]
         if given:
             raise LivecamError(f"{', '.join(option(name) for name in given)} only go{'es' if len(given) == 1 else ''} "
@@ -146,7 +146,7 @@ def _stability(source: str, values: list[float], method: str, frames: int, steps
                                f"needs a video (or a folder of images), not {src.description}")
         total = src.frame_count if not src.is_live else None
         if total is None and max_frames is None:
-            raise LivecamError(f"{src.description} does not end: give {option('max-frames')} N for "
+            raise LivecamError(f"{src.description} does not end: give {option('max_frames')} N for "
                                f"{option('stability')}")
         planned = min(x for x in (total, max_frames) if x is not None)
         loaded = load_model(model_name, weights=weights, device=device)
