@@ -99,7 +99,10 @@ class Annotated:
     ``explanation`` is the engine's own: :class:`livecam.Explanation` (torch
     tensors) from the PyTorch engine, :class:`ArrayExplanation` from the ONNX
     Runtime engine. Sinks and the pipeline read only the image, the frame and
-    the timings, and, whatever the engine, ``labels`` and ``maps``.
+    the timings, and, whatever the engine, ``labels`` and ``maps``. With two
+    models side by side (:class:`livecam.engines.compare.CompareEngine`),
+    ``sides`` holds each side's own frame (its half of ``image``, labels, maps,
+    timings); the frame's own labels and maps are then the first side's.
     """
 
     image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
@@ -110,6 +113,7 @@ class Annotated:
     labels: list[Label] = field(default_factory=list)  # the frame's most probable classes, best first
     maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
     map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``
+    sides: list[Annotated] = field(default_factory=list)  # --compare: the two sides, left first; else empty
 
 
 @dataclass

@@ -75,6 +75,12 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
         (and ``labels``, its top classes, when the caller has them already)."""
 
     @abstractmethod
+    def annotated(self, explanation: ExplanationT, frame: Frame, i: int = 0,
+                  readout: str | None = None) -> Annotated:
+        """Sample ``i`` of an explained batch as its output frame: :meth:`render` on ``frame`` (of any size, the
+        maps stretched to it), with its labels and maps (no timings)."""
+
+    @abstractmethod
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
         """Explain and annotate frames in one batch; ``readout`` is the live speed text; timings are per frame."""
 

@@ -22,7 +22,7 @@ import math
 import os
 from io import FileIO
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -44,15 +44,28 @@ class LabelRecord(TypedDict):
     explained: bool
 
 
-class FrameRecord(TypedDict):
-    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN)."""
+class CompareRecord(TypedDict):
+    """With two models side by side (``--compare``): the second side's labels, explained classes and times."""
 
+    labels: list[LabelRecord]
+    explained: list[int]  # the class of each map drawn
+    ms: dict[str, float | None]  # its own stages (the line's ``ms`` adds up both sides)
+
+
+class _FrameFields(TypedDict):
     frame: int
     time: float | None
     labels: list[LabelRecord]
     ms: dict[str, float | None]
     latency_ms: float | None
     dropped: int
+
+
+class FrameRecord(_FrameFields, total=False):
+    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN).
+    ``compare`` only with two models side by side: the second side's (the line's labels are the first's)."""
+
+    compare: CompareRecord
 
 
 class FailureRecord(TypedDict):
@@ -73,20 +86,29 @@ def _number(value: float, digits: int) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
+def _labels(annotated: Annotated) -> list[LabelRecord]:
+    return [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
+             "explained": label.explained} for label in annotated.labels]
+
+
 def frame_record(annotated: Annotated) -> FrameRecord:
     """The log's line for a processed frame (see the module's docstring)."""
     frame = annotated.frame
     ms = {"decode": frame.decode * 1000.0}
     ms.update({stage: seconds * 1000.0 for stage, seconds in annotated.timings.items()})
-    return {
+    record: FrameRecord = {
         "frame": frame.index,
         "time": _number(frame.timestamp, 6),
-        "labels": [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
-                    "explained": label.explained} for label in annotated.labels],
+        "labels": _labels(annotated),
         "ms": {stage: _number(value, 3) for stage, value in ms.items()},
         "latency_ms": _number(frame.latency * 1000.0, 3),
         "dropped": frame.dropped,
     }
+    if len(annotated.sides) > 1:
+        second = annotated.sides[1]
+        record["compare"] = {"labels": _labels(second), "explained": list(second.map_classes),
+                             "ms": {stage: _number(s * 1000.0, 3) for stage, s in second.timings.items()}}
+    return record
 
 
 def failure_record(frame: Frame, message: str) -> FailureRecord:
@@ -153,7 +175,9 @@ class MapsSaver(Sink):
     Each file holds ``maps`` (K, h, w) float32 in [0, 1] at the layer's
     resolution, ``map_classes`` (K,) the class of each map, ``classes`` and
     ``scores`` (the labels' class indices and probabilities, best first),
-    ``frame`` and ``timestamp``. A file is written beside its name and moved
+    ``frame`` and ``timestamp``; with two models side by side, the second
+    side's as ``compare_maps``, ``compare_map_classes``, ``compare_classes``
+    and ``compare_scores``. A file is written beside its name and moved
     into place, so a killed run leaves no half-written file; without
     ``overwrite`` an existing file is never replaced.
     """
@@ -176,18 +200,26 @@ class MapsSaver(Sink):
         if not self.overwrite and path.exists():
             raise LivecamError(f"{path} already exists; pass {option('overwrite')} to replace it, or choose another "
                                f"{option('save_maps')}")
-        maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
         partial = path.with_name(f".{path.name}.partial")
         try:
+            arrays: dict[str, Any] = _arrays(annotated)  # np.savez's keywords, typed as its own (allow_pickle)
+            if len(annotated.sides) > 1:
+                arrays.update(_arrays(annotated.sides[1], "compare_"))
+            arrays.update(frame=np.asarray(frame.index, np.int64), timestamp=np.asarray(frame.timestamp, np.float64))
             with open(partial, "wb") as file:
-                np.savez(file, maps=np.asarray(maps, np.float32),
-                         map_classes=np.asarray(annotated.map_classes, np.int64),
-                         classes=np.asarray([label.index for label in annotated.labels], np.int64),
-                         scores=np.asarray([label.score for label in annotated.labels], np.float32),
-                         frame=np.int64(frame.index), timestamp=np.float64(frame.timestamp))
+                np.savez(file, **arrays)
             os.replace(partial, path)
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise RunError(f"cannot write {path} ({exc.strerror or exc}); the run stopped: free some space or "
                                f"choose another {option('save_maps')}") from None
         self.files += 1
+
+
+def _arrays(annotated: Annotated, prefix: str = "") -> dict[str, np.ndarray]:
+    """A frame's (or a side's) maps, their classes, and its labels' classes and scores, for its .npz file."""
+    maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
+    return {f"{prefix}maps": np.asarray(maps, np.float32),
+            f"{prefix}map_classes": np.asarray(annotated.map_classes, np.int64),
+            f"{prefix}classes": np.asarray([label.index for label in annotated.labels], np.int64),
+            f"{prefix}scores": np.asarray([label.score for label in annotated.labels], np.float32)}

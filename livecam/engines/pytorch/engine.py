@@ -261,6 +261,10 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
             out.timings = dict(timings)
         return results
 
+    def annotated(self, explanation: Explanation, frame: Frame, i: int = 0, readout: str | None = None) -> Annotated:
+        """Sample ``i``'s output frame, drawn on ``frame`` from its labels, with its rows of the explanation."""
+        return self._drawn(explanation, frame, i, self.rows_per_frame, readout)
+
     def _drawn(self, explanation: Explanation, frame: Frame, i: int, rows: int, readout: str | None) -> Annotated:
         """Sample ``i``'s output frame, drawn from its labels, with its ``rows`` rows of the explanation."""
         row = i * rows
