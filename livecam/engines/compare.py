@@ -11,7 +11,10 @@ and maps are the left side's; :attr:`Annotated.sides <livecam.types.Annotated.si
 holds both, for the sinks that record them (the per-frame log, the saved maps).
 
 Each side is an ordinary engine from :func:`livecam.engines.launch.open_engine`:
-either engine, a zoo model or a ``.onnx`` graph. No PyTorch here.
+either engine, a zoo model or a ``.onnx`` graph. Where the first side can give
+both explanations from one forward pass (:meth:`Engine.explain_beside
+<livecam.engines.base.Engine.explain_beside>`: the PyTorch engine, one load of a
+model explained with two methods at one layer), it does. No PyTorch here.
 """
 
 from __future__ import annotations
@@ -90,7 +93,9 @@ class CompareEngine(Engine[tuple[Any, Any], tuple[Any, Any]]):
         return self.sides[0].prepare(images), self.sides[1].prepare(images)
 
     def run_prepared(self, x: tuple[Any, Any]) -> tuple[Any, Any]:
-        return self.sides[0].run_prepared(x[0]), self.sides[1].run_prepared(x[1])
+        first, second = self.sides
+        pair = first.explain_beside(second, x[0])
+        return pair if pair is not None else (first.run_prepared(x[0]), second.run_prepared(x[1]))
 
     def render(self, frame: Frame, explanation: tuple[Any, Any], i: int = 0, readout: str | None = None,
                labels: list[Label] | None = None) -> np.ndarray:
@@ -112,28 +117,43 @@ class CompareEngine(Engine[tuple[Any, Any], tuple[Any, Any]]):
         return self._joined(frame, sides)
 
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:
-        """Explain the frames with each side in turn, draw each on the frames at half width, tile them; timings
-        per frame, each side's its own (in ``sides``) and the frame's their sums."""
+        """Explain the frames with each side (from one forward pass where the engines can share it), draw each
+        on the frames at half width, tile them; timings per frame, each side's its own (in ``sides``; a shared
+        pass is the first side's) and the frame's their sums."""
         if len({f.image.shape for f in frames}) > 1:  # a batch has one frame size (a folder of images may not)
             return [out for f in frames for out in self.process_batch([f], readout)]
         images = [f.image for f in frames]
-        small = [self._small(f) for f in frames]
         n = len(frames)
-        drawn: list[list[Annotated]] = []
-        for j, side in enumerate(self.sides):
-            t0 = time.perf_counter()
-            x = side.prepare(images)
-            t1 = time.perf_counter()
-            explanation = side.run_prepared(x)
+        first, second = self.sides
+        t0 = time.perf_counter()
+        x = first.prepare(images)
+        t1 = time.perf_counter()
+        pair = first.explain_beside(second, x)
+        t2 = time.perf_counter()
+        if pair is not None:  # one pass for both: the first side's time; the second side's step waits for it too
+            explanations = list(pair)
+            times = [((t1 - t0) / n, (t2 - t1) / n), (0.0, 0.0)]
+            waits = [0.0, (t2 - t0) / n]
+        else:
+            explanations = [first.run_prepared(x)]
             t2 = time.perf_counter()
-            outs = [side.annotated(explanation, s, i) for i, s in enumerate(small)]
+            y = second.prepare(images)
             t3 = time.perf_counter()
-            step = (t3 - t0) / n
+            explanations.append(second.run_prepared(y))
+            t4 = time.perf_counter()
+            times = [((t1 - t0) / n, (t2 - t1) / n), ((t3 - t2) / n, (t4 - t3) / n)]
+            waits = [0.0, 0.0]
+        small = [self._small(f) for f in frames]
+        drawn: list[list[Annotated]] = []
+        for j, (side, explanation) in enumerate(zip(self.sides, explanations, strict=True)):
+            start = time.perf_counter()
+            outs = [side.annotated(explanation, s, i) for i, s in enumerate(small)]
+            render = (time.perf_counter() - start) / n
+            step = waits[j] + sum(times[j]) + render
             seen = self._step_s[j]
             self._step_s[j] = step if seen is None else 0.9 * seen + 0.1 * step
-            timings = {"preprocess": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
             for out in outs:
-                out.timings = dict(timings)
+                out.timings = {"preprocess": times[j][0], "explain": times[j][1], "render": render}
                 self._caption(out.image, j, readout, self._step_s[j])
             drawn.append(outs)
         results = []

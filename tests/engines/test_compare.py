@@ -17,6 +17,7 @@ import pytest
 
 from livecam.engines.compare import CompareEngine, CompareOptions
 from livecam.engines.launch import EngineOptions, open_engine
+from livecam.errors import LivecamError
 from livecam.types import Annotated, Frame
 from tests.conftest import (assert_one_line_error, invoke, make_video, manifest_lines, moving_photos,
                             read_video)
@@ -78,7 +79,7 @@ def test_each_side_is_what_its_model_gives_alone() -> None:
     assert together[0].sides[0].labels[0].name in {"tabby", "tiger cat", "Egyptian cat"}
 
 
-def test_two_methods_of_one_model_load_it_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_methods_of_one_model_load_it_once_and_share_its_forward_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     import livecam.zoo
 
     loads: list[str] = []
@@ -94,7 +95,11 @@ def test_two_methods_of_one_model_load_it_once(monkeypatch: pytest.MonkeyPatch) 
     with open_engine(options).engine as engine:
         assert isinstance(engine, CompareEngine)
         assert engine.names == ("efficientnet_lite0 gradcam", "efficientnet_lite0 gradcampp")
+        passes = [0, 0]
+        for j, side in enumerate(engine.sides):
+            side.model.module.register_forward_hook(lambda *_, j=j: passes.__setitem__(j, passes[j] + 1))
         together = engine.process_batch(frames)
+        assert passes == [1, 0]  # one forward pass of the batch serves both methods
     assert loads == ["efficientnet_lite0"]
     for j, method in enumerate(("gradcam", "gradcampp")):
         for out, alone in zip(together, _alone(EngineOptions(backend="torch", device="cpu", method=method), frames),
@@ -213,3 +218,30 @@ def test_annotate_writes_both_sides_into_every_frame_and_records_the_settings(tm
         assert np.abs(got[:, :half].astype(int) - want[:, half:]).mean() > 16
     again = invoke(args)
     assert again.exit_code == 0 and manifest_lines(out)[-1]["status"] == "skipped", again.output
+
+
+def test_one_forward_pass_gives_each_methods_own_maps(lite0, chelsea_bgr) -> None:
+    """Explainer.beside: what each method gives alone, from one pass, with a real backward (autograd) too."""
+    import torch
+
+    from livecam import to_input
+    from livecam.engines.pytorch.explainer import Explainer
+
+    x = to_input([chelsea_bgr, moving_photos(21, SIZE)[20]], lite0.preprocess)
+    for gradients in ("auto", "autograd"):
+        with Explainer(lite0, "gradcam", gradients=gradients) as a, \
+                Explainer(lite0, "layercam", gradients=gradients) as b:
+            assert a.shares_forward(b)
+            ours, theirs = a.beside(b, x, upsample=False)
+            for got, alone in ((ours, a(x, upsample=False)), (theirs, b(x, upsample=False))):
+                assert got.method == alone.method and torch.equal(got.classes, alone.classes)
+                torch.testing.assert_close(got.cams, alone.cams, rtol=0, atol=1e-6)
+            assert (ours.cams - theirs.cams).abs().max() > 0.05
+    with Explainer(lite0, "gradcam") as a, Explainer(lite0, "scorecam") as b, \
+            Explainer(lite0, "gradcam", layer="_blocks.15") as c, Explainer(lite0, "eigencam") as d, \
+            Explainer(lite0, "gradcam", gradients="autograd") as e:
+        assert not a.shares_forward(b) and not b.shares_forward(a)  # Score-CAM runs the model again
+        assert not a.shares_forward(c)  # another layer
+        assert d.shares_forward(a) and not d.shares_forward(e)  # Eigen-CAM's pass takes no gradients
+        with pytest.raises(LivecamError, match="cannot share the forward pass"):
+            a.beside(c, x)
