@@ -125,10 +125,11 @@ def compare() -> Decorator:
     return apply(
         click.option("--compare", "compare", type=InputPath(), metavar="NAME|FILE.onnx",
                      help="Run this second model on the same frames and show the two side by side (as wide as the "
-                          "frame), each with its own top classes, map, name and step time. Any --model value: a zoo "
-                          "model (its own weights and default layer unless --compare-weights, --compare-layer) or "
-                          "a .onnx graph; the run's method, class, --topk and device apply to it too. Without it, "
-                          "--compare-method, --compare-layer or --compare-weights explain the one model twice."),
+                          "frame), each with its own top classes, map and name (and, while the run shows its "
+                          "speed, its step time). Any --model value: a zoo model (its own weights and default "
+                          "layer unless --compare-weights, --compare-layer) or a .onnx graph; the run's method, "
+                          "class, --topk and device apply to it too. Without it, --compare-method, --compare-layer "
+                          "or --compare-weights explain the one model twice."),
         click.option("--compare-weights", type=InputPath(), metavar="FILE|random",
                      help="The second side's weights, as --weights (default: the compare model's own; without "
                           "--compare, the first side's model with these weights)."),

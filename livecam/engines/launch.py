@@ -82,9 +82,9 @@ class Launched:
     """The engine a run got, and what the header line says about it."""
 
     engine: AnyEngine  # a TorchEngine or a RuntimeEngine; ``with launched.engine:`` closes it
-    backend: str  # "onnx" or "torch"
+    backend: str  # "onnx" or "torch"; side by side with two engines: "onnx+torch" (or "torch+onnx")
     summary: str  # "efficientnet_lite0 (ImageNet ...) on ONNX Runtime CPU in fp32, gradcam of the top class at ..."
-    method: str
+    method: str  # side by side: the first side's, or scorecam where either side runs it (the CLI warns of its cost)
 
 
 Models = dict[tuple[str, str | None, str], Any]  # the models a run has loaded, by (model, weights, device)
@@ -150,7 +150,8 @@ def _compare(options: EngineOptions) -> Launched:
     names = _side_names(first_options, second_options, first, second)
     engine = CompareEngine(first.engine, second.engine, names)
     backend = first.backend if first.backend == second.backend else f"{first.backend}+{second.backend}"
-    return Launched(engine, backend, f"{first.summary}; beside it {second.summary}", first.method)
+    slow = "scorecam" if "scorecam" in (first.method, second.method) else first.method
+    return Launched(engine, backend, f"{first.summary}; beside it {second.summary}", slow)
 
 
 def _renamed(message: str, given: CompareOptions | None) -> str:
