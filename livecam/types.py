@@ -126,7 +126,10 @@ class Annotated:
     are the smoothed ones, as drawn, and ``raw_labels``, ``raw_maps`` and
     ``raw_map_classes`` the frame's own, as explained. Without smoothing the raw
     ones are the same objects (left out, they are set so), not copies:
-    :attr:`smoothed` tells the two cases apart.
+    :attr:`smoothed` tells the two cases apart. With two
+    models side by side (:class:`livecam.engines.compare.CompareEngine`),
+    ``sides`` holds each side's own frame (its half of ``image``, labels, maps,
+    timings); the frame's own labels and maps are then the first side's.
     """
 
     image: np.ndarray  # BGR uint8, the source frame's size (panels, guided view: tiled, as wide as the frame)
@@ -137,10 +140,11 @@ class Annotated:
     labels: list[Label] = field(default_factory=list)  # the frame's most probable classes, best first
     maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
     map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``
-    speed: Speed | None = None  # the figures of the readout drawn on it (set by the pipeline; None: none yet)
     raw_labels: list[Label] = field(default_factory=list)  # the frame's own labels, before smoothing
     raw_maps: np.ndarray | None = None  # its own maps, before smoothing
     raw_map_classes: list[int] = field(default_factory=list)  # the class of each of ``raw_maps``
+    speed: Speed | None = None  # the figures of the readout drawn on it (set by the pipeline; None: none yet)
+    sides: list[Annotated] = field(default_factory=list)  # --compare: the two sides, left first; else empty
 
     def __post_init__(self) -> None:
         """Raw ones left out are the drawn ones (no smoothing): the same objects."""

@@ -32,6 +32,15 @@ OUTPUT_SUFFIX = ".mp4"
 DEFAULTS: Final = "defaults"  # in the settings: the names of those not given, which livecam resolved itself
 
 
+class CompareSettings(TypedDict):
+    """The second side of a run side by side, as it runs (:func:`livecam.engines.launch.compare_options`)."""
+
+    model: str  # a zoo name, or a graph's absolute path
+    weights: str | None
+    method: str | None  # None: a graph's own
+    layer: str | None  # None: the model's default
+
+
 class Settings(TypedDict, total=False):
     """A manifest line's ``settings``. Every key may be missing: older manifests lack some, tests give none."""
 
@@ -49,6 +58,7 @@ class Settings(TypedDict, total=False):
     codec: str
     crf: int | None
     model_mtime_ns: int  # a graph file's
+    compare: CompareSettings | None  # --compare and its kin: the second side as it runs; None: one model
     defaults: list[str]  # DEFAULTS: the settings that were not given
 
 
@@ -76,10 +86,27 @@ def settings_of(options: EngineOptions, codec: str | None = None, crf: int | Non
         "smooth": float(options.smooth), "codec": chosen, "crf": crf if crf is not None else DEFAULT_CRF.get(chosen)}
     if graph_file is not None and graph_file.is_file():
         settings["model_mtime_ns"] = graph_file.stat().st_mtime_ns
+    settings["compare"] = compare_settings(options)
     settings.update(Defaults(settings).normalized(settings))
     settings[DEFAULTS] = sorted(name for name, given in (("method", options.method), ("layer", options.layer),
                                                          ("codec", codec), ("crf", crf)) if given is None)
     return settings
+
+
+def compare_settings(options: EngineOptions) -> CompareSettings | None:
+    """The second side's settings as it runs (the first side's method, a graph's path made absolute), or None."""
+    from livecam.choices import DEFAULT_METHOD
+    from livecam.engines.launch import compare_options
+
+    if options.compare is None:
+        return None
+    second = compare_options(options)
+    model, method = second.model, second.method
+    if second.is_graph_file:
+        model = str(Path(model).expanduser().resolve())
+    elif method is None:
+        method = DEFAULT_METHOD
+    return {"model": model, "weights": second.weights, "method": method, "layer": second.layer}
 
 
 def same_settings(earlier: Settings | None, current: Settings, defaults: Defaults) -> bool:

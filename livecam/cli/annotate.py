@@ -59,6 +59,7 @@ recorded; the ones in progress leave no output).
     opt.layer(),
     opt.target_class("Explain this class in every frame, by name or index. Default: each frame's top class."),
     opt.topk(),
+    opt.compare(),
 )
 @click.option("--panels", is_flag=True, help="Explain each of the --topk classes in its own labelled panel.")
 @opt.smooth()

@@ -121,6 +121,29 @@ def method(help: str | None = None, names: tuple[str, ...] = choices.METHODS) ->
                         help=help)
 
 
+def compare() -> Decorator:
+    """``--compare``, ``--compare-weights``, ``--compare-method`` and ``--compare-layer``: a second side, tiled
+    beside the first on every frame (:class:`livecam.engines.compare.CompareOptions`)."""
+    return apply(
+        click.option("--compare", "compare", type=InputPath(), metavar="NAME|FILE.onnx",
+                     help="Run this second model on the same frames and show the two side by side (as wide as the "
+                          "frame), each with its own top classes, map and name (and, while the run shows its "
+                          "speed, its step time). Any --model value: a zoo model (its own weights and default "
+                          "layer unless --compare-weights, --compare-layer) or a .onnx graph; the run's method, "
+                          "class, --topk and device apply to it too. Without it, --compare-method, --compare-layer "
+                          "or --compare-weights explain the one model twice."),
+        click.option("--compare-weights", type=InputPath(), metavar="FILE|random",
+                     help="The second side's weights, as --weights (default: the compare model's own; without "
+                          "--compare, the first side's model with these weights)."),
+        click.option("--compare-method", type=click.Choice(choices.METHODS), metavar="METHOD",
+                     help="The second side's method, as --method (default: the first side's; a .onnx graph: its "
+                          "own). Alone: one model explained with two methods, loaded once."),
+        click.option("--compare-layer", metavar="MODULE.PATH",
+                     help="The second side's layer, as --layer (default: the compare model's default; without "
+                          "--compare, the first side's model at this layer)."),
+    )
+
+
 def layer(help: str = "The layer to explain. Default: the last feature map.") -> Decorator:
     return click.option("--layer", metavar="MODULE.PATH", help=help)
 
@@ -268,6 +291,7 @@ def graph_input_options(input_size: str | None = None, mean: str | None = None, 
 # The options whose parameter is named otherwise than the EngineOptions field it fills.
 _FIELDS = {"model_name": "model", "class_": "target_class", "fold": "fold_bn"}
 _GRAPH_INPUT = ("input_size", "mean", "std", "scale", "rgb", "labels")
+_COMPARE = {"compare": "model", "compare_weights": "weights", "compare_method": "method", "compare_layer": "layer"}
 
 
 def engine_options(**params: Any) -> EngineOptions:
@@ -281,6 +305,11 @@ def engine_options(**params: Any) -> EngineOptions:
     graph_input = {name: params.pop(name) for name in _GRAPH_INPUT if name in params}
     if graph_input:
         params["graph_input"] = graph_input_options(**graph_input)
+    compare = {name: params.pop(name) for name in _COMPARE if name in params}
+    if any(value is not None for value in compare.values()):
+        from livecam.engines.compare import CompareOptions
+
+        params["compare"] = CompareOptions(**{field: compare.get(name) for name, field in _COMPARE.items()})
     given = {_FIELDS.get(name, name): value for name, value in params.items()}
     unknown = sorted(set(given) - names)
     if unknown:

@@ -61,6 +61,7 @@ Examples:
   livecam --source video.mp4 --output out.mp4         annotate a recorded video
   livecam --source photos/ --class tabby --no-show --output cats.mp4
   livecam --model lite0.onnx --source 0               a graph from livecam export: no PyTorch
+  livecam --source 0 --compare mobilenet_v2           two models side by side
 
 \b
 In the window, q or Esc quits. Ctrl-C stops a run between frames; the
@@ -95,6 +96,7 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
     opt.topk(),
     opt.input_size(),
     opt.graph_input(),
+    opt.compare(),
 )
 @click.option("--panels", is_flag=True,
               help="Explain each of the --topk most probable classes in its own labelled panel (one forward "

@@ -92,6 +92,12 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
     def run_prepared(self, x: InputT) -> ExplanationT:
         """Explain a prepared batch (the whole explanation call); the maps stay at the layer's resolution."""
 
+    def explain_beside(self, other: Engine[Any, Any], x: InputT) -> tuple[ExplanationT, Any] | None:
+        """This engine's explanation of a prepared batch and ``other``'s, from one forward pass, where the
+        engines can share it (the PyTorch engine: one load of a model, two methods); None where they cannot
+        (then each explains on its own). Used by :class:`livecam.engines.compare.CompareEngine`."""
+        return None
+
     def explain(self, images: list[np.ndarray]) -> ExplanationT:
         """Explain a batch of BGR uint8 frames; the maps stay at the layer's resolution."""
         return self.run_prepared(self.prepare(images))
@@ -101,6 +107,12 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
                labels: list[Label] | None = None) -> np.ndarray:
         """Frame ``frame`` (sample ``i`` of the batch) annotated with its rows of ``explanation``
         (and ``labels``, its top classes, when the caller has them already)."""
+
+    @abstractmethod
+    def annotated(self, explanation: ExplanationT, frame: Frame, i: int = 0,
+                  readout: str | None = None) -> Annotated:
+        """Sample ``i`` of an explained batch as its output frame: :meth:`render` on ``frame`` (of any size, the
+        maps stretched to it), with its labels and maps (no timings)."""
 
     @abstractmethod
     def process_batch(self, frames: list[Frame], readout: str | None = None) -> list[Annotated]:

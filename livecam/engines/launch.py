@@ -29,10 +29,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from livecam import __version__, choices
 from livecam.engines.base import AnyEngine, check_combination
+from livecam.engines.compare import SETTINGS, CompareEngine, CompareOptions
 from livecam.engines.runtime.graph import FORMAT
 from livecam.errors import GraphError, LivecamError, option, require_torch, torch_installed
 from livecam.graphs.options import InputOptions
@@ -71,6 +72,7 @@ class EngineOptions:
     threads: int | None = None  # the model's CPU threads; None: the runtime's own choice (every core)
     graph_input: InputOptions | None = None  # a third-party .onnx graph: its input's conventions, its labels
     smooth: float = 0.0  # seconds: the time constant of the maps' and scores' smoothing over time; 0: off
+    compare: CompareOptions | None = None  # a second model (or method, layer, weights) side by side
 
     @property
     def is_graph_file(self) -> bool:
@@ -82,21 +84,113 @@ class Launched:
     """The engine a run got, and what the header line says about it."""
 
     engine: AnyEngine  # a TorchEngine or a RuntimeEngine; ``with launched.engine:`` closes it
-    backend: str  # "onnx" or "torch"
+    backend: str  # "onnx" or "torch"; side by side with two engines: "onnx+torch" (or "torch+onnx")
     summary: str  # "efficientnet_lite0 (ImageNet ...) on ONNX Runtime CPU in fp32, gradcam of the top class at ..."
-    method: str
+    method: str  # side by side: the first side's, or scorecam where either side runs it (the CLI warns of its cost)
+
+
+Models = dict[tuple[str, str | None, str], Any]  # the models a run has loaded, by (model, weights, device)
 
 
 def open_engine(options: EngineOptions) -> Launched:
-    """Build the engine ``options`` ask for; bad options are one-line :class:`LivecamError`."""
+    """Build the engine ``options`` ask for; bad options are one-line :class:`LivecamError`.
+
+    With ``options.compare``, a :class:`~livecam.engines.compare.CompareEngine` of two sides, each launched
+    as a run of its own would be (see :func:`compare_options`).
+    """
+    if options.compare is not None:
+        return _compare(options)
+    return _open(options, {})
+
+
+def compare_options(options: EngineOptions) -> EngineOptions:
+    """The second side's options of a run side by side: ``options.compare`` over the first side's.
+
+    Without a compare model (or with the first's), the second side is the first's model with the weights,
+    method and layer given for it in place of the first's: one model explained two ways. A compare model of
+    its own takes its own weights and layer (its defaults where not given) and the first's method (a .onnx
+    graph: its own); every other setting (class, top-k, device, backend, colours) is the run's.
+    """
+    given = options.compare or CompareOptions()
+    first = replace(options, compare=None)
+    if given.model is None or choices.canonical_model(given.model) == choices.canonical_model(options.model):
+        second = replace(first, weights=given.weights or first.weights, method=given.method or first.method,
+                         layer=given.layer or first.layer)
+    else:
+        method = given.method or (None if given.model.lower().endswith(".onnx") else first.method)
+        second = replace(first, model=given.model, weights=given.weights, method=method, layer=given.layer,
+                         graph_input=None)
+    if options.panels:
+        raise LivecamError(f"{option('panels')} does not combine with {option('compare')}: each side shows one "
+                           "map; leave one of them out")
+    if _resolved(second) == _resolved(first):
+        raise LivecamError(f"{', '.join(option(name) for name in given.given) or option('compare')} gives the "
+                           f"second side the first side's model, weights, method and layer; give it another "
+                           f"{option('compare')} model, {option('compare_method')} or {option('compare_layer')}")
+    return second
+
+
+def _resolved(options: EngineOptions) -> EngineOptions:
+    """The options with the method a zoo model runs when none is given."""
+    return options if options.is_graph_file else replace(options, method=options.method or choices.DEFAULT_METHOD)
+
+
+def _compare(options: EngineOptions) -> Launched:
+    """Both sides, launched as their own runs would be; one load of a model both sides run in PyTorch."""
+    second_options = compare_options(options)
+    first_options = replace(options, compare=None)
+    models: Models = {}
+    first = _open(first_options, models)
+    try:
+        try:
+            second = _open(second_options, models)
+        except LivecamError as exc:  # its settings are the compare ones: named so
+            raise type(exc)(_renamed(exc.render(option), options.compare)) from None
+    except BaseException:
+        first.engine.close()
+        raise
+    names = _side_names(first_options, second_options, first, second)
+    engine = CompareEngine(first.engine, second.engine, names)
+    backend = first.backend if first.backend == second.backend else f"{first.backend}+{second.backend}"
+    slow = "scorecam" if "scorecam" in (first.method, second.method) else first.method
+    return Launched(engine, backend, f"{first.summary}; beside it {second.summary}", slow)
+
+
+def _renamed(message: str, given: CompareOptions | None) -> str:
+    """A message about the second side, each setting named as its compare setting (layer -> compare_layer), and
+    led by the compare settings given where it names none."""
+    for name, setting in SETTINGS.items():
+        message = message.replace(option(name), option(setting))
+    named = [option(setting) for setting in (given.given if given is not None else [])]
+    if named and not any(name in message for name in map(option, SETTINGS.values())):
+        message = f"{', '.join(named)}: {message}"
+    return message
+
+
+def _side_names(first: EngineOptions, second: EngineOptions, a: Launched, b: Launched) -> tuple[str, str]:
+    """What each side's corner says: its model and method, and its layer where only the layers differ."""
+    def model(options: EngineOptions) -> str:
+        return Path(options.model).stem if options.is_graph_file else choices.canonical_model(options.model)
+
+    names = [f"{model(o)} {launched.method}" for o, launched in ((first, a), (second, b))]
+    if names[0] == names[1]:
+        names = [f"{name} at {launched.engine.layer}" for name, launched in zip(names, (a, b), strict=True)]
+    if names[0] == names[1]:  # the same model, method and layer: different weights
+        names = [f"{name} ({Path(o.weights).name if o.weights else 'own weights'})"
+                 for name, o in zip(names, (first, second), strict=True)]
+    return names[0], names[1]
+
+
+def _open(options: EngineOptions, models: Models) -> Launched:
+    """One engine (``models``: the models loaded so far, shared by the sides of a run side by side)."""
     _check_names(options)
-    launched = _open(options)
+    launched = _build(options, models)
     if launched.engine.smooth_s > 0:
         launched.summary += f"; smoothed over time, time constant {launched.engine.smooth_s:g} s"
     return launched
 
 
-def _open(options: EngineOptions) -> Launched:
+def _build(options: EngineOptions, models: Models) -> Launched:
     """The engine: a graph file's, a zoo model's on ONNX Runtime where it can run, else PyTorch's."""
     annotator = Annotator(options.colormap, options.alpha)
     if options.is_graph_file:
@@ -112,14 +206,25 @@ def _open(options: EngineOptions) -> Launched:
         reason = None  # no PyTorch for the CUDA path: ONNX Runtime takes the GPU
         options = replace(options, backend="onnx")
     if reason is None:
-        launched = _zoo_on_runtime(options, annotator)
+        launched = _zoo_on_runtime(options, annotator, models)
         if launched is not None:
             return launched
     elif options.backend == "onnx":
         raise LivecamError(f"{option('backend')} onnx cannot run this: {reason}; use {option('backend')} torch")
     else:
         log.debug("PyTorch engine: %s", reason)
-    return _torch_engine(options, annotator)
+    return _torch_engine(options, annotator, models)
+
+
+def _load(options: EngineOptions, device: str, models: Models) -> Any:
+    """The zoo model, loaded once per run: the sides of a run side by side share it (each engine works on
+    its own copy, or hooks it only during its own call)."""
+    from livecam.zoo import load_model
+
+    key = (options.model, options.weights, device)
+    if key not in models:
+        models[key] = load_model(options.model, weights=options.weights, device=device)
+    return models[key]
 
 
 def _check_names(options: EngineOptions) -> None:
@@ -295,7 +400,7 @@ def graph_cache_path(model: str, weights: Path | Sequence[Path], method: str, la
     return cache_dir() / "graphs" / f"{slug}-{method or 'auto'}-{key}.onnx"
 
 
-def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | None:
+def _zoo_on_runtime(options: EngineOptions, annotator: Annotator, models: Models | None = None) -> Launched | None:
     """A zoo model on ONNX Runtime: the cached graph when there is one (no PyTorch), else exported now.
 
     Returns None when the model's head cannot hold the method's explanation and
@@ -321,20 +426,20 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator) -> Launched | 
             path.unlink(missing_ok=True)
         else:
             return Launched(engine, "onnx", _runtime_summary(engine), method)
-    path = _export_to_cache(options, method, k, precision, path)
+    path = _export_to_cache(options, method, k, precision, path, {} if models is None else models)
     if path is None:
         return None
     engine = start(path)
     return Launched(engine, "onnx", _runtime_summary(engine), method)
 
 
-def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str, path: Path | None) -> Path | None:
+def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str, path: Path | None,
+                     models: Models) -> Path | None:
     """Export the zoo model's explainer graph into the cache (PyTorch, once); None when it cannot hold the method."""
     require_torch(f"exporting {options.model} for ONNX Runtime (once; later runs find it in the cache)")
     from livecam.export import export_explainer
-    from livecam.zoo import load_model
 
-    loaded = load_model(options.model, weights=options.weights, device="cpu")
+    loaded = _load(options, "cpu", models)
     if path is None:  # torchvision's or timm's own weights, a factory in a package: their files are known now
         path = graph_cache_path(options.model, loaded.files, method, options.layer, k, options.target_class,
                                 precision)
@@ -363,11 +468,10 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
     return path
 
 
-def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
+def _torch_engine(options: EngineOptions, annotator: Annotator, models: Models | None = None) -> Launched:
     require_torch(f"running {options.model} with {options.method or choices.DEFAULT_METHOD} here "
                   f"({runtime_refusal(options) or 'the PyTorch engine'})")
     from livecam.engines.pytorch.engine import TorchEngine
-    from livecam.zoo import load_model
 
     method = options.method or choices.DEFAULT_METHOD
     device = options.device
@@ -378,7 +482,7 @@ def _torch_engine(options: EngineOptions, annotator: Annotator) -> Launched:
         from livecam.engines.pytorch import set_threads
 
         set_threads(options.threads)
-    loaded = load_model(options.model, weights=options.weights, device=device)
+    loaded = _load(options, device, {} if models is None else models)
     if options.weights == RANDOM:
         log.warning("%s random: the model is untrained, its classes and maps mean nothing", option("weights"))
     target = None if options.target_class is None else choices.resolve_class(options.target_class,

@@ -27,7 +27,7 @@ import math
 import os
 from io import FileIO
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -57,6 +57,14 @@ class RawRecord(TypedDict):
     score: float | None
 
 
+class CompareRecord(TypedDict):
+    """With two models side by side (``--compare``): the second side's labels, explained classes and times."""
+
+    labels: list[LabelRecord]
+    explained: list[int]  # the class of each map drawn
+    ms: dict[str, float | None]  # its own stages (the line's ``ms`` adds up both sides)
+
+
 class _FrameFields(TypedDict):
     frame: int
     time: float | None
@@ -67,9 +75,11 @@ class _FrameFields(TypedDict):
 
 
 class FrameRecord(_FrameFields, total=False):
-    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN)."""
+    """The log's line for a processed frame; times in ms, None where a value is not finite (JSON has no NaN).
+    ``compare`` only with two models side by side: the second side's (the line's labels are the first's)."""
 
     raw: RawRecord  # only with --smooth: the frame's own top class
+    compare: CompareRecord
 
 
 class FailureRecord(TypedDict):
@@ -90,6 +100,11 @@ def _number(value: float, digits: int) -> float | None:
     return round(float(value), digits) if math.isfinite(value) else None
 
 
+def _labels(annotated: Annotated) -> list[LabelRecord]:
+    return [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
+             "explained": label.explained} for label in annotated.labels]
+
+
 def frame_record(annotated: Annotated) -> FrameRecord:
     """The log's line for a processed frame (see the module's docstring)."""
     frame = annotated.frame
@@ -98,8 +113,7 @@ def frame_record(annotated: Annotated) -> FrameRecord:
     record: FrameRecord = {
         "frame": frame.index,
         "time": _number(frame.timestamp, 6),
-        "labels": [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
-                    "explained": label.explained} for label in annotated.labels],
+        "labels": _labels(annotated),
         "ms": {stage: _number(value, 3) for stage, value in ms.items()},
         "latency_ms": _number(frame.latency * 1000.0, 3),
         "dropped": frame.dropped,
@@ -107,6 +121,10 @@ def frame_record(annotated: Annotated) -> FrameRecord:
     if annotated.smoothed and annotated.raw_labels:
         top = annotated.raw_labels[0]
         record["raw"] = {"index": top.index, "name": top.name, "score": _number(top.score, 6)}
+    if len(annotated.sides) > 1:
+        second = annotated.sides[1]
+        record["compare"] = {"labels": _labels(second), "explained": list(second.map_classes),
+                             "ms": {stage: _number(s * 1000.0, 3) for stage, s in second.timings.items()}}
     return record
 
 
@@ -175,7 +193,9 @@ class MapsSaver(Sink):
     resolution, ``map_classes`` (K,) the class of each map, ``classes`` and
     ``scores`` (the labels' class indices and probabilities, best first),
     ``frame`` and ``timestamp``; with ``--smooth``, ``maps`` and the labels are the smoothed ones, as
-    drawn, and ``raw_maps`` and ``raw_map_classes`` the frame's own. A file is written beside its name and moved
+    drawn, and ``raw_maps`` and ``raw_map_classes`` the frame's own; with two models side by side, the second
+    side's as ``compare_maps``, ``compare_map_classes``, ``compare_classes``
+    and ``compare_scores``. A file is written beside its name and moved
     into place, so a killed run leaves no half-written file; without
     ``overwrite`` an existing file is never replaced.
     """
@@ -198,23 +218,32 @@ class MapsSaver(Sink):
         if not self.overwrite and path.exists():
             raise LivecamError(f"{path} already exists; pass {option('overwrite')} to replace it, or choose another "
                                f"{option('save_maps')}")
-        empty = np.zeros((0, 0, 0), np.float32)
-        maps = annotated.maps if annotated.maps is not None else empty
-        arrays = {"maps": np.asarray(maps, np.float32), "map_classes": np.asarray(annotated.map_classes, np.int64),
-                  "classes": np.asarray([label.index for label in annotated.labels], np.int64),
-                  "scores": np.asarray([label.score for label in annotated.labels], np.float32),
-                  "frame": np.int64(frame.index), "timestamp": np.float64(frame.timestamp)}
-        if annotated.smoothed:
-            raw = annotated.raw_maps if annotated.raw_maps is not None else empty
-            arrays.update(raw_maps=np.asarray(raw, np.float32),
-                          raw_map_classes=np.asarray(annotated.raw_map_classes, np.int64))
         partial = path.with_name(f".{path.name}.partial")
         try:
+            arrays: dict[str, Any] = _arrays(annotated)  # np.savez's keywords, typed as its own (allow_pickle)
+            if len(annotated.sides) > 1:
+                arrays.update(_arrays(annotated.sides[1], "compare_"))
+            arrays.update(frame=np.asarray(frame.index, np.int64), timestamp=np.asarray(frame.timestamp, np.float64))
             with open(partial, "wb") as file:
-                np.savez(file, **arrays)  # type: ignore[arg-type]  # numpy's stubs hold them to allow_pickle too
+                np.savez(file, **arrays)
             os.replace(partial, path)
         except OSError as exc:
             partial.unlink(missing_ok=True)
             raise RunError(f"cannot write {path} ({exc.strerror or exc}); the run stopped: free some space or "
                                f"choose another {option('save_maps')}") from None
         self.files += 1
+
+
+def _arrays(annotated: Annotated, prefix: str = "") -> dict[str, np.ndarray]:
+    """A frame's (or a side's) maps, their classes, and its labels' classes and scores, for its .npz file."""
+    empty = np.zeros((0, 0, 0), np.float32)
+    maps = annotated.maps if annotated.maps is not None else empty
+    arrays = {f"{prefix}maps": np.asarray(maps, np.float32),
+              f"{prefix}map_classes": np.asarray(annotated.map_classes, np.int64),
+              f"{prefix}classes": np.asarray([label.index for label in annotated.labels], np.int64),
+              f"{prefix}scores": np.asarray([label.score for label in annotated.labels], np.float32)}
+    if annotated.smoothed:  # --smooth: the frame's own maps beside the drawn ones
+        raw = annotated.raw_maps if annotated.raw_maps is not None else empty
+        arrays[f"{prefix}raw_maps"] = np.asarray(raw, np.float32)
+        arrays[f"{prefix}raw_map_classes"] = np.asarray(annotated.raw_map_classes, np.int64)
+    return arrays

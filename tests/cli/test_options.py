@@ -18,7 +18,7 @@ from livecam.errors import LivecamError, option
 CLI = Path(options.__file__).parent
 SHARED = ("--model", "--weights", "--method", "--layer", "--class", "--topk", "--precision", "--device", "--backend",
           "--batch", "--colormap", "--alpha", "--codec", "--crf", "--verbose", "--input-size", "--mean", "--std",
-          "--scale", "--rgb/--bgr", "--labels")
+          "--scale", "--rgb/--bgr", "--labels", "--compare-weights", "--compare-method", "--compare-layer")
 
 
 @pytest.mark.parametrize("flag", SHARED)

@@ -149,6 +149,7 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         if target_class is not None and not 0 <= target_class < model.info.num_classes:
             raise LivecamError(f"class index {target_class} is out of range: the model has classes 0 to "
                                f"{model.info.num_classes - 1}")
+        self.loaded = model  # the caller's model, as loaded: engines of one load may share a forward pass
         self.dtype = resolve_precision(precision, model.device)
         self.channels_last = channels_last
         self.folded = 0  # BatchNorm layers folded into convolutions
@@ -207,6 +208,20 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         as the engine makes it; the maps stay at the layer's resolution."""
         return self.explainer(x, classes=self.target_class, upsample=False, timer=timer,
                               topk=self.topk if self.panels else 1, guided=self.view == "guided")
+
+    def explain_beside(self, other: base.AnyEngine, x: torch.Tensor) -> tuple[Explanation, Explanation] | None:
+        """This engine's explanation of :meth:`prepare`'s ``x`` and ``other``'s from one forward pass, where
+        ``other`` is a PyTorch engine of the same load of the model that explains the same layer and classes
+        in the same precision, with a method that needs no second pass (one model, two methods); else None."""
+        if not isinstance(other, TorchEngine) or other.loaded is not self.loaded:
+            return None
+        same = ((self.dtype, self.channels_last, self.folded, self.target_class, self.rows_per_frame, self.view)
+                == (other.dtype, other.channels_last, other.folded, other.target_class, other.rows_per_frame,
+                    other.view))
+        if not same or self.rows_per_frame != 1 or self.view != "overlay" or not self.explainer.shares_forward(
+                other.explainer):
+            return None
+        return self.explainer.beside(other.explainer, x, classes=self.target_class, upsample=False)
 
     def explain(self, images: list[np.ndarray], timer: Timer = no_timer) -> Explanation:
         """Explain a batch of BGR frames; the maps stay at the layer's resolution."""
@@ -278,6 +293,10 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         for out in results:
             out.timings = dict(timings)
         return results
+
+    def annotated(self, explanation: Explanation, frame: Frame, i: int = 0, readout: str | None = None) -> Annotated:
+        """Sample ``i``'s output frame, drawn on ``frame`` from its labels, with its rows of the explanation."""
+        return self._drawn(explanation, frame, i, self.rows_per_frame, readout)
 
     def _drawn(self, explanation: Explanation, frame: Frame, i: int, rows: int, readout: str | None) -> Annotated:
         """Sample ``i``'s output frame, drawn from its labels, with its ``rows`` rows of the explanation; smoothed

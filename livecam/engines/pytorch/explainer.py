@@ -146,6 +146,39 @@ class Explainer(Closing):
         Grad-CAM for ``gradcam``), for methods that have none of their own.
         """
         capture, raw = self._run(x, classes, timer, topk=topk)
+        return self._explanation(x, capture, raw, size, upsample, timer, guided)
+
+    def beside(self, other: Explainer, x: torch.Tensor, classes: ClassSpec = None, upsample: bool = True,
+               timer: Timer = no_timer) -> tuple[Explanation, Explanation]:
+        """Explain ``x`` with this explainer's method and ``other``'s from one forward pass (and one backward).
+
+        ``other`` must explain the same layer of a model with the same weights (another copy of one load);
+        neither method may run the model again (Score-CAM, the guided methods). :meth:`shares_forward` says
+        whether it can.
+        """
+        if not self.shares_forward(other):
+            raise LivecamError(f"{other.method.name} at '{other.layer}' cannot share the forward pass of "
+                               f"{self.method.name} at '{self.layer}'")
+        capture, raw = self._run(x, classes, timer)
+        with timer("cam"):
+            if other.method.needs_grad:
+                capture.gradients()
+            theirs = other.method.compute(capture).detach()
+        size = (x.shape[-2], x.shape[-1])
+        return (self._explanation(x, capture, raw, size, upsample, timer),
+                other._explanation(x, capture, theirs, size, upsample, timer))
+
+    def shares_forward(self, other: Explainer) -> bool:
+        """Whether :meth:`beside` can explain with ``other``'s method from this explainer's forward pass: the
+        same layer and layout, neither method running the model again, and the gradients ``other`` needs
+        there (a closed-form head, or this hook's autograd)."""
+        same = self.layer == other.layer and self.info.layout == other.info.layout and self.dtype == other.dtype
+        again = self.method.needs_input or other.method.needs_input
+        return same and not again and (self._autograd or not other._autograd)
+
+    def _explanation(self, x: torch.Tensor, capture: Capture, raw: torch.Tensor, size: tuple[int, int] | None,
+                     upsample: bool, timer: Timer, guided: bool = False) -> Explanation:
+        """The explanation of a capture: its maps (``raw``, this method's) upsampled and normalized."""
         logits, chosen = capture.logits.detach(), capture.classes
         if guided and capture.detail is None:
             assert capture.inputs is not None, "the explainer's captures hold the inputs they were taken on"

@@ -161,7 +161,7 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
             t1 = time.perf_counter()
             explanation = self.run_prepared(x)
         t2 = time.perf_counter()
-        results = [self._annotated(explanation, frame, i, readout) for i, frame in enumerate(frames)]
+        results = [self.annotated(explanation, frame, i, readout) for i, frame in enumerate(frames)]
         t3 = time.perf_counter()
         timings = {"preprocess": (t1 - t0) / n, "explain": (t2 - t1) / n, "render": (t3 - t2) / n}
         if self.info.input == INPUT_FRAMES:
@@ -170,7 +170,8 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
             out.timings = dict(timings)
         return results
 
-    def _annotated(self, explanation: ArrayExplanation, frame: Frame, i: int, readout: str | None) -> Annotated:
+    def annotated(self, explanation: ArrayExplanation, frame: Frame, i: int = 0,
+                  readout: str | None = None) -> Annotated:
         """Sample ``i``'s output frame, drawn, with its labels and maps (the panels' with panels, else the first),
         smoothed where ``smooth_s`` is on (then the frame's own are the raw ones)."""
         k = self.panel_count
