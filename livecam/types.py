@@ -110,6 +110,7 @@ class Annotated:
     labels: list[Label] = field(default_factory=list)  # the frame's most probable classes, best first
     maps: np.ndarray | None = None  # (K, h, w) float32 in [0, 1]: the maps drawn, at the layer's resolution
     map_classes: list[int] = field(default_factory=list)  # the class index of each of ``maps``
+    settings: dict[str, Any] | None = None  # live controls: the view settings, on the first frame drawn with them
 
 
 @dataclass

@@ -10,6 +10,11 @@ The log (:class:`JsonlLog`) has one JSON object per line, per frame, in order::
     {"frame": 0, "time": 0.0, "labels": [{"index": 281, "name": "tabby", "score": 0.78, "explained": true}],
      "ms": {"decode": 1.2, "preprocess": 0.9, "explain": 9.8, "render": 1.1}, "latency_ms": 14.0, "dropped": 0}
 
+With live controls (the window's keys, the browser's buttons) the first frame, and
+each first frame drawn with other view settings, also has ``"settings"``:
+``{"method": "gradcam", "rank": 0, "panels": false, "alpha": 0.5, "colormap": "jet",
+"smooth_s": 0.0}`` (:mod:`livecam.controls`); the frames after it were drawn with the same.
+
 A frame the engine failed on is a line with ``"error"`` instead of labels and
 timings. Each line is written with one system call, so a killed process leaves
 only whole lines.
@@ -22,7 +27,7 @@ import math
 import os
 from io import FileIO
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -53,6 +58,7 @@ class FrameRecord(TypedDict):
     ms: dict[str, float | None]
     latency_ms: float | None
     dropped: int
+    settings: NotRequired[dict[str, Any]]  # live controls: on the first frame drawn with these view settings
 
 
 class FailureRecord(TypedDict):
@@ -78,7 +84,7 @@ def frame_record(annotated: Annotated) -> FrameRecord:
     frame = annotated.frame
     ms = {"decode": frame.decode * 1000.0}
     ms.update({stage: seconds * 1000.0 for stage, seconds in annotated.timings.items()})
-    return {
+    record: FrameRecord = {
         "frame": frame.index,
         "time": _number(frame.timestamp, 6),
         "labels": [{"index": label.index, "name": label.name, "score": _number(label.score, 6),
@@ -87,6 +93,9 @@ def frame_record(annotated: Annotated) -> FrameRecord:
         "latency_ms": _number(frame.latency * 1000.0, 3),
         "dropped": frame.dropped,
     }
+    if annotated.settings is not None:
+        record["settings"] = {name: value for name, value in annotated.settings.items() if name != "paused"}
+    return record
 
 
 def failure_record(frame: Frame, message: str) -> FailureRecord:
@@ -176,18 +185,28 @@ class MapsSaver(Sink):
         if not self.overwrite and path.exists():
             raise LivecamError(f"{path} already exists; pass {option('overwrite')} to replace it, or choose another "
                                f"{option('save_maps')}")
-        maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
-        partial = path.with_name(f".{path.name}.partial")
         try:
-            with open(partial, "wb") as file:
-                np.savez(file, maps=np.asarray(maps, np.float32),
-                         map_classes=np.asarray(annotated.map_classes, np.int64),
-                         classes=np.asarray([label.index for label in annotated.labels], np.int64),
-                         scores=np.asarray([label.score for label in annotated.labels], np.float32),
-                         frame=np.int64(frame.index), timestamp=np.float64(frame.timestamp))
-            os.replace(partial, path)
+            save_maps(path, annotated)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise RunError(f"cannot write {path} ({exc.strerror or exc}); the run stopped: free some space or "
                                f"choose another {option('save_maps')}") from None
         self.files += 1
+
+
+def save_maps(path: Path, annotated: Annotated) -> None:
+    """One frame's maps, classes and scores as ``path`` (.npz; see :class:`MapsSaver`), written beside it and
+    moved into place; an OSError leaves nothing behind."""
+    frame = annotated.frame
+    maps = annotated.maps if annotated.maps is not None else np.zeros((0, 0, 0), np.float32)
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, maps=np.asarray(maps, np.float32),
+                     map_classes=np.asarray(annotated.map_classes, np.int64),
+                     classes=np.asarray([label.index for label in annotated.labels], np.int64),
+                     scores=np.asarray([label.score for label in annotated.labels], np.float32),
+                     frame=np.int64(frame.index), timestamp=np.float64(frame.timestamp))
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise
