@@ -38,6 +38,7 @@ from typing import TypedDict
 from livecam import choices
 from livecam.engines.base import AnyEngine
 from livecam.errors import LivecamError
+from livecam.text import ordinal
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def validate(changes: Mapping[str, object], current: ViewSettings, limits: Limit
             raise LivecamError("this run explains one fixed class (--class), so there is no rank to choose")
         if not 0 <= rank <= limits.max_rank:
             raise LivecamError(f"rank must lie between 0 (each frame's top class) and {limits.max_rank} (its "
-                               f"{_ordinal(limits.max_rank)} most probable class), not {rank}")
+                               f"{ordinal(limits.max_rank)} most probable class), not {rank}")
         if rank and panels:
             raise LivecamError("panels show the top classes side by side, so they do not combine with a rank; "
                                "choose one")
@@ -153,10 +154,6 @@ def validate(changes: Mapping[str, object], current: ViewSettings, limits: Limit
             raise LivecamError("this run explains one class per frame, so there are no panels to show")
         new = replace(new, panels=panels, rank=0 if panels else new.rank)
     return new
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def cycle(values: tuple[object, ...], current: object, step: int = 1) -> object:

@@ -45,7 +45,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
-from typing import Any, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 import cv2
 import numpy as np
@@ -56,6 +56,9 @@ from livecam.errors import LivecamError, option
 from livecam.sinks.base import Sink
 from livecam.text import plural
 from livecam.types import Annotated, Label
+
+if TYPE_CHECKING:
+    from livecam.controls import Controls
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +148,7 @@ class ServeSink(Sink):
             raise LivecamError(f"the number of viewers must be at least 1, not {max_viewers}")
         self.max_viewers = max_viewers
         self.source = source
+        self.controls: Controls | None = None  # live controls: POST /control changes them (None: 403)
         self.jpeg_quality = int(jpeg_quality)
         self.viewers = 0  # open streams; changed only on the server's loop
         self.frames = 0
