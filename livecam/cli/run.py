@@ -205,7 +205,7 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
                                                     snapshots=snapshots))
             sinks.append(window)
         if address is not None:  # bound before the model loads: a port in use fails fast
-            server = _server(stack, address, max_viewers, src.description)
+            server = _server(stack, address, max_viewers, src.description, serve_controls == "on")
             sinks.append(server)
         launched = open_engine(options)
         stack.callback(launched.engine.close)
@@ -216,7 +216,7 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
             controls = Controls(launched.engine)
             if window is not None:
                 window.controls = controls
-            if server is not None and serve_controls == "on":
+            if server is not None:
                 server.controls = controls
         if launched.method == "scorecam":
             _warn_slow(launched.engine)
@@ -275,12 +275,12 @@ def _file_sinks(stack: contextlib.ExitStack, src: Source, log_path: Path | None,
 
 
 def _server(stack: contextlib.ExitStack, address: tuple[str, int], max_viewers: int | None,
-            description: str) -> ServeSink:
+            description: str, controls: bool) -> ServeSink:
     """The browser view (--serve), listening when it returns; its address is said at once."""
     from livecam.sinks.serve import ServeSink
 
     server = ServeSink(*address, max_viewers=_MAX_VIEWERS if max_viewers is None else max_viewers,
-                       source=description)
+                       source=description, controls=controls)
     stack.enter_context(server)
     say(f"livecam: serving {server.url}")
     return server
