@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
+from livecam.controls import Controls
 from livecam.engines.base import AnyEngine
 from livecam.errors import LivecamError, ModelError, option
 from livecam.sinks import Sink
@@ -247,6 +248,15 @@ class _Writer(threading.Thread):
                 self.error = exc
 
 
+def _idle(main_sinks: list[Sink], stop: threading.Event) -> None:
+    """A paused run's wait: the main thread's sinks (the window) read their keys, or a short sleep."""
+    if main_sinks:
+        for sink in main_sinks:
+            sink.idle()
+    else:
+        stop.wait(0.05)
+
+
 def run(
     frames: Iterable[Frame],
     engine: AnyEngine,
@@ -259,6 +269,7 @@ def run(
     on_error: str = "stop",
     readout: bool = True,
     pace: bool | PlayClock = False,
+    controls: Controls | None = None,
 ) -> RunReport:
     """Explain frames and hand them to every sink until the source ends, ``max_frames`` are done, a sink asks
     to stop, or ``stop`` is set.
@@ -284,6 +295,9 @@ def run(
         pace: play a file at its own rate: each frame released no earlier than its timestamp, on a clock anchored
             at the first frame (a :class:`PlayClock` given here can be reset from outside: a pause). Ignored for
             live sources. :func:`default_pace` says when the CLI paces.
+        controls: the live view settings (:class:`~livecam.controls.Controls`), applied to the engine before each
+            step; the first frame drawn with new ones carries them (``Annotated.settings``). While they say
+            paused, no frames are taken and the main thread's sinks are idle (the window still reads its keys).
 
     Returns:
         The :class:`~livecam.types.RunReport`: frames, wall time, per-stage times, drops, how it ended.
@@ -312,6 +326,13 @@ def run(
     ended = False
     try:
         while not ended and not stop.is_set() and (max_frames is None or report.frames + report.skipped < max_frames):
+            if controls is not None and controls.paused:
+                _idle(main_sinks, stop)
+                if any(s.stop_requested for s in sinks):
+                    report.stopped_by_user = True
+                    break
+                continue
+            settings = controls.apply(engine) if controls is not None else None
             want = batch if max_frames is None else min(batch, max_frames - report.frames - report.skipped)
             chunk: list[Frame] = []
             while len(chunk) < want and not stop.is_set():
@@ -341,6 +362,8 @@ def run(
                 report.skipped += len(chunk)
                 continue
             step_s = time.perf_counter() - step_start
+            if settings is not None and annotated:
+                annotated[0].settings = dict(settings)
             for out in annotated:
                 out.speed = figures
                 for sink in main_sinks:

@@ -63,7 +63,8 @@ def _text_scale(height: int) -> tuple[float, int]:
 
 
 def draw_text_box(image: np.ndarray, lines: list[str], corner: str = "top-left") -> None:
-    """Draw white text lines on a dark box in a corner of ``image``, in place."""
+    """Draw white text lines on a dark box in a corner of ``image`` (top-left, bottom-left, top-right or
+    bottom-right), in place."""
     if not lines:
         return
     scale, thick = _text_scale(image.shape[0])
@@ -71,8 +72,8 @@ def draw_text_box(image: np.ndarray, lines: list[str], corner: str = "top-left")
     line_h = max(h + base for (_, h), base in sizes) + 4
     box_w = max(w for (w, _), _ in sizes) + 12
     box_h = line_h * len(lines) + 6
-    x0 = 6
-    y0 = 6 if corner == "top-left" else max(0, image.shape[0] - box_h - 6)
+    x0 = 6 if corner.endswith("left") else max(0, image.shape[1] - box_w - 6)
+    y0 = 6 if corner.startswith("top") else max(0, image.shape[0] - box_h - 6)
     x1, y1 = min(image.shape[1], x0 + box_w), min(image.shape[0], y0 + box_h)
     roi = image[y0:y1, x0:x1]
     roi[:] = (roi * 0.35).astype(np.uint8)  # darken, keep a hint of the scene

@@ -11,3 +11,8 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 def one_line(message: str) -> str:
     """A message with its line breaks and runs of spaces made single spaces."""
     return " ".join(message.split())
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 21st ..."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"

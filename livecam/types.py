@@ -144,6 +144,7 @@ class Annotated:
     raw_maps: np.ndarray | None = None  # its own maps, before smoothing
     raw_map_classes: list[int] = field(default_factory=list)  # the class of each of ``raw_maps``
     speed: Speed | None = None  # the figures of the readout drawn on it (set by the pipeline; None: none yet)
+    settings: dict[str, Any] | None = None  # live controls: the view settings, on the first frame drawn with them
     sides: list[Annotated] = field(default_factory=list)  # --compare: the two sides, left first; else empty
 
     def __post_init__(self) -> None:

@@ -8,6 +8,7 @@ and says in a few lines how it went.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import sys
 import threading
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from livecam.engines.base import AnyEngine
 
     from livecam.sinks import Sink, VideoFileSink
+    from livecam.sinks.serve import ServeSink
     from livecam.sources import Source
 
 
@@ -64,8 +66,10 @@ Examples:
   livecam --source 0 --compare mobilenet_v2           two models side by side
 
 \b
-In the window, q or Esc quits. Ctrl-C stops a run between frames; the
-recording then holds every processed frame and plays to the end.
+In the window, q or Esc quits and h shows the keys that change the view
+live (method, class, panels, opacity, colour map, pause, snapshot).
+Ctrl-C stops a run between frames; the recording then holds every
+processed frame and plays to the end.
 Bad input exits with code 2 and one line saying what to do.
 
 \b
@@ -133,11 +137,17 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
                    "readout) and the most probable classes as bars. HOST defaults to 127.0.0.1 (this "
                    "machine only; 0.0.0.0 for every network interface); port 0 picks a free port. Works with "
                    "--no-show on headless boxes, and with --output. The server stops when the run ends.")
+@click.option("--serve-controls", type=click.Choice(("on", "off")), default="on", show_default=True,
+              help="With --serve: the page's buttons change the view live (method, class, panels, opacity, colour "
+                   "map, smoothing, pause), as the window's keys do; off: the page only watches.")
 @click.option("--max-viewers", type=click.IntRange(1, 64), cls=opt.LibraryDefault, implied=str(_MAX_VIEWERS),
               metavar="N",
               help="With --serve: how many browsers may watch the video at once; one more is turned away "
                    "(HTTP 503). A slow viewer skips to the latest frame and never slows the run.")
 @click.option("--max-frames", type=click.IntRange(min=1), metavar="N", help="Stop after N frames.")
+@click.option("--snapshots", type=OutputPath(folder=True), metavar="DIR",
+              help="Where the window's s key saves a snapshot: the frame as shown, the source frame (PNG) and its "
+                   "maps (.npz). Default: the current folder.")
 @opt.apply(
     opt.alpha(),
     opt.colormap(),
@@ -162,9 +172,9 @@ _MAX_VIEWERS = 4  # livecam.sinks.serve.DEFAULT_MAX_VIEWERS, which --help shows 
 @opt.verbose()
 def run_command(source: str, output: Path | None, codec: str | None, crf: int | None, overwrite: bool,
                 log_path: Path | None, save_maps: Path | None, on_error: str, show: bool | None, pace: bool | None,
-                serve: str | None,
-                max_viewers: int | None, max_frames: int | None, batch: int, fps: float | None,
-                reconnect: float | None, verbose: int, **engine: Any) -> None:
+                serve: str | None, serve_controls: str, max_viewers: int | None, max_frames: int | None,
+                snapshots: Path | None, batch: int, fps: float | None, reconnect: float | None, verbose: int,
+                **engine: Any) -> None:
     """Explain every frame of a camera, video, stream or images with Grad-CAM or another --method.
 
     Each frame gets the heatmap of where the classifier looked, blended over it,
@@ -178,8 +188,9 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
     from livecam.sinks import has_display
     from livecam.sources import open_source
 
-    options = opt.engine_options(**engine)
     show_window = has_display() if show is None else show
+    live = show_window or (address is not None and serve_controls == "on")  # a viewer may change the view
+    options = dataclasses.replace(opt.engine_options(**engine), live=live)
     with contextlib.ExitStack() as stack:
         src = stack.enter_context(open_source(source, reconnect=reconnect))
         if src.is_live and batch > 1:
@@ -196,14 +207,27 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
             recorder = _recorder(stack, src, output, fps=fps, overwrite=overwrite, codec=codec, crf=crf)
             sinks.append(recorder)
         sinks.extend(_file_sinks(stack, src, log_path, save_maps, overwrite))
+        window = server = None
         if show_window:
             from livecam.sinks import WindowSink
 
-            sinks.append(stack.enter_context(WindowSink(f"livecam: {src.description}", font_dir=USER_QT_FONTDIR)))
+            window = stack.enter_context(WindowSink(f"livecam: {src.description}", font_dir=USER_QT_FONTDIR,
+                                                    snapshots=snapshots))
+            sinks.append(window)
         if address is not None:  # bound before the model loads: a port in use fails fast
-            sinks.append(_server(stack, address, max_viewers, src.description))
+            server = _server(stack, address, max_viewers, src.description, serve_controls == "on")
+            sinks.append(server)
         launched = open_engine(options)
         stack.callback(launched.engine.close)
+        controls = None
+        if live:
+            from livecam.controls import Controls
+
+            controls = Controls(launched.engine)
+            if window is not None:
+                window.controls = controls
+            if server is not None:
+                server.controls = controls
         if launched.method == "scorecam":
             _warn_slow(launched.engine)
         if not sinks:
@@ -214,7 +238,7 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
         with progress_bar(total, stop) as bar:
             try:
                 report = run(src, launched.engine, sinks, max_frames=max_frames, batch=batch, stop=stop,
-                             on_frame=_on_frame(bar), on_error=on_error, pace=paced)
+                             on_frame=_on_frame(bar), on_error=on_error, pace=paced, controls=controls)
             except ModelError as exc:
                 report = exc.report
     run_summary(report, recorder)
@@ -261,12 +285,12 @@ def _file_sinks(stack: contextlib.ExitStack, src: Source, log_path: Path | None,
 
 
 def _server(stack: contextlib.ExitStack, address: tuple[str, int], max_viewers: int | None,
-            description: str) -> Sink:
+            description: str, controls: bool) -> ServeSink:
     """The browser view (--serve), listening when it returns; its address is said at once."""
     from livecam.sinks.serve import ServeSink
 
     server = ServeSink(*address, max_viewers=_MAX_VIEWERS if max_viewers is None else max_viewers,
-                       source=description)
+                       source=description, controls=controls)
     stack.enter_context(server)
     say(f"livecam: serving {server.url}")
     return server

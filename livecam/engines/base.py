@@ -23,6 +23,7 @@ import numpy as np
 from livecam.closing import Closing
 from livecam.errors import LivecamError, option
 from livecam.smooth import Smoother, Steady, check_seconds
+from livecam.render import Annotator
 from livecam.types import Annotated, Frame, FrameTime, Label
 
 InputT = TypeVar("InputT")  # what prepare makes: a torch tensor, or a NumPy array
@@ -38,8 +39,14 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
 
     ``--smooth`` (:mod:`livecam.smooth`): each engine keeps a :class:`~livecam.smooth.Smoother`
     and calls :meth:`steady` on each frame, in order, between explaining and drawing.
+
+    The view attributes (``annotator``'s colour map and opacity, ``panels``, ``rank``) may be changed between
+    frames, then :meth:`reconfigure` called: :mod:`livecam.controls` does so for the live controls.
     """
 
+    annotator: Annotator
+    panels: bool = False
+    rank: int = 0  # which class each frame's map is of: 0 its top class (or --class), k its k-th most probable
     smoother: Smoother  # made by each engine's __init__, of its panels and fixed class
 
     @property
@@ -121,6 +128,35 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
     def process(self, frame: Frame, readout: str | None = None) -> Annotated:
         """Explain and annotate one frame."""
         return self.process_batch([frame], readout)[0]
+
+    @property
+    def method(self) -> str:
+        """The method the maps are made with."""
+        raise NotImplementedError
+
+    def live_methods(self) -> tuple[str, ...]:
+        """The methods :meth:`switch_method` can switch to while the engine runs (default: its own)."""
+        return (self.method,)
+
+    def switch_method(self, method: str) -> bool:
+        """Explain with ``method`` from the next frame on; False while it is being prepared (the old method runs
+        on: call again); a one-line :class:`LivecamError` when it cannot be."""
+        if method != self.method:
+            raise LivecamError(f"this engine explains with {self.method} only, not {method}")
+        return True
+
+    @property
+    def max_rank(self) -> int:
+        """The highest ``rank`` the engine can explain (0: one fixed class)."""
+        return 1
+
+    @property
+    def can_show_panels(self) -> bool:
+        """Can ``panels`` be turned on?"""
+        return False
+
+    def reconfigure(self) -> None:
+        """The view attributes changed (between frames): rebuild what depends on them (default: nothing)."""
 
     @abstractmethod
     def expected_frame_time(self) -> FrameTime | None:

@@ -73,6 +73,7 @@ class EngineOptions:
     graph_input: InputOptions | None = None  # a third-party .onnx graph: its input's conventions, its labels
     smooth: float = 0.0  # seconds: the time constant of the maps' and scores' smoothing over time; 0: off
     compare: CompareOptions | None = None  # a second model (or method, layer, weights) side by side
+    live: bool = False  # live controls (livecam.controls): graphs explain the top-K, and other methods' are made
 
     @property
     def is_graph_file(self) -> bool:
@@ -409,14 +410,15 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator, models: Models
     from livecam.engines.runtime.engine import RuntimeEngine
 
     method = options.method or choices.DEFAULT_METHOD
-    precision = "fp16" if options.precision == "fp16" else "fp32"
-    k = options.topk if options.panels else 1
-    known = model_files(options.model, options.weights)
-    path = graph_cache_path(options.model, known, method, options.layer, k, options.target_class,
-                            precision) if known else None
+    precision, k, path = _graph_key(options, method)
+
     def start(graph: Path) -> RuntimeEngine:
-        return RuntimeEngine(graph, _runtime_device(options), annotator, options.topk, options.panels,
-                             threads=options.threads, smooth=options.smooth)
+        engine = RuntimeEngine(graph, _runtime_device(options), annotator, options.topk, options.panels,
+                               threads=options.threads, smooth=options.smooth)
+        if options.live:  # another method: its graph from the cache, or exported, in the background
+            engine.methods = tuple(dict.fromkeys((method, *choices.EXPORT_METHODS)))
+            engine.graph_for = functools.partial(_method_graph, options)
+        return engine
 
     if path is not None and path.is_file():
         try:
@@ -431,6 +433,29 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator, models: Models
         return None
     engine = start(path)
     return Launched(engine, "onnx", _runtime_summary(engine), method)
+
+
+def _graph_key(options: EngineOptions, method: str) -> tuple[str, int, Path | None]:
+    """The precision, the classes explained per frame and the cached graph's path (when the files are known)."""
+    precision = "fp16" if options.precision == "fp16" else "fp32"
+    k = options.topk if options.panels or (options.live and options.target_class is None) else 1
+    known = model_files(options.model, options.weights)
+    path = graph_cache_path(options.model, known, method, options.layer, k, options.target_class,
+                            precision) if known else None
+    return precision, k, path
+
+
+def _method_graph(options: EngineOptions, method: str) -> Path:
+    """The zoo model's graph for ``method`` (live controls): from the cache, else exported (PyTorch, once); a
+    one-line LivecamError when the method does not fit in a graph for this model."""
+    options = replace(options, method=method, backend="onnx")
+    precision, k, path = _graph_key(options, method)
+    if path is not None and path.is_file():
+        return path
+    exported = _export_to_cache(options, method, k, precision, path, {})
+    if exported is None:
+        raise LivecamError(f"{method} does not fit in one graph for {options.model}")
+    return exported
 
 
 def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str, path: Path | None,

@@ -9,6 +9,7 @@ run on the pipeline's writer thread, so they never slow the engine.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Protocol
 
@@ -44,6 +45,11 @@ class Sink(Closing):
 
     def write(self, annotated: Annotated) -> None:
         raise NotImplementedError
+
+    def idle(self) -> None:
+        """While the run is paused (live controls), called on the main thread instead of :meth:`write`, about 20
+        times a second: a window reads its keys here. The default waits a little."""
+        time.sleep(0.05)
 
 
 def check_output_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:

@@ -15,6 +15,11 @@ them is the frame's own top class (``{"index": 282, "name": "tiger cat", "score"
 the saved maps add ``raw_maps`` and ``raw_map_classes``. Without smoothing a line and a
 file are as they always were.
 
+With live controls (the window's keys, the browser's buttons) the first frame, and
+each first frame drawn with other view settings, also has ``"settings"``:
+``{"method": "gradcam", "rank": 0, "panels": false, "alpha": 0.5, "colormap": "jet",
+"smooth_s": 0.0}`` (:mod:`livecam.controls`); the frames after it were drawn with the same.
+
 A frame the engine failed on is a line with ``"error"`` instead of labels and
 timings. Each line is written with one system call, so a killed process leaves
 only whole lines.
@@ -27,7 +32,7 @@ import math
 import os
 from io import FileIO
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -72,6 +77,7 @@ class _FrameFields(TypedDict):
     ms: dict[str, float | None]
     latency_ms: float | None
     dropped: int
+    settings: NotRequired[dict[str, Any]]  # live controls: on the first frame drawn with these view settings
 
 
 class FrameRecord(_FrameFields, total=False):
@@ -125,6 +131,8 @@ def frame_record(annotated: Annotated) -> FrameRecord:
         second = annotated.sides[1]
         record["compare"] = {"labels": _labels(second), "explained": list(second.map_classes),
                              "ms": {stage: _number(s * 1000.0, 3) for stage, s in second.timings.items()}}
+    if annotated.settings is not None:
+        record["settings"] = {name: value for name, value in annotated.settings.items() if name != "paused"}
     return record
 
 
@@ -218,17 +226,9 @@ class MapsSaver(Sink):
         if not self.overwrite and path.exists():
             raise LivecamError(f"{path} already exists; pass {option('overwrite')} to replace it, or choose another "
                                f"{option('save_maps')}")
-        partial = path.with_name(f".{path.name}.partial")
         try:
-            arrays: dict[str, Any] = _arrays(annotated)  # np.savez's keywords, typed as its own (allow_pickle)
-            if len(annotated.sides) > 1:
-                arrays.update(_arrays(annotated.sides[1], "compare_"))
-            arrays.update(frame=np.asarray(frame.index, np.int64), timestamp=np.asarray(frame.timestamp, np.float64))
-            with open(partial, "wb") as file:
-                np.savez(file, **arrays)
-            os.replace(partial, path)
+            save_maps(path, annotated)
         except OSError as exc:
-            partial.unlink(missing_ok=True)
             raise RunError(f"cannot write {path} ({exc.strerror or exc}); the run stopped: free some space or "
                                f"choose another {option('save_maps')}") from None
         self.files += 1
@@ -238,12 +238,30 @@ def _arrays(annotated: Annotated, prefix: str = "") -> dict[str, np.ndarray]:
     """A frame's (or a side's) maps, their classes, and its labels' classes and scores, for its .npz file."""
     empty = np.zeros((0, 0, 0), np.float32)
     maps = annotated.maps if annotated.maps is not None else empty
-    arrays = {f"{prefix}maps": np.asarray(maps, np.float32),
-              f"{prefix}map_classes": np.asarray(annotated.map_classes, np.int64),
-              f"{prefix}classes": np.asarray([label.index for label in annotated.labels], np.int64),
-              f"{prefix}scores": np.asarray([label.score for label in annotated.labels], np.float32)}
+    arrays: dict[str, np.ndarray] = {f"{prefix}maps": np.asarray(maps, np.float32),
+                                     f"{prefix}map_classes": np.asarray(annotated.map_classes, np.int64),
+                                     f"{prefix}classes": np.asarray([lb.index for lb in annotated.labels], np.int64),
+                                     f"{prefix}scores": np.asarray([lb.score for lb in annotated.labels], np.float32)}
     if annotated.smoothed:  # --smooth: the frame's own maps beside the drawn ones
         raw = annotated.raw_maps if annotated.raw_maps is not None else empty
         arrays[f"{prefix}raw_maps"] = np.asarray(raw, np.float32)
         arrays[f"{prefix}raw_map_classes"] = np.asarray(annotated.raw_map_classes, np.int64)
     return arrays
+
+
+def save_maps(path: Path, annotated: Annotated) -> None:
+    """One frame's maps, classes and scores as ``path`` (.npz; see :class:`MapsSaver`), written beside it and
+    moved into place; an OSError leaves nothing behind."""
+    frame = annotated.frame
+    arrays: dict[str, Any] = _arrays(annotated)  # np.savez's keywords, typed as its own (allow_pickle)
+    if len(annotated.sides) > 1:
+        arrays.update(_arrays(annotated.sides[1], "compare_"))
+    arrays.update(frame=np.asarray(frame.index, np.int64), timestamp=np.asarray(frame.timestamp, np.float64))
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        with open(partial, "wb") as file:
+            np.savez(file, **arrays)
+        os.replace(partial, path)
+    except OSError:
+        partial.unlink(missing_ok=True)
+        raise

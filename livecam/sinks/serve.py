@@ -36,9 +36,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import re
+import secrets
 import socket
 import sys
 import threading
@@ -46,17 +48,22 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from types import TracebackType
-from typing import Any, TypeAlias, TypedDict
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict
 
 import cv2
 import numpy as np
 from aiohttp import web
 from aiohttp.http import HttpProcessingError
 
+from livecam.choices import COLORMAPS
+from livecam.controls import SMOOTH_STEPS, SettingsRecord
 from livecam.errors import LivecamError, option
 from livecam.sinks.base import Sink
 from livecam.text import plural
 from livecam.types import Annotated, Label, Speed
+
+if TYPE_CHECKING:
+    from livecam.controls import Controls
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +73,12 @@ JPEG_QUALITY = 80
 BOUNDARY = "frame"
 STREAM_PATH = "/stream.mjpg"
 STATUS_PATH = "/status"
-ROUTES = ("/", STREAM_PATH, STATUS_PATH)
+CONTROL_PATH = "/control"
+ROUTES = ("/", STREAM_PATH, STATUS_PATH, CONTROL_PATH)
+TOKEN_HEADER = "X-Livecam-Token"
+TOKEN_SLOT = 'content="{{token}}"'  # in the page's <meta name="livecam-token">: this server's token, or nothing
+MAX_CONTROL_BYTES = 4096
+LOOPBACK = ("127.0.0.1", "::1", "localhost")
 PAGE_FILE = "serve_page.html"  # package data: the page, with its inline style and script
 NOT_SENT_LOW = 16 * 1024  # a stream socket takes more only when less than this waits unsent in the kernel
 CLOSE_GRACE_S = 1.0  # on close, streams get this long to end before they are cut
@@ -102,6 +114,19 @@ class LabelStatus(TypedDict):
     index: int
 
 
+class ControlsStatus(TypedDict):
+    """``/status``'s ``controls``: the view settings asked for, the method running now, and what may be chosen."""
+
+    settings: SettingsRecord
+    method: str  # the method running now (another one asked for runs once its graph is ready)
+    methods: list[str]
+    colormaps: list[str]
+    max_rank: int
+    panels: bool
+    smooth_steps: list[float]  # empty: the engine does not smooth
+    error: str | None  # why the last method asked for could not run
+
+
 class Status(TypedDict):
     """The JSON of ``/status``: the run as the page shows it."""
 
@@ -117,6 +142,7 @@ class Status(TypedDict):
     max_viewers: int
     running: bool
     bad_requests: int
+    controls: ControlsStatus | None  # None: the page only watches (--serve-controls off, or the model is loading)
 
 
 @dataclass
@@ -141,11 +167,16 @@ class ServeSink(Sink):
     main_thread = False
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, max_viewers: int = DEFAULT_MAX_VIEWERS,
-                 source: str = "", jpeg_quality: int = JPEG_QUALITY) -> None:
+                 source: str = "", jpeg_quality: int = JPEG_QUALITY, controls: bool = False) -> None:
         if max_viewers < 1:
             raise LivecamError(f"the number of viewers must be at least 1, not {max_viewers}")
         self.max_viewers = max_viewers
         self.source = source
+        # live controls: with ``controls`` the page may change the view through POST /control, with the token it
+        # was served; ``self.controls`` is set once the engine runs (until then /control answers 503)
+        self.allow_controls = controls
+        self.controls: Controls | None = None
+        self.token = secrets.token_urlsafe(24)
         self.jpeg_quality = int(jpeg_quality)
         self.viewers = 0  # open streams; changed only on the server's loop
         self.frames = 0
@@ -206,7 +237,18 @@ class ServeSink(Sink):
             "max_viewers": self.max_viewers,
             "running": not self._closing,
             "bad_requests": self.bad_requests,
+            "controls": self._controls_status(),
         }
+
+    def _controls_status(self) -> ControlsStatus | None:
+        controls = self.controls
+        if controls is None or not self.allow_controls:
+            return None
+        limits = controls.limits
+        return {"settings": controls.settings.record(), "method": controls.applied.method,
+                "methods": list(limits.methods), "colormaps": list(COLORMAPS), "max_rank": limits.max_rank,
+                "panels": limits.panels, "smooth_steps": list(SMOOTH_STEPS) if limits.smooth else [],
+                "error": controls.error}
 
     def close(self) -> None:
         """Stop the server: open streams end, then the listening socket closes."""
@@ -230,6 +272,7 @@ class ServeSink(Sink):
         app.router.add_get("/", self._page)
         app.router.add_get(STREAM_PATH, self._stream, allow_head=False)
         app.router.add_get(STATUS_PATH, self._status)
+        app.router.add_post(CONTROL_PATH, self._control)
         self._frame_ready = asyncio.Event()
         self._encode_lock = asyncio.Lock()
         # handler_cancellation: a viewer that leaves frees its slot at once, even between frames
@@ -251,7 +294,34 @@ class ServeSink(Sink):
         self._frame_ready = asyncio.Event()
 
     async def _page(self, _request: web.Request) -> web.Response:
-        return web.Response(text=PAGE, content_type="text/html", charset="utf-8", headers=_page_headers())
+        page = PAGE.replace(TOKEN_SLOT, f'content="{self.token if self.allow_controls else ""}"', 1)
+        return web.Response(text=page, content_type="text/html", charset="utf-8", headers=_page_headers())
+
+    async def _control(self, request: web.Request) -> web.Response:
+        """POST /control: JSON of view settings (:mod:`livecam.controls`), from this server's own page only (its
+        token, in a header another site's script cannot send without this server's leave); each value checked."""
+        if not self.allow_controls:
+            raise web.HTTPForbidden(text="this run's page only watches (--serve-controls off)\n")
+        if not hmac.compare_digest(request.headers.get(TOKEN_HEADER, ""), self.token) or not _same_site(request,
+                                                                                                      self.host):
+            raise web.HTTPForbidden(text="a missing or wrong token: change the view from this run's own page\n")
+        controls = self.controls
+        if controls is None:
+            raise web.HTTPServiceUnavailable(text="the model is still loading; try again in a moment\n",
+                                             headers={"Retry-After": "1"})
+        if request.content_length is None or request.content_length > MAX_CONTROL_BYTES:
+            raise web.HTTPBadRequest(text=f"send the settings as JSON of at most {MAX_CONTROL_BYTES} bytes\n")
+        try:
+            changes = json.loads(await request.read())
+        except ValueError:
+            raise web.HTTPBadRequest(text='the body is not JSON; send an object such as {"colormap": "turbo"}\n') \
+                from None
+        try:
+            settings = controls.change(changes)
+        except LivecamError as exc:
+            raise web.HTTPBadRequest(text=_one_line(str(exc), 300) + "\n") from None
+        return web.Response(text=json.dumps({"settings": settings.record()}), content_type="application/json",
+                            headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
     async def _status(self, _request: web.Request) -> web.Response:
         return web.Response(text=json.dumps(self.status()), content_type="application/json",
@@ -405,6 +475,16 @@ def _small_buffers(request: web.Request) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, option, NOT_SENT_LOW)
         except OSError:
             pass
+
+
+def _same_site(request: web.Request, bound: str) -> bool:
+    """Is the request from this server's own page? Its Origin (when sent) is this server, and a server on a
+    loopback address is asked for by a loopback name (another name there is a DNS rebinding)."""
+    host = (request.url.host or "").strip("[]")
+    origin = request.headers.get("Origin")
+    if origin is not None and origin != f"{request.scheme}://{request.host}":
+        return False
+    return bound not in LOOPBACK or host in LOOPBACK
 
 
 @web.middleware

@@ -146,3 +146,35 @@ def test_model_files_are_what_a_model_is_made_of(tmp_path: Path) -> None:
     assert model_files("timm:resnet18", None) is None and model_files("resnet18", None) is None
     assert model_files("pkg.module:build", None) is None  # the package's file is known once imported
     assert model_files(str(folder), "random") is None
+
+
+def test_live_controls_get_graphs_of_the_top_classes_and_other_methods_in_the_background(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With live controls a zoo model's graph explains the top-K (panels and ranks can be chosen), and another
+    method's graph is exported into the cache once, in a thread, while the old one runs."""
+    import time
+
+    import numpy as np
+
+    from livecam import export
+    from livecam.types import Frame
+
+    monkeypatch.setenv("LIVECAM_CACHE_DIR", str(tmp_path / "cache"))
+    source = tmp_path / "net.py"
+    source.write_text(FACTORY)
+    calls = []
+    real = export.export_explainer
+    monkeypatch.setattr(export, "export_explainer", lambda *a, **k: calls.append(k) or real(*a, **k))
+    engine = open_engine(EngineOptions(model=f"{source}:build", device="cpu", live=True)).engine
+    assert engine.info.topk == 3 and engine.max_rank == 3 and engine.can_show_panels
+    assert engine.live_methods()[0] == "gradcam" and set(engine.live_methods()) >= {"cam", "eigencam", "layercam"}
+    frame = Frame(np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8), 0, 0.0)
+    end = time.monotonic() + 120
+    while not engine.switch_method("cam"):  # exported in the background; the old graph goes on meanwhile
+        assert engine.process(frame).explanation.method == "gradcam"
+        assert time.monotonic() < end, "the graph never came"
+    assert engine.method == "cam" and engine.process(frame).explanation.method == "cam"
+    assert [k["method"] for k in calls] == ["gradcam", "cam"] and {k["topk"] for k in calls} == {3}
+    again = open_engine(EngineOptions(model=f"{source}:build", device="cpu", live=True, method="cam")).engine
+    assert again.path == engine.path and len(calls) == 2  # the graph made live is the cache's
+    assert open_engine(EngineOptions(model=f"{source}:build", device="cpu")).engine.info.topk == 1  # not live

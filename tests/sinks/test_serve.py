@@ -25,6 +25,7 @@ import pytest
 from click.testing import CliRunner
 
 from livecam.cli import main
+from livecam.controls import Controls
 from livecam.pipeline import run
 from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.sinks.serve import ServeSink, parse_address
@@ -78,15 +79,19 @@ def paced(images: list[np.ndarray], finish: threading.Event, fps: float = 30.0) 
 
 
 @contextlib.contextmanager
-def served_run(engine: RuntimeEngine, images: list[np.ndarray], **options) -> Iterator[ServeSink]:
-    """A ServeSink fed by pipeline.run on the real engine, in a thread, until the test is done."""
-    sink = ServeSink("127.0.0.1", 0, source="the crossing clip", **options)
+def served_run(engine: RuntimeEngine, images: list[np.ndarray], controls: Controls | None = None, sinks=(),
+               on_frame=None, **options) -> Iterator[ServeSink]:
+    """A ServeSink fed by pipeline.run on the real engine, in a thread, until the test is done (with ``controls``:
+    the page may change the view)."""
+    sink = ServeSink("127.0.0.1", 0, source="the crossing clip", controls=controls is not None, **options)
+    sink.controls = controls
     finish = threading.Event()
     outcome: dict[str, object] = {}
 
     def go() -> None:
         try:
-            outcome["report"] = run(paced(images, finish), engine, [sink])
+            outcome["report"] = run(paced(images, finish), engine, [sink, *sinks], controls=controls,
+                                    on_frame=on_frame)
         except BaseException as exc:  # noqa: BLE001 - reported below
             outcome["error"] = exc
 
@@ -461,6 +466,120 @@ def test_the_page_in_a_real_browser(engine: RuntimeEngine, clip_frames: list[np.
         # the speed is drawn on the video (the frame's readout): the page does not repeat it
         assert page.locator("#fps, #latency, #dropped").count() == 0
         assert not re.search(r"\d\s*(FPS|ms)", page.inner_text("#side")), page.inner_text("#side")
+
+
+# -- live controls: POST /control ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def torch_engine(lite0):
+    from livecam.engines.pytorch.engine import TorchEngine
+
+    with TorchEngine(lite0, renderer="opencv") as engine:
+        yield engine
+
+
+def control(sink: ServeSink, body: object, token: str | None, headers: dict | None = None) -> tuple[int, str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    sent = {"Content-Type": "application/json", **({} if token is None else {"X-Livecam-Token": token}),
+            **(headers or {})}
+    conn = http.client.HTTPConnection("127.0.0.1", sink.port, timeout=HANG_GUARD_S)
+    try:
+        conn.request("POST", "/control", body=data, headers=sent)
+        response = conn.getresponse()
+        return response.status, response.read().decode()
+    finally:
+        conn.close()
+
+
+def page_token(sink: ServeSink) -> str:
+    code, _, body = request(sink, "/")
+    assert code == 200
+    return re.search(r'<meta name="livecam-token" content="([^"]*)">', body.decode())[1]
+
+
+def test_control_needs_the_pages_token_and_checks_every_value(torch_engine, clip_frames: list[np.ndarray],
+                                                              tmp_path: Path) -> None:
+    from livecam.sinks.records import JsonlLog
+
+    controls = Controls(torch_engine)
+    methods: dict[int, str] = {}
+    log = tmp_path / "run.jsonl"
+    with JsonlLog(log) as records, served_run(torch_engine, clip_frames, controls=controls, sinks=[records],
+                                              on_frame=lambda out: methods.update({out.frame.index:
+                                                                                   out.explanation.method})) as sink:
+        token = page_token(sink)
+        assert len(token) >= 32
+        before = status(sink)["controls"]
+        assert before["settings"] == {"method": "gradcam", "rank": 0, "panels": False, "alpha": 0.5,
+                                      "colormap": "jet", "smooth_s": 0.0, "paused": False}
+        assert before["method"] == "gradcam" and "eigencam" in before["methods"] and before["max_rank"] == 3
+        good = {"method": "eigencam", "colormap": "turbo"}
+        refused = [
+            (control(sink, good, None), 403, "a missing or wrong token"),
+            (control(sink, good, token[:-1] + ("A" if token[-1] != "A" else "B")), 403, "wrong token"),
+            (control(sink, good, token, {"Origin": "http://evil.example"}), 403, "wrong token"),  # another site
+            (control(sink, good, token, {"Host": "rebound.example:80"}), 403, "wrong token"),  # DNS rebinding
+            (control(sink, {"colour": "turbo"}, token), 400, "unknown setting 'colour'"),
+            (control(sink, {"alpha": 2}, token), 400, "alpha must lie between 0 and 1, not 2"),
+            (control(sink, {"method": "scorecam"}, token), 400, "unknown method 'scorecam'"),
+            (control(sink, {"rank": 7}, token), 400, "rank must lie between 0 (each frame's top class) and 3"),
+            (control(sink, {**good, "alpha": -1}, token), 400, "alpha must lie between"),  # all or nothing
+            (control(sink, b"{not json", token), 400, "the body is not JSON"),
+            (control(sink, ["method"], token), 400, "must be an object"),
+        ]
+        for (code, text), expected, fragment in refused:
+            assert code == expected and fragment in text and text.count("\n") == 1, (code, text)
+        assert status(sink)["controls"]["settings"] == before["settings"]  # nothing changed
+        seen = status(sink)["frames"]
+        wait_for(lambda: status(sink)["frames"] > seen + 3, "frames after the refused requests")  # the run goes on
+
+        code, text = control(sink, good, token)
+        assert code == 200 and json.loads(text)["settings"]["method"] == "eigencam"
+        state = wait_for(lambda: (s := status(sink))["controls"]["method"] == "eigencam" and s, "the new method")
+        assert state["controls"]["settings"] == {**before["settings"], **good}
+        changed = wait_for(lambda: next((line["frame"] for line in map(json.loads, log.read_text().splitlines()[1:])
+                                         if "settings" in line), None), "the log's new settings")
+    assert {method for index, method in methods.items() if index < changed} == {"gradcam"}
+    assert {method for index, method in methods.items() if index >= changed} == {"eigencam"}
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [line["settings"] for line in lines if "settings" in line][1] == {
+        "method": "eigencam", "rank": 0, "panels": False, "alpha": 0.5, "colormap": "turbo", "smooth_s": 0.0}
+
+
+def test_serve_controls_off_serves_a_page_that_only_watches(engine: RuntimeEngine,
+                                                            clip_frames: list[np.ndarray]) -> None:
+    with served_run(engine, clip_frames[:4]) as sink:
+        assert page_token(sink) == "" and status(sink)["controls"] is None
+        code, text = control(sink, {"colormap": "turbo"}, sink.token)  # even with the server's own token
+        assert code == 403 and "only watches (--serve-controls off)" in text
+
+
+def test_clicking_the_pages_buttons_changes_the_run(torch_engine, clip_frames: list[np.ndarray]) -> None:
+    controls = Controls(torch_engine)
+    with served_run(torch_engine, clip_frames, controls=controls) as sink, chromium_page() as page:
+        page.goto(sink.url, wait_until="domcontentloaded")
+        wait_until(page, "!document.getElementById('controls').hidden")
+        wait_until(page, "document.querySelectorAll('#c-method button').length > 0")
+        page.click("#c-method button[data-value='layercam']")
+        wait_for(lambda: status(sink)["controls"]["method"] == "layercam", "the method clicked")
+        page.click("#c-colormap button[data-value='viridis']")
+        page.click("#c-more")
+        wait_for(lambda: status(sink)["controls"]["settings"]["alpha"] == 0.6, "the opacity clicked")
+        wait_until(page, "document.querySelector('#c-method button.on').dataset.value === 'layercam'")
+        names = wait_until(page, "document.querySelector('#c-rank button[data-value=\"2\"]').textContent")
+        page.click("#c-rank button[data-value='2']")
+        wait_for(lambda: status(sink)["controls"]["settings"]["rank"] == 2, "the class clicked")
+        page.click("#c-paused")
+        wait_for(lambda: status(sink)["controls"]["settings"]["paused"], "the pause clicked")
+        assert page.inner_text("#control-error") == ""
+        settings = status(sink)["controls"]["settings"]
+        page.click("#c-paused")  # resumed, so that the run sees its source end
+        wait_for(lambda: not status(sink)["controls"]["settings"]["paused"], "the resume clicked")
+    assert settings == {"method": "layercam", "rank": 2, "panels": False, "alpha": 0.6, "colormap": "viridis",
+                        "smooth_s": 0.0, "paused": True}
+    assert names.startswith("2. ")
+    assert controls.applied.method == "layercam" and torch_engine.annotator.colormap == "viridis"
 
 
 # -- the command line ----------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ The X display tests need Xvfb and xdotool (Debian's xvfb and xdotool packages; .
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -164,3 +165,89 @@ def test_a_file_in_the_window_plays_at_its_own_rate(display: str, graph: Path, t
         runs[flags] = float(found[1])
     assert 0.9 * 2.0 <= runs[()] <= 1.1 * 2.0, runs  # the default, with --show and no --output
     assert runs[("--no-pace",)] < 0.5 * 2.0, runs
+
+
+def _log_lines(path: Path) -> list[dict]:
+    text = path.read_text() if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def _settings(path: Path) -> list[dict]:
+    return [line["settings"] for line in _log_lines(path) if "settings" in line]
+
+
+def _wait(condition, what: str, proc: subprocess.Popen, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"gave up waiting for {what}; livecam said: {proc.communicate()}")
+
+
+@needs_x
+@pytest.mark.slow
+def test_keys_change_the_view_live_and_save_snapshots(display: str, tmp_path: Path, chelsea_bgr) -> None:
+    """The PyTorch engine in a window: n, c, +, 3 and p change the next frames (the log says so), space pauses, s
+    saves the frame as shown, the source frame and its maps."""
+    frames = [np.roll(cv2.resize(chelsea_bgr, (320, 240)), 4 * i, axis=1) for i in range(1500)]
+    video = make_video(tmp_path / "long.mp4", frames, fps=30.0)
+    log, shots = tmp_path / "run.jsonl", tmp_path / "shots"
+    env = {**os.environ, "DISPLAY": display}
+    proc = subprocess.Popen([sys.executable, "-m", "livecam", "--source", str(video), "--show", "--backend", "torch",
+                             "--log", str(log), "--snapshots", str(shots)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = _find_window(env, proc)
+
+        def press(key: str) -> None:
+            subprocess.run(["xdotool", "windowfocus", "--sync", window, "key", key], env=env, check=True, timeout=30)
+
+        first = _wait(lambda: _settings(log), "the first frame's settings", proc)[0]
+        assert first == {"method": "gradcam", "rank": 0, "panels": False, "alpha": 0.5, "colormap": "jet",
+                         "smooth_s": 0.0}
+        expected = [first]
+        for key, change in (("n", {"method": "cam"}), ("c", {"colormap": "turbo"}), ("plus", {"alpha": 0.6}),
+                            ("3", {"rank": 3}), ("p", {"panels": True, "rank": 0})):
+            press(key)
+            expected.append({**expected[-1], **change})
+            count = len(expected)
+            _wait(lambda count=count: len(_settings(log)) >= count, f"the settings after {key}", proc)
+            assert _settings(log) == expected
+
+        def titled(paused: bool) -> bool:
+            found = subprocess.run(["xdotool", "search", "--name", r"\(paused\)$"], env=env, capture_output=True)
+            return bool(found.stdout.strip()) == paused
+
+        press("space")  # paused: two snapshots are of one frame
+        _wait(lambda: titled(True), "the title to say paused", proc)
+        for n in (2, 4):  # each key waits for the last one's effect: a window busy with a frame keeps one key
+            press("s")
+            pngs = _wait(lambda n=n: len(list(shots.glob("*.png"))) == n and sorted(shots.glob("*.png")),
+                         "snapshots", proc)
+        press("space")
+        _wait(lambda: titled(False), "the title to say nothing of a pause", proc)
+        count = len(_log_lines(log))
+        _wait(lambda: len(_log_lines(log)) > count + 5, "frames after the pause", proc)
+        press("q")
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopped in the window" in stdout
+    stems = sorted(p.name for p in pngs)
+    index = int(stems[0].split("-")[1].split(".")[0])
+    assert stems == [f"snapshot-{index:06d}{tail}" for tail in ("-2-frame.png", "-2.png", "-frame.png", ".png")]
+    lines = {line["frame"]: line for line in _log_lines(log)}
+    assert index in lines and lines[index + 1]["frame"] == index + 1  # paused between two frames, none lost
+    shown, source = (cv2.imread(str(shots / f"snapshot-{index:06d}{tail}")) for tail in (".png", "-frame.png"))
+    np.testing.assert_array_equal(cv2.imread(str(shots / f"snapshot-{index:06d}-2-frame.png")), source)
+    decoded, _ = read_video(video)
+    np.testing.assert_array_equal(source, decoded[index])  # the source frame, as decoded
+    assert shown.shape == source.shape and np.abs(shown.astype(int) - source.astype(int)).mean() > 5  # annotated
+    with np.load(shots / f"snapshot-{index:06d}.npz") as maps:
+        assert maps["maps"].shape[0] == 3 and int(maps["frame"]) == index  # the three panels' maps
+        assert list(maps["map_classes"]) == list(maps["classes"][:3])
+        assert list(maps["classes"]) == [label["index"] for label in lines[index]["labels"]]

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from livecam import choices
-from livecam.cams import Explanation
+from livecam.cams import METHODS, Explanation
 from livecam.engines import base
 from livecam.engines.base import check_combination
 from livecam.engines.pytorch.device_step import DeviceStep, HostTransfer
@@ -167,17 +167,35 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         self.target_class = target_class
         self.topk = topk
         self.annotator = annotator or Annotator()
-        # the device step covers the plain overlay of methods that need no second pass over the input
-        plain = not (self.explainer.method.needs_input or panels or view != "overlay")
-        if renderer == "device" and not plain:
+        self.renderer, self.graph = renderer, graph
+        if renderer == "device" and not self._plain():
             raise LivecamError(f"the device renderer draws the plain overlay only, not {method} panels or "
                                "guided views; use the opencv renderer")
-        on_device = plain and (renderer == "device" or (renderer == "auto" and model.device.type == "cuda"
-                                                        and smooth == 0))
-        self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap,
-                                      self.annotator.alpha, target_class, channels_last, graph) if on_device else None
-        self.transfer = HostTransfer(model.device) if on_device and model.device.type == "cuda" else None
+        self.device_step: DeviceStep | None = None
+        self.transfer: HostTransfer | None = None
+        self._step_key: tuple[object, ...] | None = None
         self.smoother = Smoother(smooth, panels=panels, fixed=target_class is not None)
+        self.reconfigure()
+
+    def _plain(self) -> bool:
+        """Does the device step cover this view? The plain overlay of each frame's top class (or --class), by a
+        method that needs no second pass over the input."""
+        return not (self.explainer.method.needs_input or self.panels or self.view != "overlay" or self.rank > 1)
+
+    def reconfigure(self) -> None:
+        """The device step (CUDA and --renderer device) for the method, view, colour map and opacity as they are
+        now; made again only when one of them changed (live controls). A view it does not cover runs on OpenCV."""
+        model = self.model
+        on_device = self._plain() and (self.renderer == "device" or (
+            self.renderer == "auto" and model.device.type == "cuda" and self.smoother.seconds == 0))
+        key = (on_device, self.explainer.method.name, self.annotator.colormap, self.annotator.alpha)
+        if key == self._step_key:
+            return
+        self._step_key = key
+        self.device_step = DeviceStep(self.explainer, model.preprocess, self.annotator.colormap, self.annotator.alpha,
+                                      self.target_class, self.channels_last, self.graph) if on_device else None
+        if on_device and model.device.type == "cuda" and self.transfer is None:
+            self.transfer = HostTransfer(model.device)
 
     def _check_smooth(self, seconds: float) -> float:
         """The device renderer draws on the device, where nothing is smoothed: it refuses a time constant."""
@@ -185,6 +203,38 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
             raise LivecamError(f"the device renderer cannot smooth ({option('smooth')} {seconds:g}); use the "
                                "opencv renderer, or leave the renderer to auto")
         return seconds
+
+    @property
+    def method(self) -> str:
+        return self.explainer.method.name
+
+    def live_methods(self) -> tuple[str, ...]:
+        """Every method that can explain the layer, but Score-CAM (a forward pass per channel: not for live video)."""
+        grid = self.explainer.info.grid_gradient
+        return tuple(name for name in choices.METHODS
+                     if name != "scorecam" and (grid or not METHODS[name].needs_grad))
+
+    def switch_method(self, method: str) -> bool:
+        """Explain with ``method`` from the next frame on (a new Explainer on the same layer; the old hook goes)."""
+        if method == self.method:
+            return True
+        if method not in self.live_methods():
+            raise LivecamError(f"{method} cannot explain layer {self.layer} live; choose one of "
+                               f"{', '.join(self.live_methods())}")
+        explainer = Explainer(self.model, method=method, layer=self.explainer.layer)
+        self.explainer.remove()
+        self.explainer = explainer
+        self.reconfigure()
+        return True
+
+    @property
+    def max_rank(self) -> int:
+        """The labelled classes' count (0 with --class: one fixed class)."""
+        return 0 if self.target_class is not None else min(self.topk, self.model.info.num_classes)
+
+    @property
+    def can_show_panels(self) -> bool:
+        return self.target_class is None and self.topk >= 2 and self.view == "overlay"
 
     @property
     def description(self) -> str:
@@ -206,8 +256,10 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
     def run_prepared(self, x: torch.Tensor, timer: Timer = no_timer) -> Explanation:
         """The explainer's call on :meth:`prepare`'s input (forward, backward where the method has one, the maps),
         as the engine makes it; the maps stay at the layer's resolution."""
-        return self.explainer(x, classes=self.target_class, upsample=False, timer=timer,
-                              topk=self.topk if self.panels else 1, guided=self.view == "guided")
+        k = self.topk if self.panels else max(1, self.rank)
+        explanation = self.explainer(x, classes=self.target_class, upsample=False, timer=timer, topk=k,
+                                     guided=self.view == "guided")
+        return explanation if self.panels or k == 1 else _kth(explanation, k)
 
     def explain_beside(self, other: base.AnyEngine, x: torch.Tensor) -> tuple[Explanation, Explanation] | None:
         """This engine's explanation of :meth:`prepare`'s ``x`` and ``other``'s from one forward pass, where
@@ -389,6 +441,16 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
     def close(self) -> None:
         """Remove the explainer's hooks from the model."""
         self.explainer.remove()
+
+
+def _kth(explanation: Explanation, k: int) -> Explanation:
+    """Of an explanation of each sample's k best classes (k rows a sample), the k-th class's row of each."""
+    rows = slice(k - 1, None, k)
+    detail = explanation.detail
+    return Explanation(cams=explanation.cams[rows], classes=explanation.classes[rows],
+                       scores=explanation.scores[rows], logits=explanation.logits[rows], raw=explanation.raw[rows],
+                       method=explanation.method, layer=explanation.layer,
+                       detail=None if detail is None else detail[rows])
 
 
 Engine = TorchEngine  # the name livecam.Engine has always had; the contract is livecam.engines.base.Engine

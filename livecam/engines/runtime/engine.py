@@ -10,7 +10,10 @@ are drawn in uint8 with :mod:`livecam.render`.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +69,8 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         smooth: float = 0.0,
     ) -> None:
         self.path = Path(path)
-        int8 = read_metadata(self.path).get("precision") == "int8" if session is None else False
-        self.session = session or RuntimeSession(self.path, device, threads=threads, cache_dir=cache_dir(), int8=int8)
-        self.info = GraphInfo.from_metadata(self.path, self.session.metadata)
-        self.info.check_graph(self.session.input_shape, self.session.output_shapes)
+        self.device, self.threads = device, threads
+        self.session, self.info = self._open(self.path, session)
         check_combination(panels, topk)
         if panels and self.info.topk < 2:
             raise LivecamError(f"{self.path.name} explains one class per frame, so there are no panels to show; "
@@ -78,6 +79,64 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         self.topk = topk
         self.panels = panels
         self.smoother = Smoother(smooth, panels=panels, fixed=self.info.target_class is not None)
+        # live controls: the methods another graph can be had for, and how (launch sets them for zoo models)
+        self.methods: tuple[str, ...] = (self.info.method,)
+        self.graph_for: Callable[[str], Path] | None = None
+        self._switching: dict[str, Future[tuple[Path, RuntimeSession, GraphInfo]]] = {}
+
+    def _open(self, path: Path, session: RuntimeSession | None = None) -> tuple[RuntimeSession, GraphInfo]:
+        int8 = read_metadata(path).get("precision") == "int8" if session is None else False
+        session = session or RuntimeSession(path, self.device, threads=self.threads, cache_dir=cache_dir(), int8=int8)
+        info = GraphInfo.from_metadata(path, session.metadata)
+        info.check_graph(session.input_shape, session.output_shapes)
+        return session, info
+
+    @property
+    def method(self) -> str:
+        return self.info.method
+
+    def live_methods(self) -> tuple[str, ...]:
+        return self.methods
+
+    def switch_method(self, method: str) -> bool:
+        """Another method is another graph: found in the cache or exported (``graph_for``), and opened, in a
+        background thread; until it is ready this returns False and the old graph runs on."""
+        if method == self.method:
+            return True
+        if method not in self.methods or self.graph_for is None:
+            raise LivecamError(f"{self.path.name} explains with {self.method}; this run offers "
+                               f"{', '.join(self.methods)}")
+        future = self._switching.get(method)
+        if future is None:
+            future = self._switching[method] = Future()
+            threading.Thread(target=self._prepare, args=(self.graph_for, method, future), daemon=True,
+                             name="livecam-graph").start()
+        if not future.done():
+            return False
+        del self._switching[method]
+        path, session, info = future.result()  # a LivecamError says why the method has no graph
+        if info.topk < self.info.topk:
+            raise LivecamError(f"the graph for {method} explains {info.topk} classes per frame, not {self.info.topk}")
+        self.path, self.session, self.info = path, session, info
+        return True
+
+    def _prepare(self, graph_for: Callable[[str], Path], method: str,
+                 future: Future[tuple[Path, RuntimeSession, GraphInfo]]) -> None:
+        """The graph for ``method`` found or made, and opened (in its own daemon thread)."""
+        try:
+            path = graph_for(method)
+            future.set_result((path, *self._open(path)))
+        except BaseException as exc:  # noqa: BLE001 - handed to switch_method, on the pipeline's thread
+            future.set_exception(exc)
+
+    @property
+    def max_rank(self) -> int:
+        """The ranks the graph explains: up to its K (0 for a graph of one fixed class)."""
+        return 0 if self.info.target_class is not None else min(self.topk, self.info.topk)
+
+    @property
+    def can_show_panels(self) -> bool:
+        return self.info.target_class is None and min(self.topk, self.info.topk) >= 2
 
     @property
     def class_names(self) -> tuple[str, ...]:
@@ -120,6 +179,9 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
                                     scores=whole.scores[:len(x)], logits=whole.logits[:len(x)],
                                     method=whole.method, layer=whole.layer)
         logits, classes, scores, cams = self.session.run(x, list(OUTPUTS))
+        if self.rank > 1 and not self.panels:  # live controls: the rank-th class's map, as the first
+            k = slice(self.rank - 1, self.rank)
+            cams, classes, scores = cams[:, k], classes[:, k], scores[:, k]
         return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self.info.method,
                                 layer=self.info.layer)
 
@@ -194,7 +256,8 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         return None
 
     def close(self) -> None:
-        """Nothing to release but the session, which Python frees; here for the engines' common contract."""
+        """Nothing to release but the session, which Python frees (a graph being made for another method is left
+        to its daemon thread); here for the engines' common contract."""
 
 
 def _concatenate(parts: list[ArrayExplanation]) -> ArrayExplanation:
