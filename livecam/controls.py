@@ -255,14 +255,14 @@ def _frame_view(settings: ViewSettings) -> ViewSettings:
 def limits_of(engine: AnyEngine) -> Limits:
     """What ``engine`` lets a viewer change."""
     return Limits(methods=tuple(engine.live_methods()), max_rank=min(MAX_RANK, engine.max_rank),
-                  panels=engine.can_show_panels, smooth=hasattr(engine, "smooth_s"))
+                  panels=engine.can_show_panels, smooth=True)
 
 
 def settings_of(engine: AnyEngine) -> ViewSettings:
     """The settings ``engine`` runs now."""
     annotator = engine.annotator
     return ViewSettings(method=engine.method, rank=engine.rank, panels=engine.panels, alpha=float(annotator.alpha),
-                        colormap=annotator.colormap, smooth_s=float(getattr(engine, "smooth_s", 0.0) or 0.0))
+                        colormap=annotator.colormap, smooth_s=float(engine.smooth_s))
 
 
 def set_view(engine: AnyEngine, settings: ViewSettings) -> None:
@@ -271,8 +271,10 @@ def set_view(engine: AnyEngine, settings: ViewSettings) -> None:
     engine.annotator.alpha = settings.alpha
     engine.panels = settings.panels
     engine.rank = settings.rank
-    if hasattr(engine, "smooth_s"):
-        engine.smooth_s = settings.smooth_s
+    if engine.smoother.panels != settings.panels:  # each panel's class on its own, or one explained class
+        engine.smoother.panels = settings.panels
+        engine.smoother.reset()
+    engine.smooth_s = settings.smooth_s
     engine.reconfigure()
 
 

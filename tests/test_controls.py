@@ -105,7 +105,7 @@ def test_the_runtime_engine_changes_between_frames_and_the_log_says_so(top3_grap
                                                                       tmp_path: Path) -> None:
     engine = RuntimeEngine(top3_graph, "cpu", topk=3)
     controls = Controls(engine)
-    assert controls.limits == Limits(methods=("gradcam",), max_rank=3, panels=True, smooth=False)
+    assert controls.limits == Limits(methods=("gradcam",), max_rank=3, panels=True, smooth=True)
     outs: list[Annotated] = []
 
     def on_frame(out: Annotated) -> None:

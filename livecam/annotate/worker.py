@@ -127,7 +127,7 @@ class FileWorker(Closing):
                                  codec=self.settings.get("codec"), crf=self.settings.get("crf"),
                                  keep_incomplete=False)
             with sink:
-                self.engine.smoother.reset()  # --smooth: each file (or part) starts afresh, not from the last one
+                self.engine.reset_smoothing()  # --smooth: each file (or part) starts afresh, not from the last one
                 try:
                     # no live speed readout: an archive's frames carry no timing, so reruns match
                     report = run(src, self.engine, [sink], batch=self.batch, stop=stop, readout=False,

@@ -58,6 +58,10 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
     def smooth_s(self, value: float) -> None:
         self.smoother.seconds = self._check_smooth(check_seconds(value))
 
+    def reset_smoothing(self) -> None:
+        """Forget the frames smoothed so far: the next one starts afresh (a new file, or part of one)."""
+        self.smoother.reset()
+
     def _check_smooth(self, seconds: float) -> float:
         """An engine that cannot smooth the way it draws refuses a time constant above 0 here."""
         return seconds

@@ -81,6 +81,10 @@ class CompareEngine(Engine[tuple[Any, Any], tuple[Any, Any]]):
         for side in self.sides:
             side.smooth_s = value
 
+    def reset_smoothing(self) -> None:
+        for side in self.sides:
+            side.reset_smoothing()
+
     @property
     def description(self) -> str:
         return " | ".join(side.description for side in self.sides)
