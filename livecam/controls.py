@@ -271,8 +271,11 @@ def set_view(engine: AnyEngine, settings: ViewSettings) -> None:
     engine.annotator.alpha = settings.alpha
     engine.panels = settings.panels
     engine.rank = settings.rank
-    if engine.smoother.panels != settings.panels:  # each panel's class on its own, or one explained class
-        engine.smoother.panels = settings.panels
+    # --smooth: each panel's class (or the k-th class, which is another class as the ranking moves) averaged on
+    # its own, or one explained class with hysteresis
+    by_class = settings.panels or settings.rank > 1
+    if engine.smoother.panels != by_class:
+        engine.smoother.panels = by_class
         engine.smoother.reset()
     engine.smooth_s = settings.smooth_s
     engine.reconfigure()

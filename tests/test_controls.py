@@ -243,3 +243,19 @@ def test_the_runtime_engine_switches_method_in_the_background(top3_graph: Path, 
         engine.process(next(frames))
         assert time.monotonic() < end + 60, "the failure never came"
     assert controls.applied.method == "eigencam" and "xgradcam does not fit" in (controls.error or "")
+
+
+def test_smoothing_follows_the_chosen_rank(top3_graph: Path, photos: list[np.ndarray]) -> None:
+    """With --smooth, the k-th class's map (which class that is moves with the ranking) is each class's own
+    average, so every frame's drawn map is of its own k-th class; turning smoothing on changes the maps."""
+    engine = RuntimeEngine(top3_graph, "cpu", topk=3, smooth=0.5)
+    controls = Controls(engine)
+    controls.change({"rank": 2})
+    outs: list[Annotated] = []
+    run(frames_of(photos), engine, [], on_frame=outs.append, readout=False, controls=controls)
+    whole = RuntimeEngine(top3_graph, "cpu", topk=3)
+    for out in outs:
+        full = whole.explain([out.frame.image])
+        assert out.raw_map_classes == [int(full.classes[0, 1])]
+        assert out.map_classes == out.raw_map_classes
+    assert any(out.smoothed and not np.array_equal(out.maps, out.raw_maps) for out in outs)
