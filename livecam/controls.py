@@ -37,7 +37,7 @@ from typing import TypedDict
 
 from livecam import choices
 from livecam.engines.base import AnyEngine
-from livecam.errors import LivecamError
+from livecam.errors import LivecamError, option
 from livecam.text import ordinal
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,7 @@ def validate(changes: Mapping[str, object], current: ViewSettings, limits: Limit
         if isinstance(rank, bool) or not isinstance(rank, int):
             raise LivecamError(f"rank must be a whole number, not {rank!r}")
         if rank and limits.max_rank == 0:
-            raise LivecamError("this run explains one fixed class (--class), so there is no rank to choose")
+            raise LivecamError(f"this run explains one fixed class ({option('class')}), so there is no rank to choose")
         if not 0 <= rank <= limits.max_rank:
             raise LivecamError(f"rank must lie between 0 (each frame's top class) and {limits.max_rank} (its "
                                f"{ordinal(limits.max_rank)} most probable class), not {rank}")

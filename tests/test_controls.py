@@ -64,7 +64,7 @@ def test_settings_combine_as_a_viewer_expects() -> None:
     assert validate({"panels": True}, validate({"rank": 3}, START, LIMITS), LIMITS).rank == 0
     assert validate({"alpha": 1}, START, LIMITS).alpha == 1.0  # JSON's 1 is a number
     one_class = Limits(methods=("gradcam",), max_rank=0, panels=False, smooth=False)
-    for changes, fragment in (({"rank": 1}, "one fixed class (--class)"), ({"panels": True}, "no panels to show"),
+    for changes, fragment in (({"rank": 1}, "one fixed class"), ({"panels": True}, "no panels to show"),
                               ({"smooth_s": 0.25}, "does not smooth")):
         with pytest.raises(LivecamError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
             validate(changes, START, one_class)

@@ -221,3 +221,16 @@ class Explanation:
     method: str
     layer: str
     detail: torch.Tensor | None = None
+
+
+def drop_copied_hooks(module: nn.Module) -> int:
+    """Take off ``module`` (a deep copy of a model) the explainers' hooks the copy carried over from the original:
+    they belong to the original's explainers, so on the copy they would only capture activations for nobody.
+    Returns how many were dropped."""
+    dropped = 0
+    for layer in module.modules():
+        for key, hook in list(layer._forward_hooks.items()):
+            if isinstance(getattr(hook, "__self__", None), ActivationHook):
+                del layer._forward_hooks[key]
+                dropped += 1
+    return dropped

@@ -319,7 +319,8 @@ class ServeSink(Sink):
         try:
             settings = controls.change(changes)
         except LivecamError as exc:
-            raise web.HTTPBadRequest(text=_one_line(str(exc), 300) + "\n") from None
+            flag = exc.render(lambda name: "--" + name.replace("_", "-"))  # settings named as the command line does
+            raise web.HTTPBadRequest(text=_one_line(flag, 300) + "\n") from None
         return web.Response(text=json.dumps({"settings": settings.record()}), content_type="application/json",
                             headers={"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 

@@ -171,13 +171,14 @@ def _run_seconds(args: list[str]) -> tuple[int, float]:
 def test_a_served_file_is_paced_and_a_recorded_one_is_not(instant: InstantEngine, tmp_path: Path) -> None:
     two = small_clip(tmp_path / "two_seconds.mp4", 2.0)
     four = small_clip(tmp_path / "four_seconds.mp4", 4.0)
-    frames, seconds = _run_seconds(["--source", str(two), "--no-show", "--serve", "0"])
+    watch = ["--serve", "0", "--serve-controls", "off"]  # the stand-in engine has no live controls
+    frames, seconds = _run_seconds(["--source", str(two), "--no-show", *watch])
     assert frames == 48 and 0.9 * 48 / PACED_FPS <= seconds <= 1.1 * 48 / PACED_FPS  # at its own rate
     out = tmp_path / "out.mp4"
-    frames, seconds = _run_seconds(["--source", str(four), "--no-show", "--serve", "0", "--output", str(out)])
+    frames, seconds = _run_seconds(["--source", str(four), "--no-show", *watch, "--output", str(out)])
     assert frames == 96 and len(read_video(out)[0]) == 96
     assert seconds < 0.5 * 96 / PACED_FPS  # recorded while served: as fast as it goes
-    frames, seconds = _run_seconds(["--source", str(four), "--no-show", "--serve", "0", "--no-pace"])
+    frames, seconds = _run_seconds(["--source", str(four), "--no-show", *watch, "--no-pace"])
     assert frames == 96 and seconds < 0.5 * 96 / PACED_FPS
     frames, seconds = _run_seconds(["--source", str(two), "--no-show", "--output", str(out), "--overwrite",
                                     "--pace"])

@@ -574,6 +574,8 @@ def test_clicking_the_pages_buttons_changes_the_run(torch_engine, clip_frames: l
         wait_for(lambda: status(sink)["controls"]["settings"]["paused"], "the pause clicked")
         assert page.inner_text("#control-error") == ""
         settings = status(sink)["controls"]["settings"]
+        # the button sends the opposite of what the page last heard from /status: wait until it has heard
+        wait_until(page, "document.getElementById('c-paused').textContent === 'resume'")
         page.click("#c-paused")  # resumed, so that the run sees its source end
         wait_for(lambda: not status(sink)["controls"]["settings"]["paused"], "the resume clicked")
     assert settings == {"method": "layercam", "rank": 2, "panels": False, "alpha": 0.6, "colormap": "viridis",

@@ -25,6 +25,7 @@ import torch
 
 from livecam import choices
 from livecam.cams import METHODS, Explanation
+from livecam.cams.base import drop_copied_hooks
 from livecam.engines import base
 from livecam.engines.base import check_combination
 from livecam.engines.pytorch.device_step import DeviceStep, HostTransfer
@@ -157,6 +158,7 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         fold_bn = fold_bn and target in dict(model.module.named_modules())  # else the Explainer says what is wrong
         if self.dtype != torch.float32 or channels_last or fold_bn:
             model = copy.deepcopy(model)  # the head's Linear stays the copy's own
+            drop_copied_hooks(model.module)  # an open Explainer of the caller's model is not this copy's
             if fold_bn:
                 self.folded = fold_batchnorm(model.module, probe_input(model.module, model.preprocess.size), target)
             memory_format = torch.channels_last if channels_last else torch.contiguous_format
