@@ -40,8 +40,20 @@ def ranks(values: np.ndarray) -> np.ndarray:
     return out
 
 
+def map_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson's r of each pair of maps (N, ...), in float64; two flat maps correlate 1 when equal, else 0."""
+    x: np.ndarray = a.reshape(len(a), -1).astype(np.float64)
+    y = b.reshape(len(b), -1).astype(np.float64)
+    x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
+    den = np.sqrt((x * x).sum(1) * (y * y).sum(1))
+    equal = np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1)
+    r = np.divide((x * y).sum(1), den, out=np.zeros(len(x)), where=den > 0)
+    correlations: np.ndarray = np.where(den > 0, r, equal.astype(np.float64))
+    return correlations
+
+
 def pearson(a: np.ndarray, b: np.ndarray) -> float:
-    """Pearson's r of two maps' values (flattened, in float64).
+    """Pearson's r of two maps' values (flattened, in float64; :func:`map_correlations` of the pair).
 
     Two identical maps correlate 1, also where both are flat; a flat map and any other correlate 0
     (it ranks nothing), so the result is never NaN.
@@ -52,11 +64,7 @@ def pearson(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"maps of different sizes: {np.shape(a)} and {np.shape(b)}")
     if np.array_equal(x, y):
         return 1.0
-    dx, dy = x - x.mean(), y - y.mean()
-    den = float(np.sqrt((dx * dx).sum() * (dy * dy).sum()))
-    if den == 0.0:
-        return 0.0
-    return float(np.clip((dx * dy).sum() / den, -1.0, 1.0))
+    return float(np.clip(map_correlations(x[None], y[None])[0], -1.0, 1.0))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:

@@ -22,8 +22,8 @@ import numpy as np
 
 from livecam.closing import Closing
 from livecam.errors import LivecamError, option
-from livecam.smooth import Smoother, Steady, check_seconds
 from livecam.render import Annotator
+from livecam.smooth import Smoother, Steady, check_seconds
 from livecam.types import Annotated, Frame, FrameTime, Label
 
 InputT = TypeVar("InputT")  # what prepare makes: a torch tensor, or a NumPy array

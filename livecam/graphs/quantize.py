@@ -39,6 +39,7 @@ import numpy as np
 import onnx
 
 from livecam.errors import LivecamError, option
+from livecam.stability import map_correlations
 
 log = logging.getLogger(__name__)
 
@@ -317,18 +318,6 @@ def _session(path: Path) -> Any:
     import onnxruntime as ort
 
     return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-
-def map_correlations(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson's r of each pair of maps (N, ...); two flat maps correlate 1 when equal, else 0."""
-    x: np.ndarray = a.reshape(len(a), -1).astype(np.float64)
-    y = b.reshape(len(b), -1).astype(np.float64)
-    x, y = x - x.mean(1, keepdims=True), y - y.mean(1, keepdims=True)
-    den = np.sqrt((x * x).sum(1) * (y * y).sum(1))
-    equal = np.all(a.reshape(len(a), -1) == b.reshape(len(b), -1), axis=1)
-    r = np.divide((x * y).sum(1), den, out=np.zeros(len(x)), where=den > 0)
-    correlations: np.ndarray = np.where(den > 0, r, equal.astype(np.float64))
-    return correlations
 
 
 def fidelity(fp32: Path, int8: Path, inputs: Sequence[np.ndarray], *, input_name: str = "x") -> Fidelity:

@@ -169,7 +169,7 @@ class TorchEngine(base.Engine[torch.Tensor, Explanation]):
         self.target_class = target_class
         self.topk = topk
         self.annotator = annotator or Annotator()
-        self.renderer, self.graph = renderer, graph
+        self.graph = graph
         if renderer == "device" and not self._plain():
             raise LivecamError(f"the device renderer draws the plain overlay only, not {method} panels or "
                                "guided views; use the opencv renderer")
