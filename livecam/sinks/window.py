@@ -237,10 +237,14 @@ class WindowSink(Sink):
             return
         folder = self.snapshots or Path.cwd()
         index, n = annotated.frame.index, 1
-        while (folder / f"{SNAPSHOT.format(index, '' if n == 1 else f'-{n}')}.png").exists():
-            n += 1  # never replace a snapshot: another of one (paused) frame, or from an earlier run
-        stem = SNAPSHOT.format(index, "" if n == 1 else f"-{n}")
-        files = [folder / f"{stem}.png", folder / f"{stem}-frame.png", folder / f"{stem}.npz"]
+
+        def named(n: int) -> list[Path]:
+            stem = SNAPSHOT.format(index, "" if n == 1 else f"-{n}")
+            return [folder / f"{stem}.png", folder / f"{stem}-frame.png", folder / f"{stem}.npz"]
+
+        while any(path.exists() for path in named(n)):
+            n += 1  # never replace a file: another snapshot of one (paused) frame, or one from an earlier run
+        files = named(n)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             for path, image in zip(files, (annotated.image, annotated.frame.image), strict=False):
