@@ -11,7 +11,8 @@
 # frames); the PyTorch engine's benchmark, ResNet-50 fp16 (random weights) and EfficientNet-Lite0 fp16 with the
 # pytorch-grad-cam peer, both at 1080p, and torchvision's ViT-B/16 (tokens) fp16; `livecam export` of Lite0; that
 # graph on ONNX Runtime's CUDA provider (IO binding) and TensorRT provider (fp16, engine cache); Lite0 exported in
-# int8 (calibrated on the demo clip) on TensorRT's int8 path; a --compare table of the reports, in the log. The image's onnxruntime is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry
+# int8 (calibrated on the demo clip) on TensorRT's int8 path; --smooth on CUDA and a graph of three methods on
+# ONNX Runtime CUDA (issue 19); a --compare table of the reports, in the log. The image's onnxruntime is CPU-only, and onnxruntime-gpu's wheel is larger than one call may carry
 # (64 MiB), so until an image has it the three ONNX Runtime runs end with livecam's one-line error naming the missing
 # provider, and that is expected.
 #
@@ -194,6 +195,15 @@ step export-lite0-int8 plain 150 python3 -m livecam export --precision int8 --ca
     --output "$WORK/lite0-int8.onnx"
 step bench-ort-tensorrt-int8 ortgpu 150 "${BENCH[@]}" --device tensorrt --model "$WORK/lite0-int8.onnx" \
     --label "H200 ORT TensorRT Lite0 int8" --json "$OUT/bench-gpu-ort-tensorrt-lite0-int8-1080p.json"
+# 3c. Issue 19 (made for video): --smooth on the PyTorch engine's CUDA path (the device step is skipped while
+#     smoothing: the steady maps are averaged on the CPU), and a graph of three methods on ONNX Runtime CUDA, opened
+#     cut to the method drawn (a session from bytes, not a file; livecam.engines.runtime.session.pruned_graph).
+step run-torch-smooth cuda 90 python3 -m livecam --source demo --device cuda --smooth 0.25 --max-frames 96 \
+    --no-show --output "$WORK/smooth.mp4" --log "$WORK/smooth.jsonl"
+step export-lite0-three plain 150 python3 -m livecam export --method gradcam,cam,eigencam --topk 3 \
+    --output "$WORK/lite0-three.onnx"
+step run-ort-cuda-three ortgpu 90 python3 -m livecam --source demo --model "$WORK/lite0-three.onnx" \
+    --method eigencam --device cuda --max-frames 96 --no-show --output "$WORK/three.mp4"
 # 4. The reports side by side. The dry run has none of its own (each benchmark ends at its first CUDA call), so it
 #    compares the committed CPU reports instead, to run the same command.
 REPORTS=()

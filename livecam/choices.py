@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Sequence
 
 from livecam.errors import LivecamError
 
@@ -63,6 +64,27 @@ def suggest(name: str, options: list[str], n: int = 3) -> str:
     """' (did you mean a, b?)' for a near miss, else ''."""
     close = difflib.get_close_matches(name, options, n=n, cutoff=0.6)
     return f" (did you mean {', '.join(close)}?)" if close else ""
+
+
+def export_methods(value: str | Sequence[str]) -> tuple[str, ...]:
+    """The methods of one exported graph: ``"gradcam"``, ``"gradcam,cam,eigencam"`` or a sequence of names.
+
+    The first is the graph's own (its ``cams`` output); the others get outputs of their own. Names are
+    stripped and lower-cased; an unknown name, a repeated one or none at all is a one-line LivecamError.
+    """
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    names = tuple(str(part).strip().lower() for part in parts if str(part).strip())
+    if not names:
+        raise LivecamError(f"name at least one method: one of {', '.join(EXPORT_METHODS)}, or several joined by "
+                           "commas (gradcam,cam,eigencam)")
+    for name in names:
+        if name not in METHODS:
+            raise LivecamError(f"unknown method '{name}'{suggest(name, list(EXPORT_METHODS))}; the methods that "
+                               f"export are {', '.join(EXPORT_METHODS)}")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise LivecamError(f"{', '.join(repeated)} is named twice; name each method once")
+    return names
 
 
 def resolve_class(value: str | int, class_names: list[str] | tuple[str, ...]) -> int:

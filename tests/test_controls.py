@@ -200,12 +200,19 @@ def test_the_torch_engine_switches_method_and_rank(lite0, photos: list[np.ndarra
         assert pearson(out.maps[:1], expected.cams[:1].numpy())[0] > 0.999  # BatchNorm folded in the engine's copy
 
 
-def test_the_runtime_engine_switches_method_in_the_background(top3_graph: Path, lite0, photos: list[np.ndarray],
-                                                              tmp_path: Path) -> None:
-    """Another method is another graph: made while the old one goes on explaining, then swapped in."""
+@pytest.fixture(scope="module")
+def several_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+    """Lite0 with Grad-CAM, CAM and Eigen-CAM in one graph (livecam export --method gradcam,cam,eigencam)."""
     from livecam.export import export_explainer
 
-    eigencam = export_explainer(lite0, tmp_path / "eigencam.onnx", method="eigencam", topk=3)
+    return export_explainer(lite0, tmp_path_factory.mktemp("several") / "three.onnx", method="gradcam,cam,eigencam",
+                            topk=3)
+
+
+def test_the_runtime_engine_switches_method_in_the_background(top3_graph: Path, several_graph: Path,
+                                                              photos: list[np.ndarray]) -> None:
+    """Another method is another graph: made while the old one goes on explaining, then swapped in."""
+    eigencam = several_graph  # a graph of several methods, opened for the one asked for
     asked: list[str] = []
     release = threading.Event()
 
@@ -233,8 +240,8 @@ def test_the_runtime_engine_switches_method_in_the_background(top3_graph: Path, 
         assert time.monotonic() < end, "the graph never came"
     assert settings["method"] == "eigencam" and asked == ["eigencam"]
     out = engine.process(next(frames))
-    assert out.explanation.method == "eigencam"
-    reference = RuntimeEngine(eigencam, "cpu", topk=3).process(out.frame)
+    assert out.explanation.method == "eigencam" and engine.live_methods() == ("gradcam", "eigencam", "xgradcam")
+    reference = RuntimeEngine(eigencam, "cpu", topk=3, method="eigencam").process(out.frame)
     np.testing.assert_array_equal(out.image, reference.image)
 
     controls.change({"method": "xgradcam"})

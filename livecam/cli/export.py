@@ -18,6 +18,7 @@ import livecam.cli.options as opt
 from livecam.cli.options import OutputPath
 from livecam.cli.shell import CONTEXT_SETTINGS, LivecamCommand, setup_logging
 from livecam.errors import LivecamError, require_torch
+from livecam.text import listed
 
 from livecam.graphs.options import InputOptions
 
@@ -33,6 +34,7 @@ The file has one input and four outputs:
   classes  int64 (N, K): the K most probable classes, best first (or --class)
   scores   float32 (N, K): their softmax probabilities
   cams     float32 (N, K, h, w) in [0, 1]: each class's map at the layer's resolution
+  cams_M   the same, of method M, for each --method after the first
 Its metadata (model, method, layer, class names, mean, std, sizes) says the rest.
 
 \b
@@ -47,6 +49,7 @@ Examples:
   livecam export --output lite0-gradcam.onnx
   livecam export --output lite0-top3.onnx --topk 3 --from-frames
   livecam export --model mobilenet_v3_large --method eigencam --output mnv3.onnx
+  livecam export --method gradcam,cam,eigencam --topk 3 --output lite0-three.onnx
   livecam export --from-onnx their.onnx --output explained.onnx
   livecam export --from-onnx their.onnx --precision int8 --calibrate clip.mp4 --output edge.onnx
   livecam export --precision int8 --calibrate demo --output lite0-int8.onnx
@@ -69,11 +72,13 @@ def _input_size(text: str | None) -> tuple[int, int] | None:
               help="The ONNX file to write.")
 @opt.apply(
     opt.layer(),
-    opt.method("The map computed inside the graph. cam, gradcam, hirescam, xgradcam, gradcampp, layercam, "
-               "counterfactual and finercam need a head of global average pooling and one Linear layer (their "
-               "gradient then has a closed form); eigencam works for any head. scorecam and the guided methods "
-               "cannot be exported.",
-               names=EXPORT_METHODS),
+    lambda command: click.option(
+        "--method", cls=opt.LibraryDefault, implied=choices.DEFAULT_METHOD, metavar="METHOD[,METHOD...]",
+        help=f"The map computed inside the graph: {', '.join(EXPORT_METHODS)}; or several, joined by commas "
+             "(gradcam,cam,eigencam): one forward pass and an output of maps per method (cams for the first, "
+             "cams_METHOD for each other one), which livecam run switches between live. All but eigencam need a "
+             "head of global average pooling and one Linear layer (their gradient then has a closed form); "
+             "eigencam works for any head. scorecam and the guided methods cannot be exported.")(command),
     opt.topk("Explain each image's K most probable classes: K maps per image.", default=1),
     opt.target_class("Explain this class in every image instead (K = 1), by name or index."),
 )
@@ -134,7 +139,7 @@ def export_command(model_name: str, weights: str | None, from_onnx: Path | None,
         _edge_graph(model_name, weights, from_onnx, output, layer, method, topk, class_, graph_input, precision, int8,
                     started)
         return
-    method = method or choices.DEFAULT_METHOD
+    methods = choices.export_methods(method or choices.DEFAULT_METHOD)
     require_torch("livecam export")
     from livecam.export import export_explainer, exportable
     from livecam.zoo import RANDOM, load_model, resolve_class
@@ -143,12 +148,14 @@ def export_command(model_name: str, weights: str | None, from_onnx: Path | None,
     if weights == RANDOM:
         logging.warning("--weights random: the model is untrained, its classes and maps mean nothing")
     if layer is None:
-        exportable(loaded, method)  # refuse before the slow part
+        for name in methods:
+            exportable(loaded, name)  # refuse before the slow part
     target = resolve_class(class_, loaded.class_names) if class_ is not None else None
-    path = export_explainer(loaded, output, method=method, layer=layer, topk=topk, target_class=target,
+    path = export_explainer(loaded, output, method=methods, layer=layer, topk=topk, target_class=target,
                             input_size=size, precision=precision, from_frames=from_frames)
     what = f"class '{loaded.class_names[target]}'" if target is not None else f"top-{topk}"
-    click.echo(f"livecam: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {loaded.name} {method} of {what}, "
+    click.echo(f"livecam: wrote {path} ({path.stat().st_size / 1e6:.1f} MB): {loaded.name} {listed(methods)} of "
+               f"{what}, "
                f"{'uint8 BGR frames' if from_frames else 'normalized float32'} input, {precision}, in "
                f"{time.perf_counter() - started:.1f} s")
 
@@ -178,7 +185,8 @@ def _edge_graph(model_name: str, weights: str | None, from_onnx: Path | None, ou
             raise LivecamError("--weights does not apply to --from-onnx: the graph holds its weights")
         else:
             source = from_onnx
-        done = export_graph(source, output, method, layer, topk, class_, inputs, precision, int8, identity, names)
+        done = export_graph(source, output, choices.export_methods(method) if method else None, layer, topk, class_,
+                            inputs, precision, int8, identity, names)
     for note in done.explained.notes:
         logging.info("%s", note)
     if done.warning:
@@ -186,5 +194,5 @@ def _edge_graph(model_name: str, weights: str | None, from_onnx: Path | None, ou
     fidelity = f"; {done.fidelity.describe()}" if done.fidelity is not None else ""
     what = f"class '{class_}'" if class_ else f"top-{topk}"
     click.echo(f"livecam: wrote {output} ({output.stat().st_size / 1e6:.1f} MB): "
-               f"{identity[0] if identity else source.name} {done.explained.method} of {what} at "
+               f"{identity[0] if identity else source.name} {done.explained.describe()} of {what} at "
                f"{done.explained.layer}, {precision}{fidelity}, in {time.perf_counter() - started:.1f} s")

@@ -279,7 +279,7 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
     """A ``.onnx`` graph: from ``livecam export``, ONNX Runtime alone with the graph's own choices; from anywhere
     else, explained once into the cache (no PyTorch) and then the same."""
     from livecam.engines.runtime.engine import RuntimeEngine
-    from livecam.engines.runtime.graph import read_metadata
+    from livecam.engines.runtime.graph import GraphInfo, read_metadata
 
     path = Path(options.model).expanduser()
     if not path.is_file():
@@ -300,13 +300,16 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
     elif options.graph_input is not None and options.graph_input.given:
         flags = ", ".join(option(name) for name in options.graph_input.given)
         raise LivecamError(f"{path.name} is a livecam graph, which says how it takes its input; leave out {flags}")
+    held = GraphInfo.read(path).all_methods
     engine = RuntimeEngine(path, options.device, annotator, options.topk, options.panels, threads=options.threads,
-                           smooth=options.smooth)
+                           smooth=options.smooth, method=options.method if options.method in held else None)
     info = engine.info
-    for given, own, what in ((options.method, info.method, "method"), (options.layer, info.layer, "layer")):
-        if given is not None and given != own:
-            raise LivecamError(f"{path.name} explains with {what} {own}, not {given}; export it again with "
-                               f"{option(what)} {given}, or leave {option(what)} out")
+    more = ",".join((*info.all_methods, options.method or "")) if len(info.all_methods) > 1 else options.method
+    for given, own, what, again in ((options.method, info.all_methods, "method", more),
+                                    (options.layer, (info.layer,), "layer", options.layer)):
+        if given is not None and given not in own:
+            raise LivecamError(f"{path.name} explains with {what} {', '.join(own)}, not {given}; export it again "
+                               f"with {option(what)} {again}, or leave {option(what)} out")
     if options.precision not in ("auto", info.precision):
         raise LivecamError(f"{path.name} runs in {info.precision}; export it again with {option('precision')} "
                            f"{options.precision}, or leave {option('precision')} out")
@@ -321,7 +324,7 @@ def _graph_file(options: EngineOptions, annotator: Annotator) -> Launched:
             raise LivecamError(f"{path.name} explains class '{info.class_names[info.target_class]}', not "
                                f"'{info.class_names[wanted]}'; export it again with {option('class')} "
                                f"{options.target_class}")
-    return Launched(engine, "onnx", _runtime_summary(engine), info.method)
+    return Launched(engine, "onnx", _runtime_summary(engine), engine.method)
 
 
 def _explained_graph(options: EngineOptions, path: Path) -> Path:
@@ -353,8 +356,10 @@ def _runtime_summary(engine: RuntimeEngine) -> str:
     if info.source and info.method == "eigencam" and not info.head.startswith("global average pooling"):
         why = f"; eigencam, as the head is {info.head}"
     assumed = f"; assumed: {info.assumed}" if info.assumed else ""
-    return (f"{info.model}{weights} on {engine.description}, {info.method} of {info.describe_class()} at layer "
-            f"{info.layer}{layout}{why}{assumed}")
+    others = [m for m in info.all_methods if m != engine.method]
+    held = f" (the file also holds {', '.join(others)})" if others else ""
+    return (f"{info.model}{weights} on {engine.description}, {engine.method}{held} of {info.describe_class()} at "
+            f"layer {info.layer}{layout}{why}{assumed}")
 
 
 def weights_file(model: str, weights: str | None) -> Path | None:
@@ -416,7 +421,7 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator, models: Models
         engine = RuntimeEngine(graph, _runtime_device(options), annotator, options.topk, options.panels,
                                threads=options.threads, smooth=options.smooth)
         if options.live:  # another method: its graph from the cache, or exported, in the background
-            engine.methods = tuple(dict.fromkeys((method, *choices.EXPORT_METHODS)))
+            engine.methods = tuple(dict.fromkeys((*engine.info.all_methods, *choices.EXPORT_METHODS)))
             engine.graph_for = functools.partial(_method_graph, options)
         return engine
 

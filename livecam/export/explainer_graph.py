@@ -32,6 +32,12 @@ The file contract (read by livecam's ONNX Runtime engine and by any other caller
   their softmax probabilities; ``cams`` float32 (N, K, h, w) in [0, 1], at the
   target layer's resolution, min-max normalized per map in float32 whatever the
   model's precision (a flat map is all zeros, never NaN);
+- a graph of several methods (``method="gradcam,cam,eigencam"``) has one more
+  output per method after the first, ``cams_<method>``, shaped as ``cams``:
+  one forward pass, then each method's maps. ONNX Runtime runs every node on
+  each call, whichever outputs are fetched (four methods cost 1.17x-1.23x one),
+  so livecam's engine opens such a file cut to the method it draws, at the
+  cost of one method (benchmarks/results/multi-method-xeon-2core.md);
 - metadata (``metadata_props``, all strings) that says what the file is: see
   :func:`metadata`.
 """
@@ -46,6 +52,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -56,7 +63,7 @@ from livecam.cams import METHODS, Capture, CamMethod, normalize_maps
 from livecam.cams.activation import eigen_maps_power
 from livecam.engines.pytorch.device_step import preprocess_frames
 from livecam.choices import suggest
-from livecam.engines.runtime.graph import FORMAT, describe_outputs
+from livecam.engines.runtime.graph import FORMAT, OUTPUTS, cams_output, describe_outputs
 from livecam.errors import LivecamError, option
 from livecam.zoo import GAP_LINEAR, Head, LoadedModel, ModelInfo, Preprocess, inspect_model
 from livecam.zoo.layout import Layout
@@ -90,9 +97,9 @@ def exportable(model: LoadedModel | ModelInfo, method: str, name: str | None = N
     label = name or (model.name if isinstance(model, LoadedModel) else "the model")
     if method in NOT_IN_ONE_GRAPH:
         raise LivecamError(
-            f"{method} cannot be exported: {NOT_IN_ONE_GRAPH[method]}; export gradcam or cam (for a head of "
-            f"global average pooling and one Linear layer) or eigencam (any head) instead, or run {method} in "
-            "PyTorch (livecam run)"
+            f"{method} cannot be exported: {NOT_IN_ONE_GRAPH[method]}; export {option('method')} gradcam or cam (for "
+            "a head of global average pooling and one Linear layer) or eigencam (any head) instead, or run "
+            f"{method} in PyTorch (livecam run)"
         )
     if method not in EXPORTABLE:
         raise LivecamError(
@@ -109,25 +116,26 @@ def exportable(model: LoadedModel | ModelInfo, method: str, name: str | None = N
 
 
 class ExplanationGraph(nn.Module):
-    """What is exported: (x or frames) -> (logits, classes, scores, cams), one explanation per (sample, class).
+    """What is exported: (x or frames) -> (logits, classes, scores, cams, ...), one explanation per (sample, class).
 
     ``module`` runs in its own precision; everything after its forward pass is
-    float32. ``method`` is livecam's own :class:`CamMethod` (None for Eigen-CAM,
-    computed by the power method); ``linear`` is the GAP -> Linear head in
-    float32 when the method needs it.
+    float32. ``methods`` are livecam's own :class:`CamMethod` objects (None for
+    Eigen-CAM, computed by the power method), one output of maps each, all from
+    the one forward pass; ``linear`` is the GAP -> Linear head in float32 when
+    a method needs it.
     """
 
     mean: torch.Tensor  # buffers, registered in __init__ when the graph takes frames
     std: torch.Tensor
 
-    def __init__(self, module: nn.Module, layer: str, method: CamMethod | None, linear: nn.Linear | None, k: int,
+    def __init__(self, module: nn.Module, layer: str, methods: list[CamMethod | None], linear: nn.Linear | None, k: int,
                  target_class: int | None, dtype: torch.dtype, frames: Preprocess | None,
                  layout: Layout | None = None) -> None:
         super().__init__()
         self.module = module
         self.layout = layout  # the layer's output as the (N, C, h, w) map: tokens and channels-last maps reshaped
         self.linear = linear  # float32; in fp32 the model's own layer (one weight in the file)
-        self.method = method
+        self.methods = methods
         self.k = k
         self.target_class = target_class
         self.dtype = dtype
@@ -142,7 +150,7 @@ class ExplanationGraph(nn.Module):
         self._activation = output
         return output.clone()  # an in-place operation after the layer must not change the kept activation
 
-    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         if self.spec is not None:
             x = preprocess_frames(inputs, self.spec, self.mean, self.std, self.dtype, channels_last=False)
         else:
@@ -160,24 +168,26 @@ class ExplanationGraph(nn.Module):
         else:
             classes = torch.full_like(logits[:, :1], self.target_class, dtype=torch.int64)
         scores = torch.softmax(logits, dim=1).gather(1, classes)
-        if self.method is None:
-            # Eigen-CAM is class-agnostic: one map per sample, the same for each of its K classes
-            maps = normalize_maps(eigen_maps_power(acts))
-            cams = maps[:, None].expand(n, self.k, h, w)
-        else:
-            rows = acts[:, None].expand(n, self.k, channels, h, w).reshape(-1, channels, h, w)
-            logit_rows = logits[:, None].expand(n, self.k, logits.shape[1]).reshape(-1, logits.shape[1])
-            weight = self.linear.weight if self.linear is not None else None
+        rows = acts[:, None].expand(n, self.k, channels, h, w).reshape(-1, channels, h, w)
+        logit_rows = logits[:, None].expand(n, self.k, logits.shape[1]).reshape(-1, logits.shape[1])
+        weight = self.linear.weight if self.linear is not None else None
+        outputs = [logits, classes, scores]
+        for method in self.methods:
+            if method is None:
+                # Eigen-CAM is class-agnostic: one map per sample, the same for each of its K classes
+                outputs.append(normalize_maps(eigen_maps_power(acts))[:, None].expand(n, self.k, h, w))
+                continue
             capture = Capture(rows, logit_rows, classes.reshape(-1), weight,
-                              contrast=self.method.contrast(logit_rows, classes.reshape(-1)))
-            cams = normalize_maps(self.method.compute(capture)).reshape(-1, self.k, h, w)
-        return logits, classes, scores, cams
+                              contrast=method.contrast(logit_rows, classes.reshape(-1)))
+            outputs.append(normalize_maps(method.compute(capture)).reshape(-1, self.k, h, w))
+        return tuple(outputs)
 
 
-def _check_arguments(model: LoadedModel, path: Path, method: str, topk: int, target_class: int | None,
+def _check_arguments(model: LoadedModel, path: Path, methods: tuple[str, ...], topk: int, target_class: int | None,
                      input_size: tuple[int, int] | None, precision: str) -> tuple[int, int]:
-    if method not in EXPORTABLE:
-        exportable(model, method)  # says why: an unknown method, or one that cannot live in one graph
+    for method in methods:
+        if method not in EXPORTABLE:
+            exportable(model, method)  # says why: an unknown method, or one that cannot live in one graph
     if precision not in PRECISIONS:
         raise LivecamError(f"precision must be one of {', '.join(PRECISIONS)}, not '{precision}'")
     classes = model.info.num_classes
@@ -201,20 +211,22 @@ def _check_arguments(model: LoadedModel, path: Path, method: str, topk: int, tar
     return size[0], size[1]
 
 
-def metadata(model: LoadedModel, info: ModelInfo, method: str, k: int, target_class: int | None,
+def metadata(model: LoadedModel, info: ModelInfo, methods: tuple[str, ...], k: int, target_class: int | None,
              size: tuple[int, int], precision: str, from_frames: bool) -> dict[str, str]:
-    """The file's ``metadata_props``: every value a string (lists and objects as JSON)."""
+    """The file's ``metadata_props``: every value a string (lists and objects as JSON). ``method`` is the
+    graph's own (its ``cams`` output); ``methods`` lists every method it holds, that one first."""
     from livecam import __version__
 
     h, w = info.feature_shape[-2:]
-    outputs = describe_outputs(info.num_classes, k, (int(h), int(w)), method, target_class)
+    outputs = describe_outputs(info.num_classes, k, (int(h), int(w)), methods, target_class)
     return {
         "livecam_format": str(FORMAT),
         "livecam_version": __version__,
         "model": model.name,
         "weights": model.weights,
         "layer": info.target_layer,
-        "method": method,
+        "method": methods[0],
+        "methods": json.dumps(list(methods)),
         "topk": str(k),
         "class": "" if target_class is None else str(target_class),
         "class_names": json.dumps(list(model.class_names)),
@@ -234,7 +246,7 @@ def metadata(model: LoadedModel, info: ModelInfo, method: str, k: int, target_cl
 def export_explainer(
     model: LoadedModel,
     path: Path,
-    method: str = "gradcam",
+    method: str | Sequence[str] = "gradcam",
     layer: str | None = None,
     topk: int = 1,
     target_class: int | None = None,
@@ -242,7 +254,7 @@ def export_explainer(
     precision: str = "fp32",
     from_frames: bool = False,
 ) -> Path:
-    """Write the model and its ``method`` explanation as one ONNX file, which ONNX Runtime runs without PyTorch.
+    """Write the model and its ``method`` explanations as one ONNX file, which ONNX Runtime runs without PyTorch.
 
     The graph gives the logits, the explained classes, their probabilities and their maps, already normalized;
     :class:`~livecam.engines.runtime.engine.RuntimeEngine` runs it. The caller's module is not changed: a copy
@@ -252,7 +264,9 @@ def export_explainer(
     Args:
         model: the :class:`~livecam.zoo.LoadedModel` to export (its weights, class names and preprocessing).
         path: the ``.onnx`` file to write; its folder must exist.
-        method: a method whose explanation fits in one graph (``livecam.export.EXPORTABLE``).
+        method: a method whose explanation fits in one graph (``livecam.export.EXPORTABLE``), or several
+            (``"gradcam,cam,eigencam"`` or a sequence): one forward pass, and an output of maps per method,
+            ``cams`` for the first and ``cams_<method>`` for each other one.
         layer: the target layer (dotted path); None: the model's own.
         topk: explain each sample's K most probable classes (K maps per sample), 1 to 10.
         target_class: explain this class index for every sample instead (K = 1).
@@ -272,18 +286,20 @@ def export_explainer(
         >>> livecam.RuntimeEngine("lite0.onnx", device="cpu", topk=3, panels=True)
     """
     path = Path(path)
-    size = _check_arguments(model, path, method, topk, target_class, input_size, precision)
+    methods = choices.export_methods(method)
+    size = _check_arguments(model, path, methods, topk, target_class, input_size, precision)
     start = time.perf_counter()
     module = copy.deepcopy(model.module).float().cpu().eval().requires_grad_(False)
     info = inspect_model(module, size, layer or model.target_layer)
-    exportable(info, method, model.name)
-    linear = info.head.linear if method in CLOSED_FORM else None  # the copy's own layer
+    for name in methods:
+        exportable(info, name, model.name)
+    linear = info.head.linear if set(methods) & set(CLOSED_FORM) else None  # the copy's own layer
     dtype = PRECISIONS[precision]
     if linear is not None and dtype != torch.float32:
         linear = copy.deepcopy(linear)  # the head weight for the maps stays float32 ...
     module.to(dtype)  # ... while the model's weights take the export's precision
-    compute = None if method == EIGEN else METHODS[method](Head(GAP_LINEAR, linear=linear))
-    graph = ExplanationGraph(module, info.target_layer, compute, linear, topk, target_class, dtype,
+    computes = [None if name == EIGEN else METHODS[name](Head(GAP_LINEAR, linear=linear)) for name in methods]
+    graph = ExplanationGraph(module, info.target_layer, computes, linear, topk, target_class, dtype,
                              model.preprocess if from_frames else None, info.layout).eval()
 
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -294,20 +310,21 @@ def export_explainer(
         dynamic, input_name = ({0: batch, 1: height, 2: width},), "frames"
     else:
         example, dynamic, input_name = torch.zeros(2, 3, *size), ({0: batch},), "x"
-    props = metadata(model, info, method, topk, target_class, size, precision, from_frames)
+    props = metadata(model, info, methods, topk, target_class, size, precision, from_frames)
     partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    outputs = [*OUTPUTS[:3], *(cams_output(methods, name) for name in methods)]
     try:
-        _export(graph, example, dynamic, input_name, partial, props)
+        _export(graph, example, dynamic, input_name, outputs, partial, props)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    log.info("exported %s %s (K=%d, %s input, %s) to %s in %.1f s", model.name, method, topk, props["input"],
+    log.info("exported %s %s (K=%d, %s input, %s) to %s in %.1f s", model.name, ",".join(methods), topk, props["input"],
              precision, path, time.perf_counter() - start)
     return path
 
 
 def _export(graph: nn.Module, example: torch.Tensor, dynamic: tuple[dict[int, object], ...], input_name: str,
-            partial: Path, props: dict[str, str]) -> None:
+            outputs: list[str], partial: Path, props: dict[str, str]) -> None:
     import onnx
 
     try:
@@ -315,7 +332,7 @@ def _export(graph: nn.Module, example: torch.Tensor, dynamic: tuple[dict[int, ob
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), torch.no_grad():
             warnings.simplefilter("ignore")
             torch.onnx.export(graph, (example,), str(partial), input_names=[input_name],
-                              output_names=["logits", "classes", "scores", "cams"], dynamic_shapes=dynamic,
+                              output_names=outputs, dynamic_shapes=dynamic,
                               opset_version=OPSET, dynamo=True, external_data=False, verbose=False)
     except Exception as exc:  # noqa: BLE001 - whatever the exporter raises, one line for the user
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

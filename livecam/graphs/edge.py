@@ -93,9 +93,9 @@ def _fixed_batch(path: Path) -> int | None:
     return dims[0].dim_value if dims and dims[0].HasField("dim_value") else None
 
 
-def export_graph(source: Path, target: Path, method: str | None = None, layer: str | None = None, topk: int = 1,
-                 target_class: str | None = None, inputs: InputOptions | None = None, precision: str = "fp32",
-                 int8: Int8Options | None = None, identity: tuple[str, str] | None = None,
+def export_graph(source: Path, target: Path, method: str | Sequence[str] | None = None, layer: str | None = None,
+                 topk: int = 1, target_class: str | None = None, inputs: InputOptions | None = None,
+                 precision: str = "fp32", int8: Int8Options | None = None, identity: tuple[str, str] | None = None,
                  class_names: Sequence[str] | None = None) -> EdgeGraph:
     """``source`` (a classifier graph) explained and written to ``target``, in fp32 or with its model part in int8.
 

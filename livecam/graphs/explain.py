@@ -39,7 +39,7 @@ import onnx
 from onnx import TensorProto
 
 from livecam import __version__, choices
-from livecam.engines.runtime.graph import FORMAT, describe_outputs
+from livecam.engines.runtime.graph import FORMAT, cams_output, describe_outputs
 from livecam.errors import GraphError, LivecamError, option
 from livecam.graphs.builder import MIN_OPSET, Builder, default_opset, float_output
 from livecam.graphs.classifier import NCHW, NHWC, Classifier, last_map, tensor_shapes
@@ -49,7 +49,8 @@ EIGEN = "eigencam"
 SQUARINGS = 12  # as livecam.cams.activation.eigen_maps_power
 FLAT_SIGN = 1e-3  # as livecam.cams.activation.eigen_sign
 NORMALIZE_EPS = 1e-12  # as livecam.cams.normalize_maps
-OUTPUT_NAMES = ("x", "logits", "classes", "scores", "cams")
+OUTPUT_NAMES = ("x", "logits", "classes", "scores", "cams",
+                *(f"cams_{method}" for method in choices.EXPORT_METHODS))
 
 
 @dataclass(frozen=True)
@@ -260,9 +261,11 @@ def _eigen_sign(b: Builder, projection: str, flat: str) -> str:
     return b.op("Mul", projection, b.op("Where", flat_mean, by_peak, by_mean))
 
 
-def add_explanation(graph: Classifier, target: Target, method: str, topk: int, target_class: int | None,
-                    rgb: bool = True) -> onnx.ModelProto:
-    """A copy of the classifier with input ``x`` and outputs logits, classes, scores and cams (no metadata)."""
+def add_explanation(graph: Classifier, target: Target, methods: str | Sequence[str], topk: int,
+                    target_class: int | None, rgb: bool = True) -> onnx.ModelProto:
+    """A copy of the classifier with input ``x`` and outputs logits, classes, scores and cams (no metadata), and
+    ``cams_<method>`` for each method after the first (see :func:`livecam.engines.runtime.graph.cams_output`)."""
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     opset = default_opset(graph.model)
     if opset < MIN_OPSET:
         raise GraphError(f"{graph.path} is opset {opset}; livecam explains opset {MIN_OPSET} and newer (convert it "
@@ -287,26 +290,29 @@ def add_explanation(graph: Classifier, target: Target, method: str, topk: int, t
     b.op("GatherElements", b.op("Softmax", logits, axis=1), classes, axis=1, output="scores")
     flat = _flat_map(b, target)
     h, w = target.grid
-    if method == EIGEN:
-        maps = _normalize(b, _eigen(b, flat, target.channels, h * w))  # (N, 1, hw), the same for each class
-        maps = b.op("Expand", maps, b.concat(b.shape_of(classes, 0, 2), b.const(np.array([h * w], np.int64), "hw")))
-    else:
+    weight = rows = None
+    if set(methods) - {EIGEN}:
         assert graph.head is not None
         weight = b.const(graph.head.weight.astype(np.float32), "head_weight")
         rows = b.op("Gather", weight, classes, axis=0)
-        if method == "finercam":
-            rows = _finer_rows(b, weight, rows, logits, classes, graph.classes)
-        weights = _method_weights(b, method, rows, flat, h * w)
-        maps = _normalize(b, b.op("Relu", b.op("MatMul", weights, flat)))
-    b.op("Reshape", maps, b.const(np.array([0, topk, h, w], np.int64), "maps"), output="cams")
     batch_dim = graph.input.batch or "batch"
+    outputs = [float_output("logits", [batch_dim, graph.classes]),
+               float_output("classes", [batch_dim, topk], TensorProto.INT64), float_output("scores", [batch_dim, topk])]
+    for method in methods:
+        if method == EIGEN:
+            maps = _normalize(b, _eigen(b, flat, target.channels, h * w))  # (N, 1, hw), the same for each class
+            maps = b.op("Expand", maps, b.concat(b.shape_of(classes, 0, 2),
+                                                 b.const(np.array([h * w], np.int64), "hw")))
+        else:
+            assert weight is not None and rows is not None
+            chosen = _finer_rows(b, weight, rows, logits, classes, graph.classes) if method == "finercam" else rows
+            weights = _method_weights(b, method, chosen, flat, h * w)
+            maps = _normalize(b, b.op("Relu", b.op("MatMul", weights, flat)))
+        name = cams_output(methods, method)
+        b.op("Reshape", maps, b.const(np.array([0, topk, h, w], np.int64), "maps"), output=name)
+        outputs.append(float_output(name, [batch_dim, topk, h, w]))
     del model.graph.output[:]
-    model.graph.output.extend([
-        float_output("logits", [batch_dim, graph.classes]),
-        float_output("classes", [batch_dim, topk], TensorProto.INT64),
-        float_output("scores", [batch_dim, topk]),
-        float_output("cams", [batch_dim, topk, h, w]),
-    ])
+    model.graph.output.extend(outputs)
     model.graph.input.insert(0, x_info)
     del model.graph.value_info[:]  # inferred for the old input; ONNX Runtime infers them again
     return model
@@ -332,9 +338,10 @@ class InputConvention:
         return Preprocess(self.size, (mean[0], mean[1], mean[2]), (std[0], std[1], std[2]))
 
 
-def metadata(graph: Classifier, target: Target, method: str, topk: int, target_class: int | None,
+def metadata(graph: Classifier, target: Target, methods: str | Sequence[str], topk: int, target_class: int | None,
              class_names: Sequence[str], convention: InputConvention, precision: str = "fp32") -> dict[str, str]:
     """The metadata livecam's own graphs carry, for a third-party graph explained (see graphs.GraphInfo)."""
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     pre = convention.preprocess()
     h, w = target.grid
     head = graph.head
@@ -348,7 +355,8 @@ def metadata(graph: Classifier, target: Target, method: str, topk: int, target_c
         "model": graph.path.stem,
         "weights": graph.path.name,
         "layer": target.name,
-        "method": method,
+        "method": methods[0],
+        "methods": json.dumps(list(methods)),
         "topk": str(topk),
         "class": "" if target_class is None else str(target_class),
         "class_names": json.dumps(list(class_names)),
@@ -363,7 +371,7 @@ def metadata(graph: Classifier, target: Target, method: str, topk: int, target_c
         "assumed": "; ".join(convention.assumed),
         "source": f"third-party graph {graph.path.name} (input '{graph.input.name}' "
                   f"{graph.input.layout.upper()} {'RGB' if convention.rgb else 'BGR'})",
-        "outputs": json.dumps(describe_outputs(graph.classes, topk, (h, w), method, target_class)),
+        "outputs": json.dumps(describe_outputs(graph.classes, topk, (h, w), methods, target_class)),
     }
 
 

@@ -27,6 +27,7 @@ from livecam.graphs.classifier import Classifier, read_classifier
 from livecam.graphs.options import InputOptions
 from livecam.graphs.explain import (EIGEN, InputConvention, add_explanation, choose_target, default_method, metadata,
                                     set_metadata)
+from livecam.text import listed
 from livecam.types import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,14 @@ class Explained:
     """The explained graph written: where, with what, and what livecam chose on its own."""
 
     path: Path
-    method: str
+    method: str  # the graph's own (its cams output)
     layer: str
     notes: tuple[str, ...]  # e.g. why eigencam runs, what was assumed
+    methods: tuple[str, ...] = ()  # every method the graph holds, ``method`` first
+
+    def describe(self) -> str:
+        """The methods, for people: 'gradcam', or 'gradcam, cam and eigencam'."""
+        return listed(self.methods or (self.method,))
 
 
 def imagenet_classes() -> list[str]:
@@ -144,7 +150,8 @@ def write_model(model: onnx.ModelProto, path: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def explain_graph(source: Path, target: Path, method: str | None = None, layer: str | None = None, topk: int = 1,
+def explain_graph(source: Path, target: Path, method: str | Sequence[str] | None = None, layer: str | None = None,
+                  topk: int = 1,
                   target_class: str | None = None, inputs: InputOptions | None = None,
                   precision: str = "fp32", identity: tuple[str, str] | None = None,
                   class_names: Sequence[str] | None = None) -> Explained:
@@ -156,8 +163,9 @@ def explain_graph(source: Path, target: Path, method: str | None = None, layer: 
     Args:
         source: the classifier's ``.onnx`` file (external data beside it).
         target: the ``.onnx`` file to write.
-        method: a method that fits in one graph; None: gradcam where the head is global average pooling and one
-            Linear layer, else eigencam (said in the notes).
+        method: a method that fits in one graph, or several ("gradcam,eigencam" or a sequence: one more output
+            of maps each, see :func:`livecam.engines.runtime.graph.cams_output`); None: gradcam where the head is
+            global average pooling and one Linear layer, else eigencam (said in the notes).
         layer: the name of the tensor to explain; None: the map the head pools, else the last 4-D tensor.
         topk: the classes explained per image (K maps).
         target_class: explain this class (a name or index) in every image instead.
@@ -174,14 +182,18 @@ def explain_graph(source: Path, target: Path, method: str | None = None, layer: 
     """
     given = inputs or InputOptions()
     graph = read_classifier(source, given.size)
-    chosen = method or default_method(graph, layer)
-    if chosen not in choices.EXPORT_METHODS:
-        raise LivecamError(f"{chosen} cannot run inside a graph; the methods that do are "
-                           f"{', '.join(choices.EXPORT_METHODS)}")
+    methods = choices.export_methods(method) if method is not None else (default_method(graph, layer),)
+    chosen = methods[0]
+    for name in methods:
+        if name not in choices.EXPORT_METHODS:
+            raise LivecamError(f"{name} cannot run inside a graph; the methods that do are "
+                               f"{', '.join(choices.EXPORT_METHODS)}")
     most = min(graph.classes, choices.MAX_TOPK)
     if not 1 <= topk <= most:
         raise LivecamError(f"{option('topk')} must be from 1 to {most}, not {topk}")
     explained = choose_target(graph, layer, chosen)
+    for name in methods[1:]:
+        choose_target(graph, layer, name)  # each method checked against the layer and the head
     names, named = _class_names(graph, given.labels, class_names)
     index = None if target_class is None else choices.resolve_class(target_class, names)
     if index is not None and topk != 1:
@@ -194,12 +206,12 @@ def explain_graph(source: Path, target: Path, method: str | None = None, layer: 
         notes.append("the graph ends in a softmax: its input is taken as the logits")
     assumed = list(conv.assumed) + ([named] if named else [])
     conv = InputConvention(conv.size, conv.mean, conv.std, conv.scale, conv.rgb, tuple(assumed))
-    model = add_explanation(graph, explained, chosen, topk, index, conv.rgb)
-    props = metadata(graph, explained, chosen, topk, index, names, conv, precision)
+    model = add_explanation(graph, explained, methods, topk, index, conv.rgb)
+    props = metadata(graph, explained, methods, topk, index, names, conv, precision)
     if identity is not None:
         props.update(model=identity[0], weights=identity[1], source="")
     set_metadata(model, props)
     write_model(model, Path(target))
     if assumed:
         notes.append("assumed: " + "; ".join(assumed))
-    return Explained(Path(target), chosen, explained.name, tuple(notes))
+    return Explained(Path(target), chosen, explained.name, tuple(notes), methods)

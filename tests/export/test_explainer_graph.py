@@ -46,8 +46,9 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")  # two export workers a
 @dataclass(frozen=True)
 class Spec:
     model: str  # "lite0" or a torchvision name, built with random weights from seed 0
-    method: str
+    method: str  # the graph's own: its cams output
     kwargs: dict = field(default_factory=dict, hash=False)
+    also: tuple[str, ...] = ()  # more methods in the same graph, each its own cams_<method> output
 
 
 SPECS = {
@@ -61,7 +62,7 @@ SPECS = {
     "lite0-eigencam-top2": Spec("lite0", "eigencam", {"topk": 2}),
     "lite0-gradcam-fp16-top2": Spec("lite0", "gradcam", {"topk": 2, "precision": "fp16"}),
     "lite0-gradcam-frames": Spec("lite0", "gradcam", {"from_frames": True}),
-    "lite0-counterfactual-top3": Spec("lite0", "counterfactual", {"topk": 3}),
+    "lite0-counterfactual-top3": Spec("lite0", "counterfactual", {"topk": 3}, also=("gradcam", "eigencam")),
     "lite0-finercam-top2": Spec("lite0", "finercam", {"topk": 2}),
     # seeded random torchvision models (resnet18 gradcam at 160x192 is exported in this process, below)
     "resnet18-cam-fp16-top2": Spec("resnet18", "cam", {"topk": 2, "precision": "fp16"}),
@@ -92,7 +93,8 @@ def _export_job(spec_id: str, folder: str) -> tuple[str, float]:
     spec = SPECS[spec_id]
     model = build_model(spec.model)
     start = time.perf_counter()
-    path = export_explainer(model, Path(folder) / f"{spec_id}.onnx", spec.method, **spec.kwargs)
+    path = export_explainer(model, Path(folder) / f"{spec_id}.onnx", ",".join((spec.method, *spec.also)),
+                            **spec.kwargs)
     return str(path), time.perf_counter() - start
 
 
@@ -291,7 +293,7 @@ def test_methods_that_cannot_live_in_one_graph_are_refused(lite0, tmp_path: Path
             export_explainer(lite0, tmp_path / "x.onnx", method)
         message = str(caught.value)
         assert message.startswith(f"{method} cannot be exported: ") and reason in message and "\n" not in message
-        assert "export gradcam or cam" in message and "eigencam" in message
+        assert "method gradcam or cam" in message and "eigencam" in message
     with pytest.raises(LivecamError, match=r"unknown method 'gradcma' \(did you mean gradcam"):
         export_explainer(lite0, tmp_path / "x.onnx", "gradcma")
     # an earlier layer: the head behind it is not GAP -> Linear, and the message says what it is
@@ -396,7 +398,8 @@ def test_the_file_contract(exports, lite0) -> None:
     assert meta["head"].endswith("AdaptiveAvgPool2d -> Dropout -> Linear(1280 -> 1000)")
     assert list(json.loads(meta["outputs"])) == OUTPUTS and "(N, 3, 7, 7)" in json.loads(meta["outputs"])["cams"]
     assert set(meta) == {*expected, "class_names", "mean", "std", "input_size", "feature_size", "layout", "head",
-                         "outputs"}
+                         "outputs", "methods"}
+    assert json.loads(meta["methods"]) == ["gradcam"]
     assert meta["layout"] == "NCHW 7x7"
     # dynamic batch: each sample's outputs do not depend on the batch it is in
     x = photos_input()
@@ -437,6 +440,53 @@ def test_counterfactual_and_finercam_graphs_draw_their_own_maps(exports) -> None
     finer = run(exported(exports, "lite0-finercam-top2"), x)[3]
     grad = run(exported(exports, "lite0-gradcam-top3"), x)[3][:, :2]
     assert np.allclose(finer.max(axis=(2, 3)), 1.0) and np.abs(finer - grad).max(axis=(2, 3)).min() > 0.05
+
+
+def test_a_graph_of_several_methods(exports, lite0) -> None:
+    """counterfactual,gradcam,eigencam: one forward pass, an output per method, each equal to the graph of that
+    method alone; the engine opens the file for one method (cut to its output), as fast as a graph of one."""
+    from livecam.engines.runtime.engine import RuntimeEngine
+
+    path = exported(exports, "lite0-counterfactual-top3")
+    sess = session(path)
+    extra = ["cams_gradcam", "cams_eigencam"]
+    assert [o.name for o in sess.get_outputs()] == [*OUTPUTS, *extra]
+    assert all(o.shape[1:] == [3, 7, 7] for o in sess.get_outputs()[3:])
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta["method"] == "counterfactual" and json.loads(meta["methods"]) == ["counterfactual", "gradcam",
+                                                                                   "eigencam"]
+    described = json.loads(meta["outputs"])
+    assert list(described) == [*OUTPUTS, *extra] and "the eigencam map" in described["cams_eigencam"]
+    x = photos_input().numpy()
+    *heads, counter, grad, eigen = sess.run([*OUTPUTS, *extra], {"x": x})
+    alone = run(exported(exports, "lite0-gradcam-top3"), x)
+    assert all(np.array_equal(a, b) for a, b in zip(heads, alone[:3], strict=True))  # the same forward pass
+    assert np.abs(grad - alone[3]).max() < 1e-6
+    eigen_alone = run(exported(exports, "lite0-eigencam-top2"), x)[3]
+    assert np.abs(eigen[:, :2] - eigen_alone).max() < 1e-6 and np.abs(eigen[:, 2] - eigen[:, 0]).max() == 0
+    assert np.abs(counter - grad).max(axis=(2, 3)).min() > 0.05  # not one map twice
+    frames = [photo_bgr(name) for name in PHOTOS]
+    for method, expected in (("counterfactual", counter), ("gradcam", grad), ("eigencam", eigen)):
+        engine = RuntimeEngine(path, "cpu", topk=3, method=method)
+        assert engine.method == method and engine.session.output_names == [*OUTPUTS[:3], engine.info.output_for(
+            method)]
+        got = engine.run_prepared(engine.prepare(frames))
+        assert got.method == method and np.abs(got.cams - expected).max() < 1e-6
+    with pytest.raises(LivecamError, match="holds the maps of counterfactual, gradcam, eigencam, not cam; export it "
+                                           "with method counterfactual,gradcam,eigencam,cam"):
+        RuntimeEngine(path, "cpu", method="cam")
+
+
+@pytest.mark.parametrize(("methods", "fragment"), [
+    ("gradcam,,cam,gradcam", "gradcam is named twice"),
+    ("gradcam,camm", "unknown method 'camm' (did you mean cam"),
+    (",", "name at least one method"),
+    ("cam,scorecam", "scorecam cannot be exported"),
+])
+def test_cli_refuses_a_bad_list_of_methods(methods: str, fragment: str, tmp_path: Path) -> None:
+    out = tmp_path / "x.onnx"
+    _one_line_error(CliRunner().invoke(main, ["export", "--method", methods, "--output", str(out)]), fragment)
+    assert not out.exists()
 
 
 @pytest.mark.parametrize("spec_id", [s for s in SPECS if not s.startswith("lite0") and "eigencam" not in s])

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from livecam import choices
 from livecam.engines.runtime.graph import GraphInfo
 from livecam.errors import GraphError, LivecamError
 from livecam.graphs.third_party import explain_graph
@@ -102,6 +103,27 @@ def test_every_method_in_the_graph_is_livecams_own(method: str, resnet18_ts13: T
     np.testing.assert_allclose(ours["cams"], ref.cams.reshape(2, 2, 7, 7).numpy(), atol=1e-4)
 
 
+def test_a_graph_of_every_method_holds_each_as_the_graph_of_that_method_alone(resnet18_ts13: ThirdParty,
+                                                                           tmp_path: Path) -> None:
+    """``--method`` with every exportable method, from the CLI: one graph, an output per method, each equal to the
+    graph of that method alone (which the test above checks against PyTorch)."""
+    methods = choices.EXPORT_METHODS
+    out = tmp_path / "all.onnx"
+    result = invoke(["export", "--from-onnx", str(resnet18_ts13.path), "--method", ",".join(methods), "--topk", "2",
+                     "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{', '.join(methods[:-1])} and {methods[-1]} of top-2 at" in result.stdout
+    info = GraphInfo.read(out)
+    assert info.all_methods == methods and info.method == methods[0]
+    x = _x(resnet18_ts13, 2)
+    whole = run_graph(out, x)
+    assert list(whole) == ["logits", "classes", "scores", "cams", *(f"cams_{m}" for m in methods[1:])]
+    for method in methods:
+        alone = run_graph(explain_graph(resnet18_ts13.path, tmp_path / f"{method}.onnx", method=method, topk=2).path, x)
+        np.testing.assert_array_equal(whole["classes"], alone["classes"])
+        np.testing.assert_allclose(whole[info.output_for(method)], alone["cams"], atol=1e-6, err_msg=method)
+
+
 @pytest.mark.parametrize(("method", "fixed"), [("counterfactual", 0), ("finercam", None)])
 def test_the_real_mobilenet_v2s_counterfactual_and_finercam_are_livecams_own(method: str, fixed: int | None,
                                                                             mobilenet_v2_ts17: ThirdParty,
@@ -152,6 +174,8 @@ def test_another_tensor_is_eigencam_only(resnet18_ts13: ThirdParty, tmp_path: Pa
     earlier = next(n.output[0] for n in model.graph.node if "layer3" in n.name and n.op_type == "Relu")
     with pytest.raises(LivecamError, match=r"closed form only at '.*'.*use method eigencam"):
         explain_graph(resnet18_ts13.path, tmp_path / "l.onnx", layer=earlier, method="gradcam")
+    with pytest.raises(LivecamError, match=r"^cam cannot run inside this graph at"):  # each method is checked
+        explain_graph(resnet18_ts13.path, tmp_path / "l.onnx", layer=earlier, method="eigencam,cam")
     explained = explain_graph(resnet18_ts13.path, tmp_path / "l.onnx", layer=earlier)
     assert explained.method == "eigencam" and GraphInfo.read(explained.path).feature_size == (14, 14)
     with pytest.raises(LivecamError, match="has no tensor 'nope'"):

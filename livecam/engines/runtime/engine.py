@@ -46,6 +46,8 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         session: an open :class:`RuntimeSession` on ``path`` to reuse (default: one is opened).
         smooth: ``--smooth``'s time constant in seconds (0: off; see :mod:`livecam.smooth`): the maps, the
             probabilities and the explained class are steadied over time before they are drawn and logged.
+        method: which of the methods the file holds to draw (default: its own, the first); see
+            :meth:`switch_method`.
 
     Returns from :meth:`process`: an :class:`~livecam.types.Annotated` frame whose ``explanation`` is an
     :class:`~livecam.types.ArrayExplanation`.
@@ -67,10 +69,13 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         threads: int | None = None,
         session: RuntimeSession | None = None,
         smooth: float = 0.0,
+        method: str | None = None,
     ) -> None:
         self.path = Path(path)
         self.device, self.threads = device, threads
-        self.session, self.info = self._open(self.path, session)
+        self.session, self.info = self._open(self.path, session, method)
+        self._method = method or self.info.method
+        self._sessions = {self._method: self.session}  # the file's methods opened so far, each its own session
         check_combination(panels, topk)
         if panels and self.info.topk < 2:
             raise LivecamError(f"{self.path.name} explains one class per frame, so there are no panels to show; "
@@ -79,53 +84,81 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         self.topk = topk
         self.panels = panels
         self.smoother = Smoother(smooth, panels=panels, fixed=self.info.target_class is not None)
-        # live controls: the methods another graph can be had for, and how (launch sets them for zoo models)
-        self.methods: tuple[str, ...] = (self.info.method,)
+        # live controls: the methods the file holds, and those another graph can be had for, and how (launch sets
+        # them for zoo models)
+        self.methods: tuple[str, ...] = self.info.all_methods
         self.graph_for: Callable[[str], Path] | None = None
         self._switching: dict[str, Future[tuple[Path, RuntimeSession, GraphInfo]]] = {}
 
-    def _open(self, path: Path, session: RuntimeSession | None = None) -> tuple[RuntimeSession, GraphInfo]:
-        int8 = read_metadata(path).get("precision") == "int8" if session is None else False
-        session = session or RuntimeSession(path, self.device, threads=self.threads, cache_dir=cache_dir(), int8=int8)
+    def _open(self, path: Path, session: RuntimeSession | None = None, method: str | None = None
+              ) -> tuple[RuntimeSession, GraphInfo]:
+        """A session on ``path`` and what the file says. A file of several methods is opened for one (``method``,
+        else its own): ONNX Runtime would compute every method's maps on each call (see
+        :func:`~livecam.engines.runtime.session.pruned_graph`)."""
+        info = GraphInfo.from_metadata(path, session.metadata if session is not None else read_metadata(path))
+        method = method or info.method
+        if method not in info.all_methods:
+            raise LivecamError(f"{path.name} holds the maps of {', '.join(info.all_methods)}, not {method}; export it "
+                               f"with {option('method')} {','.join((*info.all_methods, method))}")
+        if session is not None:  # the caller's, on the whole graph
+            info.check_graph(session.input_shape, session.output_shapes)
+            return session, info
+        outputs = [*OUTPUTS[:3], info.output_for(method)] if len(info.all_methods) > 1 else None
+        session = RuntimeSession(path, self.device, threads=self.threads, cache_dir=cache_dir(),
+                                 int8=info.precision == "int8", outputs=outputs)
         info = GraphInfo.from_metadata(path, session.metadata)
-        info.check_graph(session.input_shape, session.output_shapes)
+        info.check_graph(session.input_shape, session.output_shapes, (method,))
         return session, info
 
     @property
     def method(self) -> str:
-        return self.info.method
+        """The method whose maps are read and drawn: the graph's own, or another the file holds."""
+        return self._method
 
     def live_methods(self) -> tuple[str, ...]:
         return self.methods
 
     def switch_method(self, method: str) -> bool:
-        """Another method is another graph: found in the cache or exported (``graph_for``), and opened, in a
-        background thread; until it is ready this returns False and the old graph runs on."""
-        if method == self.method:
+        """Switch to ``method`` from the next call on; False while it is being made ready, the old method running on.
+
+        A method the file holds is opened once (its own session, in a background thread) and kept, so switching
+        back is at once. Any other method is another graph: found in the cache or exported (``graph_for``), and
+        opened, in a background thread."""
+        if method == self._method:
             return True
-        if method not in self.methods or self.graph_for is None:
-            raise LivecamError(f"{self.path.name} explains with {self.method}; this run offers "
+        held = method in self.info.all_methods
+        if held and method in self._sessions:
+            self.session, self._method = self._sessions[method], method
+            return True
+        if not held and (method not in self.methods or self.graph_for is None):
+            raise LivecamError(f"{self.path.name} explains with {', '.join(self.info.all_methods)}; this run offers "
                                f"{', '.join(self.methods)}")
         future = self._switching.get(method)
         if future is None:
+            graph_for = self.graph_for if not held else (lambda _method, path=self.path: path)
+            assert graph_for is not None
             future = self._switching[method] = Future()
-            threading.Thread(target=self._prepare, args=(self.graph_for, method, future), daemon=True,
+            threading.Thread(target=self._prepare, args=(graph_for, method, future), daemon=True,
                              name="livecam-graph").start()
         if not future.done():
             return False
         del self._switching[method]
         path, session, info = future.result()  # a LivecamError says why the method has no graph
-        if info.topk < self.info.topk:
-            raise LivecamError(f"the graph for {method} explains {info.topk} classes per frame, not {self.info.topk}")
-        self.path, self.session, self.info = path, session, info
+        if info.topk < self.info.topk or method not in info.all_methods:
+            raise LivecamError(f"the graph for {method} explains {', '.join(info.all_methods)} of {info.topk} "
+                               f"classes per frame, not {method} of {self.info.topk}")
+        if path != self.path:
+            self._sessions = {}
+        self.path, self.session, self.info, self._method = path, session, info, method
+        self._sessions[method] = session
         return True
 
     def _prepare(self, graph_for: Callable[[str], Path], method: str,
                  future: Future[tuple[Path, RuntimeSession, GraphInfo]]) -> None:
-        """The graph for ``method`` found or made, and opened (in its own daemon thread)."""
+        """The graph for ``method`` found or made, and opened for it (in its own daemon thread)."""
         try:
             path = graph_for(method)
-            future.set_result((path, *self._open(path)))
+            future.set_result((path, *self._open(path, method=method)))
         except BaseException as exc:  # noqa: BLE001 - handed to switch_method, on the pipeline's thread
             future.set_exception(exc)
 
@@ -165,8 +198,9 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         return np.ascontiguousarray(to_array(images, self.info.preprocess).transpose(0, 3, 1, 2))
 
     def run_prepared(self, x: np.ndarray) -> ArrayExplanation:
-        """One call of the graph on :meth:`prepare`'s input: all four outputs (a call per sample for a graph
-        whose batch is fixed at 1; a fixed batch of B: calls of B, the last one padded)."""
+        """One call of the graph on :meth:`prepare`'s input: the logits, classes, scores and the maps of
+        :attr:`method` (a call per sample for a graph whose batch is fixed at 1; a fixed batch of B: calls of B,
+        the last one padded)."""
         fixed = self.session.input_shape[0]
         if isinstance(fixed, int) and fixed > 0 and len(x) != fixed:
             parts = []
@@ -178,11 +212,11 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
             return ArrayExplanation(cams=whole.cams[:len(x)], classes=whole.classes[:len(x)],
                                     scores=whole.scores[:len(x)], logits=whole.logits[:len(x)],
                                     method=whole.method, layer=whole.layer)
-        logits, classes, scores, cams = self.session.run(x, list(OUTPUTS))
+        logits, classes, scores, cams = self.session.run(x, [*OUTPUTS[:3], self.info.output_for(self._method)])
         if self.rank > 1 and not self.panels:  # live controls: the rank-th class's map, as the first
             k = slice(self.rank - 1, self.rank)
             cams, classes, scores = cams[:, k], classes[:, k], scores[:, k]
-        return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self.info.method,
+        return ArrayExplanation(cams=cams, classes=classes, scores=scores, logits=logits, method=self._method,
                                 layer=self.info.layer)
 
     def render(self, frame: Frame, explanation: ArrayExplanation, i: int = 0, readout: str | None = None,

@@ -24,18 +24,28 @@ INPUT_FRAMES = "frames"  # uint8 (N, H, W, 3) BGR frames of any size
 OUTPUTS = ("logits", "classes", "scores", "cams")
 
 
-def describe_outputs(classes: int, k: int, grid: tuple[int, int], method: str, target_class: int | None
-                     ) -> dict[str, str]:
+def cams_output(methods: Sequence[str], method: str) -> str:
+    """The output that holds ``method``'s maps in a graph of ``methods``: ``cams`` for the first (the graph's
+    own), ``cams_<method>`` for each other one."""
+    return OUTPUTS[-1] if method == methods[0] else f"{OUTPUTS[-1]}_{method}"
+
+
+def describe_outputs(classes: int, k: int, grid: tuple[int, int], methods: str | Sequence[str],
+                     target_class: int | None) -> dict[str, str]:
     """The ``outputs`` metadata entry: what each output of an explainer graph holds, in words."""
     h, w = grid
+    methods = (methods,) if isinstance(methods, str) else tuple(methods)
     explained = "the fixed class" if target_class is not None else f"the {k} most probable classes, best first"
-    return {
+    described = {
         "logits": f"float32 (N, {classes}): the model's logits",
         "classes": f"int64 (N, {k}): {explained}",
         "scores": f"float32 (N, {k}): the softmax probability of each of those classes",
-        "cams": f"float32 (N, {k}, {h}, {w}) in [0, 1]: the {method} map of each of those classes at the target "
-                "layer's resolution, min-max normalized (a flat map is all zeros)",
     }
+    for method in methods:
+        described[cams_output(methods, method)] = (
+            f"float32 (N, {k}, {h}, {w}) in [0, 1]: the {method} map of each of those classes at the target "
+            "layer's resolution, min-max normalized (a flat map is all zeros)")
+    return described
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,16 @@ class GraphInfo:
     layout: str = ""  # the layer's output as the graph reads it: 'NCHW 7x7', 'tokens 14x14 + 1 prefix'
     assumed: str = ""  # a third-party graph: what livecam guessed of its input ('ImageNet mean and std; ...')
     source: str = ""  # a third-party graph: the file explained, its input's layout and channel order
+    methods: tuple[str, ...] = ()  # every method the file holds, its own (``method``) first; () as (method,)
+
+    @property
+    def all_methods(self) -> tuple[str, ...]:
+        """The methods whose maps the file holds, its own first (a file of one method: that one)."""
+        return self.methods or (self.method,)
+
+    def output_for(self, method: str) -> str:
+        """The output that holds ``method``'s maps (see :func:`cams_output`)."""
+        return cams_output(self.all_methods, method)
 
     @classmethod
     def from_metadata(cls, path: Path, meta: dict[str, str]) -> GraphInfo:
@@ -92,7 +112,11 @@ class GraphInfo:
                 layout=meta.get("layout", ""),
                 assumed=meta.get("assumed", ""),
                 source=meta.get("source", ""),
+                methods=tuple(json.loads(meta.get("methods", "[]"))),
             )
+            if info.methods and (info.methods[0] != info.method or len(set(info.methods)) != len(info.methods)
+                                 or not all(isinstance(m, str) and m for m in info.methods)):
+                raise ValueError(f"methods {list(info.methods)} with method '{info.method}'")
             if info.input not in (INPUT_TENSOR, INPUT_FRAMES) or info.topk < 1 or len(info.preprocess.mean) != 3:
                 raise ValueError(f"input '{info.input}', topk {info.topk}")
             if min(info.preprocess.size) < 1 or len(info.preprocess.std) != 3 or 0 in info.preprocess.std:
@@ -106,9 +130,12 @@ class GraphInfo:
             raise GraphError(f"{path}'s livecam metadata is damaged ({type(exc).__name__}: {exc}); "
                              "export the model again with 'livecam export'") from None
 
-    def check_graph(self, input_shape: Sequence[object], output_shapes: Mapping[str, Sequence[object]]) -> None:
-        """Refuse a file whose metadata does not describe its graph (edited or damaged), before it runs."""
-        missing = [name for name in OUTPUTS if name not in output_shapes]
+    def check_graph(self, input_shape: Sequence[object], output_shapes: Mapping[str, Sequence[object]],
+                    methods: Sequence[str] | None = None) -> None:
+        """Refuse a file whose metadata does not describe its graph (edited or damaged), before it runs; a session
+        opened for some of its ``methods`` (default: all) has only their maps."""
+        wanted = [*OUTPUTS[:3], *(self.output_for(method) for method in (methods or self.all_methods))]
+        missing = [name for name in wanted if name not in output_shapes]
         if missing:
             raise GraphError(f"{self.path} lacks the outputs {', '.join(missing)} of a livecam explainer graph; "
                              "export it again with 'livecam export'")
@@ -142,7 +169,7 @@ def mismatches(info: GraphInfo, input_shape: Sequence[object], output_shapes: Ma
     classes = _dim(output_shapes.get("logits"), 1)
     if classes is not None and classes != len(info.class_names):
         problems.append(f"its metadata names {len(info.class_names)} classes, but its logits have {classes}")
-    for name in ("classes", "scores", "cams"):
+    for name in ("classes", "scores", *(info.output_for(method) for method in info.all_methods)):
         k = _dim(output_shapes.get(name), 1)
         if k is not None and k != info.topk:
             problems.append(f"its metadata says it explains {info.topk} classes per image, but its {name} hold {k}")

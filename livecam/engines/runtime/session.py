@@ -225,6 +225,31 @@ def _failed_load(provider: str, request: DeviceRequest, reason: str | None = Non
             f"or use device cpu")
 
 
+def pruned_graph(path: Path, outputs: Sequence[str]) -> bytes | None:
+    """The graph at ``path`` cut down to what ``outputs`` need (``onnx.utils.Extractor``), serialized; None when it
+    cannot be cut (a name it lacks, external data over protobuf's 2 GB), and the whole graph then runs.
+
+    ONNX Runtime runs every node of a graph on each call, whichever outputs are fetched (measured: a graph of
+    four methods costs as much fetching one method's maps as fetching all), so a graph that holds several methods
+    is opened once per method, each with its own output only.
+    """
+    import onnx
+    import onnx.checker
+    import onnx.utils
+
+    try:
+        model = onnx.load(str(path))
+        inputs = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+        cut = onnx.utils.Extractor(model).extract_model(inputs, list(outputs))
+        cut.metadata_props.extend(model.metadata_props)  # the extractor keeps only the graph
+        pruned: bytes = cut.SerializeToString()
+        return pruned
+    except (ValueError, KeyError, OSError, onnx.checker.ValidationError) as exc:
+        log.warning("%s is run whole, every method it holds on each frame: it could not be cut to %s (%s: %s)",
+                    path.name, ", ".join(outputs), type(exc).__name__, exc)
+        return None
+
+
 @dataclass
 class _Bound:
     """One input shape's device buffer under IO binding, and the binding that reads from it."""
@@ -243,7 +268,8 @@ class RuntimeSession:
     ``cache_dir`` holds TensorRT's engine cache under ``trt/`` (default: the model's folder). ``io_binding``
     keeps the input on the provider's device between runs; it is on by default on the GPU providers, and
     ``True`` forces it on the CPU too. ``fp16`` lets TensorRT build fp16 engines; ``int8`` (a QDQ graph from
-    ``livecam export --precision int8``) its int8 ones.
+    ``livecam export --precision int8``) its int8 ones. ``outputs`` loads only the part of the graph those
+    outputs need (:func:`pruned_graph`): ONNX Runtime computes every output of a graph on each run, fetched or not.
 
     ``run`` with IO binding reuses one buffer per input shape, so one session must not be run from two threads
     at once.
@@ -251,7 +277,7 @@ class RuntimeSession:
 
     def __init__(self, path: Path | str, device: str | DeviceRequest = "auto", threads: int | None = None,
                  cache_dir: Path | None = None, io_binding: bool | None = None, spinning: bool = False,
-                 fp16: bool = True, int8: bool = False) -> None:
+                 fp16: bool = True, int8: bool = False, outputs: Sequence[str] | None = None) -> None:
         import onnxruntime as ort
 
         self._ort = ort
@@ -264,6 +290,7 @@ class RuntimeSession:
             raise LivecamError(f"threads must be 0 (ONNX Runtime's choice) or more, not {threads}")
         if not self.path.is_file():
             raise LivecamError(f"there is no ONNX model at {self.path}; export one with 'livecam export'")
+        self._model: bytes | None = pruned_graph(self.path, outputs) if outputs is not None else None
 
         options = ort.SessionOptions()
         if threads is not None:
@@ -312,7 +339,8 @@ class RuntimeSession:
         # ONNX Runtime warns (warnings.warn) about a provider it does not list; _check_providers says it better
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            session = self._ort.InferenceSession(str(self.path), options, providers=providers)
+            source = self._model if self._model is not None else str(self.path)
+            session = self._ort.InferenceSession(source, options, providers=providers)
         for warning in caught:
             log.debug("onnxruntime: %s", warning.message)
         return session
