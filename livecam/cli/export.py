@@ -72,13 +72,11 @@ def _input_size(text: str | None) -> tuple[int, int] | None:
               help="The ONNX file to write.")
 @opt.apply(
     opt.layer(),
-    lambda command: click.option(
-        "--method", cls=opt.LibraryDefault, implied=choices.DEFAULT_METHOD, metavar="METHOD[,METHOD...]",
-        help=f"The map computed inside the graph: {', '.join(EXPORT_METHODS)}; or several, joined by commas "
-             "(gradcam,cam,eigencam): one forward pass and an output of maps per method (cams for the first, "
-             "cams_METHOD for each other one), which livecam run switches between live. All but eigencam need a "
-             "head of global average pooling and one Linear layer (their gradient then has a closed form); "
-             "eigencam works for any head. scorecam and the guided methods cannot be exported.")(command),
+    opt.method(f"The map computed inside the graph: {', '.join(EXPORT_METHODS)}; or several, joined by commas "
+               "(gradcam,cam,eigencam): one forward pass and an output of maps per method (cams for the first, "
+               "cams_METHOD for each other one), which livecam run switches between live. All but eigencam need a "
+               "head of global average pooling and one Linear layer (their gradient then has a closed form); "
+               "eigencam works for any head. scorecam and the guided methods cannot be exported.", several=True),
     opt.topk("Explain each image's K most probable classes: K maps per image.", default=1),
     opt.target_class("Explain this class in every image instead (K = 1), by name or index."),
 )

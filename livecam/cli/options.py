@@ -115,10 +115,11 @@ RUN_METHOD_HELP = ("gradcam: Grad-CAM (Selvaraju et al. 2017). cam: CAM (Zhou et
                    "(input-resolution edges, weakly class-specific). guidedgradcam: Guided Grad-CAM.")
 
 
-def method(help: str | None = None, names: tuple[str, ...] = choices.METHODS) -> Decorator:
-    """``--method``: None when not given, so that the library picks (gradcam; a graph: its own)."""
-    return click.option("--method", cls=LibraryDefault, implied=choices.DEFAULT_METHOD, type=click.Choice(names),
-                        help=help)
+def method(help: str | None = None, names: tuple[str, ...] = choices.METHODS, several: bool = False) -> Decorator:
+    """``--method``: None when not given, so that the library picks (gradcam; a graph: its own). ``several``:
+    ``export``'s, one or more names joined by commas (checked by :func:`livecam.choices.export_methods`)."""
+    kind: dict[str, Any] = {"metavar": "METHOD[,METHOD...]"} if several else {"type": click.Choice(names)}
+    return click.option("--method", cls=LibraryDefault, implied=choices.DEFAULT_METHOD, help=help, **kind)
 
 
 def compare() -> Decorator:
