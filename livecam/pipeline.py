@@ -344,7 +344,15 @@ def run(
                     chunk.append(item)
                 elif clock is not None and chunk:
                     break  # paced: a batch of the frames that are due, not a wait for later ones
+                elif clock is not None:  # paced, the next frame not due: the window's keys are read meanwhile
+                    for sink in main_sinks:
+                        sink.poll()
+                    if any(s.stop_requested for s in main_sinks) or (controls is not None and controls.paused):
+                        break
             if not chunk:
+                if any(s.stop_requested for s in main_sinks):
+                    report.stopped_by_user = True
+                    break
                 continue
             figures = meter.speed(chunk[-1].dropped)  # the drops so far, as the frame itself counts them
             step_start = time.perf_counter()

@@ -51,6 +51,10 @@ class Sink(Closing):
         times a second: a window reads its keys here. The default waits a little."""
         time.sleep(0.05)
 
+    def poll(self) -> None:
+        """While a paced file's next frame is not due yet (an image folder at ``--fps 1``, say), called on the main
+        thread about 10 times a second between writes: a window reads its keys here. The default does nothing."""
+
 
 def check_output_path(path: Path, overwrite: bool, source_path: Path | None = None) -> Path:
     """Refuse a recording path that cannot be written or would destroy the user's data (livecam.outputs' rule)."""

@@ -157,6 +157,17 @@ class WindowSink(Sink):
         """Paused: the last frame stays, the keys are read."""
         self._show(50)
 
+    def poll(self) -> None:
+        """The next frame is not due yet: the keys are read (the last frame drawn again only when one was)."""
+        if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
+            self.stop_requested = True
+            return
+        key = cv2.waitKey(1)
+        if key != -1:
+            self.key(key & 0xFF)
+            if self._last is not None:  # the help, a message or the pause shows at once
+                cv2.imshow(self.title, self._overlaid(self._last.image))
+
     def _show(self, wait_ms: int) -> None:
         if self._shown and cv2.getWindowProperty(self.title, cv2.WND_PROP_VISIBLE) < 1:
             self.stop_requested = True  # the user closed the window

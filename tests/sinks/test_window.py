@@ -167,6 +167,38 @@ def test_a_file_in_the_window_plays_at_its_own_rate(display: str, graph: Path, t
     assert runs[("--no-pace",)] < 0.5 * 2.0, runs
 
 
+@needs_x
+@pytest.mark.slow
+def test_keys_are_read_while_a_paced_folder_waits_for_its_next_image(display: str, graph: Path,
+                                                                     tmp_path: Path) -> None:
+    """A folder of photographs at --fps 0.25 shows an image every 4 s; q pressed after the first quits at once,
+    not when the second is due (the window reads its keys between frames, not only when it draws one)."""
+    from tests.conftest import photo_bgr
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, name in enumerate(("chelsea", "coffee", "astronaut")):
+        cv2.imwrite(str(folder / f"{i}.png"), cv2.resize(photo_bgr(name), (320, 240)))
+    log = tmp_path / "run.jsonl"
+    env = {**os.environ, "DISPLAY": display}
+    proc = subprocess.Popen([sys.executable, "-m", "livecam", "--model", str(graph), "--source", str(folder),
+                             "--fps", "0.25", "--show", "--log", str(log)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        window = _find_window(env, proc)
+        _wait(lambda: _log_lines(log), "the first image", proc)
+        pressed = time.monotonic()
+        subprocess.run(["xdotool", "windowfocus", "--sync", window, "key", "q"], env=env, check=True, timeout=30)
+        stdout, stderr = proc.communicate(timeout=60)
+        waited = time.monotonic() - pressed
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, stderr
+    assert "stopped in the window" in stdout and re.search(r"livecam: 1 frame in ", stdout), stdout
+    assert [line["frame"] for line in _log_lines(log)] == [0]
+    print(f"quit {waited:.2f} s after the key (the next image was due 4 s after the first)")
+
+
 def _log_lines(path: Path) -> list[dict]:
     text = path.read_text() if path.exists() else ""
     return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
