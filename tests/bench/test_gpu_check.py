@@ -76,7 +76,11 @@ def steps() -> list[tuple[str, str, list[str]]]:
 
 
 def livecam_args(argv: list[str]) -> list[str] | None:
-    return argv[argv.index("livecam") + 1:] if argv[:3] == ["python3", "-m", "livecam"] else None
+    """A step's livecam arguments, the command first (``run`` where the step leaves it implied, as users do)."""
+    if argv[:3] != ["python3", "-m", "livecam"]:
+        return None
+    args = argv[3:]
+    return args if args and args[0] in main.commands else ["run", *args]
 
 
 def parse_livecam(args: list[str]) -> click.Context:
@@ -98,8 +102,8 @@ def test_both_scripts_parse_and_the_check_goes_on_past_a_failing_step() -> None:
 def test_every_livecam_command_of_the_check_parses(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)  # the compare step's reports are paths from the repository's root
     commands = [(name, livecam_args(argv)) for name, _, argv in steps() if livecam_args(argv)]
-    assert {args[0] for _, args in commands} == {"bench", "export"}
-    assert len(commands) == 9
+    assert {args[0] for _, args in commands} == {"bench", "export", "run"}
+    assert len(commands) == 12
     for name, args in commands:
         ctx = parse_livecam(args)  # unknown options, bad choices and ranges raise click's errors here
         params = ctx.params
@@ -109,7 +113,10 @@ def test_every_livecam_command_of_the_check_parses(monkeypatch: pytest.MonkeyPat
             assert params["json_path"].parent.as_posix() == "$OUT", name
             assert params["model_name"].endswith(".onnx") or params["model_name"] in main_model_names(), name
             assert params["label"], name
-        if params.get("compare"):
+        if args[0] == "run":  # issue 19's runs: on the GPU, no window (the device has no display), recorded
+            assert parse_device(params["device"]).kind == "cuda" and params["show"] is False, name
+            assert params["output"].as_posix().startswith("$WORK/"), name
+        if params.get("compare") and args[0] == "bench":
             assert params["reports"] and all(Path(p).is_file() for p in params["reports"])
             assert params["md_path"].as_posix() == "$WORK/compare-gpu.md"
 
