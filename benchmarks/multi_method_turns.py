@@ -8,8 +8,10 @@ Times ``RuntimeEngine.run_prepared`` (the graph call and the output copies) on
 chelsea for: the one-method graph; the four-method graph as the engine opens it
 (cut to the method drawn, ``session.pruned_graph``); and the same graph run
 whole (every method's maps on each call, which is what ONNX Runtime does when
-only some outputs are fetched). Three rounds of medians over 300 calls each,
-after 30 warm-up calls, the three taking turns call by call.
+only some outputs are fetched). Then ``--compare-method`` side by side (the
+first method and the last): whole ``CompareEngine.process_batch`` calls, one
+ONNX Runtime call for both sides against a call each. Three rounds of medians
+over 300 calls each, after 30 warm-up calls, taking turns call by call.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ import numpy as np
 from explainer_graph_turns import in_turns  # run as a script: this folder is on the path
 from skimage import data
 
+from livecam.engines.compare import CompareEngine
 from livecam.engines.runtime.engine import RuntimeEngine
 from livecam.engines.runtime.session import RuntimeSession
+from livecam.types import Frame
 
 
 def main() -> None:
@@ -37,8 +41,22 @@ def main() -> None:
         "several, opened for one": RuntimeEngine(args.multi, "cpu", topk=3),
         "several, run whole": RuntimeEngine(args.multi, "cpu", topk=3, session=whole),
     }
-    x = engines["one method"].prepare([np.ascontiguousarray(data.chelsea()[:, :, ::-1])])
+    chelsea = np.ascontiguousarray(data.chelsea()[:, :, ::-1])
+    x = engines["one method"].prepare([chelsea])
     in_turns({name: functools.partial(engine.run_prepared, x) for name, engine in engines.items()})
+
+    # --compare-method: the first and another method of the graph side by side, whole process_batch calls on
+    # chelsea: one call for both sides (explain_beside) against a call each
+    other = RuntimeEngine(args.multi, "cpu", topk=3).info.all_methods[-1]
+    shared = CompareEngine(RuntimeEngine(args.multi, "cpu", topk=3), RuntimeEngine(args.multi, "cpu", topk=3,
+                                                                                    method=other))
+    apart = CompareEngine(RuntimeEngine(args.multi, "cpu", topk=3), RuntimeEngine(args.multi, "cpu", topk=3,
+                                                                                   method=other))
+    apart.sides[0].explain_beside = lambda *_: None  # type: ignore[method-assign]
+    frame = [Frame(chelsea, 0, 0.0)]
+    print(f"side by side, {shared.sides[0].method} | {other}:")
+    in_turns({"a call each": functools.partial(apart.process_batch, frame),
+              "one call for both": functools.partial(shared.process_batch, frame)})
 
 if __name__ == "__main__":
     main()

@@ -266,7 +266,13 @@ def settings_of(engine: AnyEngine) -> ViewSettings:
 
 
 def set_view(engine: AnyEngine, settings: ViewSettings) -> None:
-    """Set the engine's view attributes to ``settings`` (between frames); the engine rebuilds what depends on them."""
+    """Set the engine's view attributes to ``settings`` (between frames); the engine rebuilds what depends on them.
+    A compare run's are its sides' (:attr:`~livecam.engines.base.Engine.drawn_by`), each set the same."""
+    if tuple(engine.drawn_by) != (engine,):
+        for side in engine.drawn_by:
+            set_view(side, settings)
+        engine.rank, engine.panels = settings.rank, settings.panels
+        return
     engine.annotator.colormap = settings.colormap
     engine.annotator.alpha = settings.alpha
     engine.panels = settings.panels

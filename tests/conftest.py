@@ -60,6 +60,16 @@ def lite0_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
     return export_explainer(lite0, tmp_path_factory.mktemp("graph") / "lite0.onnx")
 
 
+@pytest.fixture(scope="session")
+def several_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
+    """Lite0 with Grad-CAM, CAM and Eigen-CAM of the top 3 classes in one graph (livecam export --method
+    gradcam,cam,eigencam --topk 3)."""
+    from livecam.export import export_explainer
+
+    return export_explainer(lite0, tmp_path_factory.mktemp("several") / "three.onnx", method="gradcam,cam,eigencam",
+                            topk=3)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One PyTorch thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``): on

@@ -200,15 +200,6 @@ def test_the_torch_engine_switches_method_and_rank(lite0, photos: list[np.ndarra
         assert pearson(out.maps[:1], expected.cams[:1].numpy())[0] > 0.999  # BatchNorm folded in the engine's copy
 
 
-@pytest.fixture(scope="module")
-def several_graph(tmp_path_factory: pytest.TempPathFactory, lite0) -> Path:
-    """Lite0 with Grad-CAM, CAM and Eigen-CAM in one graph (livecam export --method gradcam,cam,eigencam)."""
-    from livecam.export import export_explainer
-
-    return export_explainer(lite0, tmp_path_factory.mktemp("several") / "three.onnx", method="gradcam,cam,eigencam",
-                            topk=3)
-
-
 def test_the_runtime_engine_switches_method_in_the_background(top3_graph: Path, several_graph: Path,
                                                               photos: list[np.ndarray]) -> None:
     """Another method is another graph: made while the old one goes on explaining, then swapped in."""
@@ -250,6 +241,78 @@ def test_the_runtime_engine_switches_method_in_the_background(top3_graph: Path, 
         engine.process(next(frames))
         assert time.monotonic() < end + 60, "the failure never came"
     assert controls.applied.method == "eigencam" and "xgradcam does not fit" in (controls.error or "")
+
+
+def test_switching_among_a_files_methods_drops_no_frame_of_a_file(several_graph: Path, long_video: Path,
+                                                                   tmp_path: Path) -> None:
+    """A video file through the whole pipeline on ONNX Runtime while the method changes three times: every frame is
+    explained and logged, in order; the old method runs on until the new one's session is open, a method opened
+    before comes back at the next frame, and each frame's map is what that method gives."""
+    from livecam.sources import open_source
+
+    engine = RuntimeEngine(several_graph, "cpu", topk=3)
+    controls = Controls(engine)
+    assert controls.limits.methods == ("gradcam", "cam", "eigencam")
+    outs: list[Annotated] = []
+    asked = {5: "cam", 60: "eigencam", 100: "gradcam"}
+
+    def on_frame(out: Annotated) -> None:
+        outs.append(out)
+        if controls.settings.method != out.explanation.method:
+            time.sleep(0.02)  # while a session opens, frames as slow as a slow machine's (the test's margins)
+        if out.frame.index in asked:
+            controls.change({"method": asked[out.frame.index]})
+
+    log = tmp_path / "run.jsonl"
+    with open_source(str(long_video)) as source, JsonlLog(log) as sink:
+        report = run(source, engine, [sink], on_frame=on_frame, readout=False, controls=controls)
+    lines = log_lines(log)
+    assert [out.frame.index for out in outs] == [line["frame"] for line in lines] == list(range(120))
+    assert (report.frames, report.dropped, report.skipped) == (120, 0, 0)
+    methods = [out.explanation.method for out in outs]
+    starts = {m: methods.index(m) for m in ("cam", "eigencam")}
+    assert methods[:6] == ["gradcam"] * 6 and 6 <= starts["cam"] < 60 and 61 <= starts["eigencam"] < 100
+    assert set(methods[starts["cam"]:61]) == {"cam"} and set(methods[starts["eigencam"]:101]) == {"eigencam"}
+    assert set(methods[101:]) == {"gradcam"}  # opened at the start: back at once
+    changed = {i: line["settings"]["method"] for i, line in enumerate(lines) if "settings" in line}
+    assert changed == {0: "gradcam", starts["cam"]: "cam", starts["eigencam"]: "eigencam", 101: "gradcam"}
+    print(f"cam from frame {starts['cam']} (asked after 5), eigencam from {starts['eigencam']} (after 60)")
+    for i in (0, starts["cam"], starts["eigencam"], 119):
+        alone = RuntimeEngine(several_graph, "cpu", topk=3, method=methods[i]).explain([outs[i].frame.image])
+        np.testing.assert_array_equal(outs[i].maps, alone.cams[0, :1])
+
+
+def test_a_compare_runs_view_changes_reach_both_sides(top3_graph: Path, several_graph: Path,
+                                                      photos: list[np.ndarray]) -> None:
+    """--compare: the colour map, opacity, rank and --smooth apply to each side; the methods stay (one each)."""
+    from livecam.engines.compare import CompareEngine
+
+    sides = {"gradcam": top3_graph, "eigencam": several_graph}
+    engine = CompareEngine(*(RuntimeEngine(path, "cpu", topk=3, method=m) for m, path in sides.items()),
+                           tuple(sides))
+    controls = Controls(engine)
+    assert controls.limits == Limits(methods=("gradcam",), max_rank=3, panels=False, smooth=True)
+    with pytest.raises(LivecamError, match="unknown method 'eigencam'; this run offers gradcam"):
+        controls.change({"method": "eigencam"})
+    with pytest.raises(LivecamError, match="panels"):
+        controls.change({"panels": True})
+    outs: list[Annotated] = []
+
+    def on_frame(out: Annotated) -> None:
+        outs.append(out)
+        if out.frame.index == 1:
+            controls.change({"colormap": "turbo", "alpha": 0.8, "rank": 2})
+
+    run(frames_of(photos[:4]), engine, [], on_frame=on_frame, readout=False, controls=controls)
+    views = [(side.annotator.colormap, side.annotator.alpha, side.rank) for side in engine.sides]
+    assert views == [("turbo", 0.8, 2)] * 2
+    assert controls.applied.rank == 2 and engine.rank == 2
+    for out in outs:
+        for side, (method, path) in zip(out.sides, sides.items(), strict=True):
+            full = RuntimeEngine(path, "cpu", topk=3, method=method).explain([out.frame.image])
+            rank = 1 if out.frame.index >= 2 else 0
+            assert side.map_classes == [int(full.classes[0, rank])], (out.frame.index, method)
+            np.testing.assert_array_equal(side.maps, full.cams[0, rank:rank + 1])
 
 
 def test_smoothing_follows_the_chosen_rank(top3_graph: Path, photos: list[np.ndarray]) -> None:

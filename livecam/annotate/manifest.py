@@ -45,11 +45,18 @@ class TopClass(TypedDict):
     count: int
 
 
-class _PartFields(TypedDict, total=False):
+class _CompareFields(TypedDict, total=False):
+    """What ``--compare`` adds to a record: the second side's top classes, as ``top_classes`` are the first's."""
+
+    compare_top_classes: list[TopClass]
+
+
+class _PartFields(_CompareFields, total=False):
     """What a part of a long file adds to its record, for joining (never in the manifest: the file's is)."""
 
     part: int  # which part of its file
     class_counts: dict[str, int]  # every class's count, not only the top ones
+    compare_class_counts: dict[str, int]  # --compare: the same for the second side
     started_at: float  # when the part began (time.time())
 
 
@@ -73,7 +80,7 @@ class Record(_PartFields):
     chunks: int
 
 
-class Line(TypedDict, total=False):
+class Line(_CompareFields, total=False):
     """A manifest line as read back: only ``input`` is checked; older manifests (or edits) may lack any other."""
 
     input: str
@@ -140,6 +147,8 @@ def skipped_record(job: Job, earlier: Line, settings: Settings) -> Record:
     record.update({"frames": earlier.get("frames", 0), "source_frames": earlier.get("source_frames"),
                    "top_classes": earlier.get("top_classes", []), "chunks": earlier.get("chunks", 1),
                    "finished": utc_now()})
+    if "compare_top_classes" in earlier:
+        record["compare_top_classes"] = earlier["compare_top_classes"]
     return record
 
 

@@ -250,11 +250,15 @@ class Chunker:
         settings = next((part["settings"] for part in parts if isinstance(part.get("settings"), dict)), self.settings)
         record = base_record(job, settings, FAILED)
         counts: Counter[str] = Counter()
+        second: Counter[str] = Counter()
         for part in parts:
             counts.update(part.get("class_counts") or {})
+            second.update(part.get("compare_class_counts") or {})
         frames = sum(part.get("frames", 0) for part in parts)
         record.update({"frames": frames, "source_frames": sum(span.frames for span in split.spans),
                        "chunks": len(parts), "top_classes": top_classes(counts)})
+        if second:
+            record["compare_top_classes"] = top_classes(second)
         bad = next((part for part in parts if part["status"] != DONE), None)
         try:
             if bad is not None:

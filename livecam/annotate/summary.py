@@ -26,7 +26,8 @@ def frame_total(jobs: Iterable[Job]) -> int | None:
 
 
 def summary_table(records: list[Record], base: Path | None = None) -> str:
-    """Plain aligned text: one row per input (status, frames, FPS, top class, input, error)."""
+    """Plain aligned text: one row per input (status, frames, FPS, top class, input, error); with ``--compare``
+    the top class of each side, ``tabby (80) | tiger cat (75)``."""
     def shown(path: str) -> str:
         if base is not None:
             try:
@@ -37,9 +38,10 @@ def summary_table(records: list[Record], base: Path | None = None) -> str:
 
     rows = [("STATUS", "FRAMES", "FPS", "TOP CLASS", "INPUT", "ERROR")]
     for r in records:
-        top = r["top_classes"][0] if r.get("top_classes") else None
+        tops = [f"{top[0]['name']} ({top[0]['count']})" if top else "-"
+                for top in (r.get("top_classes"), *([r["compare_top_classes"]] if "compare_top_classes" in r else []))]
         rows.append((r["status"], str(r.get("frames", 0)), f"{r['fps']:.1f}" if r.get("fps") else "-",
-                     f"{top['name']} ({top['count']})" if top else "-", shown(r["input"]), r.get("error") or ""))
+                     " | ".join(tops), shown(r["input"]), r.get("error") or ""))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
                      for row in rows)

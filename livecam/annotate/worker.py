@@ -84,11 +84,14 @@ class FileWorker(Closing):
         record = base_record(job, self.settings, FAILED)
         started, started_at = time.perf_counter(), time.time()
         counts: Counter[str] = Counter()
+        second: Counter[str] = Counter()  # --compare: the second side's top classes
         unreported = [0]
 
         def on_frame(annotated: Annotated) -> None:
             if annotated.labels:
                 counts[annotated.labels[0].name] += 1
+            if len(annotated.sides) > 1 and annotated.sides[1].labels:
+                second[annotated.sides[1].labels[0].name] += 1
             unreported[0] += 1
             if on_frames is not None and unreported[0] >= 8:
                 on_frames(unreported[0])
@@ -107,9 +110,13 @@ class FileWorker(Closing):
         if record["status"] != DONE:
             record["seconds"] = round(time.perf_counter() - started, 3)
         record["top_classes"] = top_classes(counts)
+        if second:
+            record["compare_top_classes"] = top_classes(second)
         record["finished"] = utc_now()
         if job.span is not None:  # what joining the parts takes: all the counts, and when the part began
             record.update({"class_counts": dict(counts), "started_at": started_at})
+            if second:
+                record["compare_class_counts"] = dict(second)
         return record
 
     def _annotate(self, job: Job, record: Record, stop: threading.Event | None,

@@ -220,7 +220,7 @@ def run_command(source: str, output: Path | None, codec: str | None, crf: int | 
         launched = open_engine(options)
         stack.callback(launched.engine.close)
         controls = None
-        if live and options.compare is None:  # two models side by side: watched as they are (no live controls yet)
+        if live:  # with --compare, the view's settings apply to both sides, and each keeps its method
             from livecam.controls import Controls
 
             controls = Controls(launched.engine)

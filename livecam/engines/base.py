@@ -162,6 +162,11 @@ class Engine(Closing, ABC, Generic[InputT, ExplanationT]):
     def reconfigure(self) -> None:
         """The view attributes changed (between frames): rebuild what depends on them (default: nothing)."""
 
+    @property
+    def drawn_by(self) -> Sequence[Engine[Any, Any]]:
+        """The engines whose view attributes draw this one's frames: itself (a compare run: its two sides)."""
+        return (self,)
+
     @abstractmethod
     def expected_frame_time(self) -> FrameTime | None:
         """What one frame is expected to cost when the method is slow (Score-CAM), to say before the run."""

@@ -14,7 +14,8 @@ Each side is an ordinary engine from :func:`livecam.engines.launch.open_engine`:
 either engine, a zoo model or a ``.onnx`` graph. Where the first side can give
 both explanations from one forward pass (:meth:`Engine.explain_beside
 <livecam.engines.base.Engine.explain_beside>`: the PyTorch engine, one load of a
-model explained with two methods at one layer), it does. No PyTorch here.
+model explained with two methods at one layer; the ONNX Runtime engine, one graph
+that holds both methods), it does. No PyTorch here.
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class CompareEngine(Engine[tuple[Any, Any], tuple[Any, Any]]):
 
     def __init__(self, first: AnyEngine, second: AnyEngine, names: Sequence[str] = ("", "")) -> None:
         self.sides: tuple[AnyEngine, AnyEngine] = (first, second)
+        self.annotator = first.annotator  # the view the live controls read; they set each side's (drawn_by)
         self.names = (names[0], names[1])
         self._step_s: list[float | None] = [None, None]  # each side's step time, averaged (for its corner)
 
@@ -84,6 +86,21 @@ class CompareEngine(Engine[tuple[Any, Any], tuple[Any, Any]]):
     def reset_smoothing(self) -> None:
         for side in self.sides:
             side.reset_smoothing()
+
+    @property
+    def drawn_by(self) -> tuple[AnyEngine, AnyEngine]:
+        """Both sides: the live controls' colour map, opacity, rank and ``--smooth`` apply to each."""
+        return self.sides
+
+    @property
+    def method(self) -> str:
+        """The left side's method (the live controls do not switch a compared run's methods)."""
+        return self.sides[0].method
+
+    @property
+    def max_rank(self) -> int:
+        """The ranks both sides explain: each side shows its own k-th most probable class."""
+        return min(side.max_rank for side in self.sides)
 
     @property
     def description(self) -> str:

@@ -74,6 +74,9 @@ class EngineOptions:
     smooth: float = 0.0  # seconds: the time constant of the maps' and scores' smoothing over time; 0: off
     compare: CompareOptions | None = None  # a second model (or method, layer, weights) side by side
     live: bool = False  # live controls (livecam.controls): graphs explain the top-K, and other methods' are made
+    # a zoo model explained two ways side by side on ONNX Runtime (--compare-method): one cached graph holds both
+    # methods, so that one call serves both sides (RuntimeEngine.explain_beside); the engine draws ``method``
+    graph_methods: tuple[str, ...] = ()
 
     @property
     def is_graph_file(self) -> bool:
@@ -140,6 +143,12 @@ def _compare(options: EngineOptions) -> Launched:
     """Both sides, launched as their own runs would be; one load of a model both sides run in PyTorch."""
     second_options = compare_options(options)
     first_options = replace(options, compare=None)
+    methods = (first_options.method or choices.DEFAULT_METHOD, second_options.method or choices.DEFAULT_METHOD)
+    if (not options.is_graph_file and options.backend != "torch" and methods[0] != methods[1]
+            and replace(second_options, method=first_options.method) == first_options
+            and set(methods) <= set(choices.EXPORT_METHODS)):  # one model, two methods: one graph for both sides
+        first_options = replace(first_options, graph_methods=methods)
+        second_options = replace(second_options, graph_methods=methods)
     models: Models = {}
     first = _open(first_options, models)
     try:
@@ -415,11 +424,12 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator, models: Models
     from livecam.engines.runtime.engine import RuntimeEngine
 
     method = options.method or choices.DEFAULT_METHOD
-    precision, k, path = _graph_key(options, method)
+    held = ",".join(options.graph_methods) or method
+    precision, k, path = _graph_key(options, held)
 
     def start(graph: Path) -> RuntimeEngine:
         engine = RuntimeEngine(graph, _runtime_device(options), annotator, options.topk, options.panels,
-                               threads=options.threads, smooth=options.smooth)
+                               threads=options.threads, smooth=options.smooth, method=method)
         if options.live:  # another method: its graph from the cache, or exported, in the background
             engine.methods = tuple(dict.fromkeys((*engine.info.all_methods, *choices.EXPORT_METHODS)))
             engine.graph_for = functools.partial(_method_graph, options)
@@ -433,7 +443,9 @@ def _zoo_on_runtime(options: EngineOptions, annotator: Annotator, models: Models
             path.unlink(missing_ok=True)
         else:
             return Launched(engine, "onnx", _runtime_summary(engine), method)
-    path = _export_to_cache(options, method, k, precision, path, {} if models is None else models)
+    path = _export_to_cache(options, held, k, precision, path, {} if models is None else models)
+    if path is None and options.graph_methods:  # the other side's method does not fit this head: a graph each
+        return _zoo_on_runtime(replace(options, graph_methods=()), annotator, models)
     if path is None:
         return None
     engine = start(path)
@@ -480,7 +492,8 @@ def _export_to_cache(options: EngineOptions, method: str, k: int, precision: str
         from livecam.export.explainer_graph import exportable
 
         try:  # the default layer's head is known now: say nothing of an export that cannot be
-            exportable(loaded, method)
+            for name in choices.export_methods(method):
+                exportable(loaded, name)
         except LivecamError as exc:
             log.info("running %s in PyTorch: %s", method, exc)
             return None

@@ -9,6 +9,7 @@ tests/zoo/test_mobilenet_v2.py); the frames are real photographs panning (tests/
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -131,6 +132,49 @@ def test_a_graph_beside_a_pytorch_model(lite0_graph: Path) -> None:
         _assert_tiled(out)
 
 
+def test_two_methods_of_one_graph_come_from_one_call(several_graph: Path) -> None:
+    """--compare-method with a graph that holds both methods: one ONNX Runtime call gives both sides (neither
+    side's own session runs), and each side is what the graph gives alone for its method."""
+    frames = _frames(2)
+    options = EngineOptions(model=str(several_graph), device="cpu", compare=CompareOptions(method="eigencam"))
+    launched = open_engine(options)
+    with launched.engine as engine:
+        assert engine.names == ("three gradcam", "three eigencam")
+        for side in engine.sides:
+            side.session.run = None  # called, it would raise: the shared call must serve both sides
+        together = engine.process_batch(frames)
+    for j, method in enumerate(("gradcam", "eigencam")):
+        alone = _alone(EngineOptions(model=str(several_graph), device="cpu", method=method), frames)
+        for out, single in zip(together, alone, strict=True):
+            _assert_side_is_alone(out.sides[j], single)
+            assert out.sides[j].explanation.method == method
+    assert np.abs(together[0].sides[0].maps - together[0].sides[1].maps).max() > 0.05
+
+
+def test_a_zoo_model_explained_two_ways_on_onnx_runtime_exports_one_graph_for_both() -> None:
+    """--compare-method on ONNX Runtime: one cached graph holds both methods, one call per batch serves both
+    sides, and each side is what that graph gives alone for its method."""
+    from livecam.engines.runtime.engine import RuntimeEngine
+
+    frames = _frames(2)
+    launched = open_engine(EngineOptions(device="cpu", compare=CompareOptions(method="eigencam")))
+    with launched.engine as engine:
+        assert launched.backend == "onnx"
+        left, right = engine.sides
+        assert isinstance(left, RuntimeEngine) and isinstance(right, RuntimeEngine) and left.path == right.path
+        assert left.info.all_methods == ("gradcam", "eigencam") and (left.method, right.method) == ("gradcam",
+                                                                                                  "eigencam")
+        for side in engine.sides:
+            side.session.run = None  # called, it would raise: the shared call must serve both sides
+        together = engine.process_batch(frames)
+    for j, method in enumerate(("gradcam", "eigencam")):
+        with RuntimeEngine(left.path, "cpu", method=method) as single:
+            alone = single.process_batch(frames)
+        for out, one in zip(together, alone, strict=True):
+            _assert_side_is_alone(out.sides[j], one)
+    assert np.abs(together[0].sides[0].maps - together[0].sides[1].maps).max() > 0.05
+
+
 def test_the_second_sides_options() -> None:
     from livecam.engines.launch import compare_options
 
@@ -208,8 +252,13 @@ def test_annotate_writes_both_sides_into_every_frame_and_records_the_settings(tm
     options = EngineOptions(backend="torch", device="cpu",
                             compare=CompareOptions(model="mobilenet_v2", weights=str(WEIGHTS)))
     with open_engine(options).engine as engine:
-        expected = [out.image for out in engine.process_batch(source)]
+        outs = engine.process_batch(source)
+        expected = [out.image for out in outs]
     assert len(written) == len(expected) == 6
+    for key, side in (("top_classes", 0), ("compare_top_classes", 1)):  # each side's own classes, counted
+        counts = Counter(out.sides[side].labels[0].name for out in outs)
+        assert line[key] == [{"name": n, "count": c} for n, c in counts.most_common(3)], key
+    assert f"{line['top_classes'][0]['name']} ({line['top_classes'][0]['count']}) | " in result.output
     half = written[0].shape[1] // 2
     for got, want in zip(written, expected, strict=True):
         for side in (slice(0, half), slice(half, None)):  # measured: 3.2 to 5.2 grey levels, the encoder's loss

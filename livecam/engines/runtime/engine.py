@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from livecam.engines.base import Engine, check_combination
+from livecam.engines.base import AnyEngine, Engine, check_combination
 from livecam.engines.runtime.graph import INPUT_FRAMES, OUTPUTS, GraphInfo, read_metadata
 from livecam.engines.runtime.session import RuntimeSession
 from livecam.errors import LivecamError, option
@@ -89,6 +89,7 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         self.methods: tuple[str, ...] = self.info.all_methods
         self.graph_for: Callable[[str], Path] | None = None
         self._switching: dict[str, Future[tuple[Path, RuntimeSession, GraphInfo]]] = {}
+        self._shared: dict[tuple[str, str], RuntimeSession] = {}  # explain_beside: two methods' maps in one call
 
     def _open(self, path: Path, session: RuntimeSession | None = None, method: str | None = None
               ) -> tuple[RuntimeSession, GraphInfo]:
@@ -162,6 +163,26 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         except BaseException as exc:  # noqa: BLE001 - handed to switch_method, on the pipeline's thread
             future.set_exception(exc)
 
+    def explain_beside(self, other: AnyEngine, x: np.ndarray) -> tuple[ArrayExplanation, ArrayExplanation] | None:
+        """This engine's explanation of :meth:`prepare`'s ``x`` and ``other``'s from one call, where ``other``
+        runs the same file (``--compare-method`` with a graph that holds both methods, ``livecam export --method
+        gradcam,cam``) with the same input; else None. The session is cut to the two methods' maps (opened on
+        the first call, then kept)."""
+        if not isinstance(other, RuntimeEngine) or other.path != self.path or other.info != self.info:
+            return None
+        fixed = self.session.input_shape[0]
+        if isinstance(fixed, int) and fixed > 0 and len(x) != fixed:
+            return None  # a fixed batch: each side's own calls (run_prepared pads)
+        names = (self.info.output_for(self._method), self.info.output_for(other.method))
+        session = self._shared.get(names)
+        if session is None:
+            session = self._shared[names] = RuntimeSession(
+                self.path, self.device, threads=self.threads, cache_dir=cache_dir(),
+                int8=self.info.precision == "int8", outputs=[*OUTPUTS[:3], *dict.fromkeys(names)])
+        logits, classes, scores, *maps = session.run(x, [*OUTPUTS[:3], *names])
+        return (self._explanation(logits, classes, scores, maps[0]),
+                other._explanation(logits, classes, scores, maps[1]))
+
     @property
     def max_rank(self) -> int:
         """The ranks the graph explains: up to its K (0 for a graph of one fixed class)."""
@@ -212,7 +233,11 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
             return ArrayExplanation(cams=whole.cams[:len(x)], classes=whole.classes[:len(x)],
                                     scores=whole.scores[:len(x)], logits=whole.logits[:len(x)],
                                     method=whole.method, layer=whole.layer)
-        logits, classes, scores, cams = self.session.run(x, [*OUTPUTS[:3], self.info.output_for(self._method)])
+        return self._explanation(*self.session.run(x, [*OUTPUTS[:3], self.info.output_for(self._method)]))
+
+    def _explanation(self, logits: np.ndarray, classes: np.ndarray, scores: np.ndarray, cams: np.ndarray
+                     ) -> ArrayExplanation:
+        """One call's outputs as this engine explains them: with a rank chosen live, that class's map only."""
         if self.rank > 1 and not self.panels:  # live controls: the rank-th class's map, as the first
             k = slice(self.rank - 1, self.rank)
             cams, classes, scores = cams[:, k], classes[:, k], scores[:, k]
