@@ -31,10 +31,11 @@ class RuntimeTarget:
     """What the benchmark times on the ONNX Runtime engine, each as a whole call returning its wall time.
 
     ``explanation(i)`` runs the explainer graph on chunk ``i``'s prepared input
-    (all four outputs); ``floor(i)`` runs plain inference of the same model on the
-    same input with the same provider: the explainer graph cut down to its
-    ``logits`` output (``onnx.utils.extract_model``), so neither the maps nor the
-    top-K are computed.
+    (the engine's call: logits, classes, scores and the maps of its method);
+    ``floor(i)`` runs plain inference of the same model on the same input with
+    the same provider: the explainer graph cut down to its ``logits`` output
+    (``onnx.utils.extract_model``), so neither the maps nor the top-K are
+    computed.
     """
 
     stage_order: tuple[str, ...] = ("preprocess", "explain", "render")

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 EXPORT_METHODS = choices.EXPORT_METHODS
 EXPORT_EPILOG = """\b
-The file has one input and four outputs:
+The file has one input and four outputs (one more per extra --method):
   x        float32 (N, 3, H, W), normalized RGB (the default), or with --from-frames
   frames   uint8 (N, H, W, 3) BGR frames of any size, resized and normalized inside
   logits   float32 (N, classes)
