@@ -76,8 +76,9 @@ def map_layout(shape: Sequence[int | str], size: tuple[int, int], prefer: str) -
     return prefer if prefer in fits else (fits[0] if fits else None)
 
 
-def choose_target(graph: Classifier, layer: str | None, method: str) -> Target:
-    """The tensor to explain: ``layer``, else the head's pooled map, else the last 4-D tensor; the method checked."""
+def choose_target(graph: Classifier, layer: str | None, methods: str | Sequence[str]) -> Target:
+    """The tensor to explain: ``layer``, else the head's pooled map, else the last 4-D tensor; each method checked
+    against it."""
     head = graph.head
     shapes = tensor_shapes(graph.model)
     name = layer or (head.feature if head is not None else last_map(graph.model, graph.logits))
@@ -94,13 +95,14 @@ def choose_target(graph: Classifier, layer: str | None, method: str) -> Target:
     channels, h, w = (shape[1], shape[2], shape[3]) if layout == NCHW else (shape[3], shape[1], shape[2])
     if not all(isinstance(d, int) and d > 0 for d in (channels, h, w)):
         raise LivecamError(f"the tensor '{name}' has no fixed size {tuple(shape)}; pick another with {option('layer')}")
-    if method in choices.GAP_LINEAR_EXPORT_METHODS and not exact:
-        if head is None:
-            why = f"the graph's head is {graph.other_head}"
-        else:
-            why = f"its gradient has a closed form only at '{head.feature}', the map its head pools"
-        raise LivecamError(f"{method} cannot run inside this graph at '{name}': {why}; use {option('method')} "
-                           "eigencam, which works for any head")
+    for method in (methods,) if isinstance(methods, str) else methods:
+        if method in choices.GAP_LINEAR_EXPORT_METHODS and not exact:
+            if head is None:
+                why = f"the graph's head is {graph.other_head}"
+            else:
+                why = f"its gradient has a closed form only at '{head.feature}', the map its head pools"
+            raise LivecamError(f"{method} cannot run inside this graph at '{name}': {why}; use {option('method')} "
+                               "eigencam, which works for any head")
     return Target(name, layout, int(channels), (int(h), int(w)), exact)
 
 

@@ -191,9 +191,7 @@ def explain_graph(source: Path, target: Path, method: str | Sequence[str] | None
     most = min(graph.classes, choices.MAX_TOPK)
     if not 1 <= topk <= most:
         raise LivecamError(f"{option('topk')} must be from 1 to {most}, not {topk}")
-    explained = choose_target(graph, layer, chosen)
-    for name in methods[1:]:
-        choose_target(graph, layer, name)  # each method checked against the layer and the head
+    explained = choose_target(graph, layer, methods)
     names, named = _class_names(graph, given.labels, class_names)
     index = None if target_class is None else choices.resolve_class(target_class, names)
     if index is not None and topk != 1:

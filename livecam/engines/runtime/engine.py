@@ -104,12 +104,16 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         if session is not None:  # the caller's, on the whole graph
             info.check_graph(session.input_shape, session.output_shapes)
             return session, info
-        outputs = [*OUTPUTS[:3], info.output_for(method)] if len(info.all_methods) > 1 else None
-        session = RuntimeSession(path, self.device, threads=self.threads, cache_dir=cache_dir(),
-                                 int8=info.precision == "int8", outputs=outputs)
-        info = GraphInfo.from_metadata(path, session.metadata)
+        session = self._session(info, (method,))
         info.check_graph(session.input_shape, session.output_shapes, (method,))
         return session, info
+
+    def _session(self, info: GraphInfo, methods: tuple[str, ...]) -> RuntimeSession:
+        """A session on ``info``'s file for the maps of ``methods`` only (the whole graph when it holds no other)."""
+        wanted = [*OUTPUTS[:3], *dict.fromkeys(info.output_for(method) for method in methods)]
+        outputs = wanted if set(info.all_methods) - set(methods) else None
+        return RuntimeSession(info.path, self.device, threads=self.threads, cache_dir=cache_dir(),
+                              int8=info.precision == "int8", outputs=outputs)
 
     @property
     def method(self) -> str:
@@ -173,13 +177,11 @@ class RuntimeEngine(Engine[np.ndarray, ArrayExplanation]):
         fixed = self.session.input_shape[0]
         if isinstance(fixed, int) and fixed > 0 and len(x) != fixed:
             return None  # a fixed batch: each side's own calls (run_prepared pads)
-        names = (self.info.output_for(self._method), self.info.output_for(other.method))
-        session = self._shared.get(names)
+        pair = (self._method, other.method)
+        session = self._shared.get(pair)
         if session is None:
-            session = self._shared[names] = RuntimeSession(
-                self.path, self.device, threads=self.threads, cache_dir=cache_dir(),
-                int8=self.info.precision == "int8", outputs=[*OUTPUTS[:3], *dict.fromkeys(names)])
-        logits, classes, scores, *maps = session.run(x, [*OUTPUTS[:3], *names])
+            session = self._shared[pair] = self._session(self.info, pair)
+        logits, classes, scores, *maps = session.run(x, [*OUTPUTS[:3], *map(self.info.output_for, pair)])
         return (self._explanation(logits, classes, scores, maps[0]),
                 other._explanation(logits, classes, scores, maps[1]))
 
